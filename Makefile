@@ -1,0 +1,40 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+
+.PHONY: run test lint bench clean services
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	touch $@
+
+$(DEVSTAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[dev]'
+	touch $@ $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/imagegate serve $(ARGS)
+
+services:
+	@bash scripts/services.sh
+
+test: $(DEVSTAMP) services
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(DEVSTAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src
+
+bench: $(DEVSTAMP)
+	$(PY) -m bench.run $(ARGS)
+
+clean:
+	rm -rf $(VENV) .imagegate .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,89 @@
+"""The Starlette app: one handler per operation mounted under every prefix orq has used."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..config import Config, load_config
+from ..errors import GatewayError, MethodNotAllowed, NotFound
+from ..gateway import Gateway
+from ..request import OPERATIONS
+from .auth import Authenticator
+from .images import make_endpoint
+from .openapi import PREFIXES, build_openapi
+from .responses import JSONResponse, error_response
+
+log = logging.getLogger("imagegate.api")
+
+
+async def health(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    return JSONResponse({"status": "ok", "providers": gateway.registry.names()})
+
+
+async def openapi(request: Request) -> Response:
+    spec = request.app.state.openapi
+    if spec is None:
+        spec = request.app.state.openapi = build_openapi()
+    return JSONResponse(spec)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    err: GatewayError
+    if exc.status_code == 405:
+        err = MethodNotAllowed(f"method {request.method} not allowed on {request.url.path}")
+    elif exc.status_code == 404:
+        err = NotFound(f"no route for {request.method} {request.url.path}")
+    else:
+        err = GatewayError(str(exc.detail), status=exc.status_code, code=None)
+    return error_response(err)
+
+
+def routes() -> list[BaseRoute]:
+    out: list[BaseRoute] = []
+    for operation in OPERATIONS:
+        endpoint = make_endpoint(operation)
+        for prefix in PREFIXES:
+            out.append(Route(f"{prefix}/images/{operation}", endpoint, methods=["POST"]))
+    out.append(Route("/health", health, methods=["GET"]))
+    out.append(Route("/openapi.json", openapi, methods=["GET"]))
+    return out
+
+
+def create_app(config: Config | None = None, *, gateway: Gateway | None = None) -> Starlette:
+    """Build the ASGI app. With no arguments the config comes from file + env."""
+    config = config or (gateway.config if gateway else load_config())
+    gw = gateway or Gateway(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.close()
+
+    app = Starlette(
+        routes=routes(),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.gateway = gw
+    app.state.auth = Authenticator(config.api_keys)
+    app.state.openapi = None
+    return app
+
+
+def app_factory() -> Any:
+    """uvicorn ``--factory`` entry point (used by ``imagegate serve``)."""
+    return create_app()

@@ -1,0 +1,112 @@
+"""The three image endpoints: parse, authenticate, run the gateway, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive
+
+from ..errors import GatewayError, InternalError, InvalidRequest
+from ..gateway import CallContext, Gateway
+from ..options import build_request
+from ..request import ImageRequest, Operation
+from ..telemetry.trace import new_trace_id
+from .auth import Authenticator
+from .multipart import parse_multipart
+from .responses import JSONResponse, error_response
+
+log = logging.getLogger("imagegate.api")
+CLIENT_CLOSED = 499
+
+
+async def _json_body(request: Request) -> Any:
+    body = await request.body()
+    if not body:
+        raise InvalidRequest("empty request body; send a JSON object", param="body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"malformed JSON body: {exc}", param="body") from None
+
+
+async def read_request(request: Request, operation: Operation, gateway: Gateway) -> ImageRequest:
+    content_type = request.headers.get("content-type", "")
+    if operation == "generations":
+        if "multipart/" in content_type:
+            raise InvalidRequest("generations take a JSON body", param="body")
+        return build_request("generations", await _json_body(request))
+    if content_type.startswith("application/json"):
+        raise InvalidRequest(
+            f"images/{operation} takes multipart/form-data with an image file", param="image"
+        )
+    if not content_type.startswith("multipart/form-data"):
+        raise InvalidRequest("expected a multipart/form-data body", param="body")
+    form = await parse_multipart(content_type, request.stream(), gateway.config.uploads)
+    try:
+        return build_request(operation, form.fields, form.images, form.mask)
+    except BaseException:
+        for upload in form.images:
+            upload.discard()
+        if form.mask is not None:
+            form.mask.discard()
+        raise
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def base_url(request: Request, public_url: str | None) -> str:
+    if public_url:
+        return public_url.rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def make_endpoint(operation: Operation) -> Any:
+    async def endpoint(request: Request) -> Response:
+        gateway: Gateway = request.app.state.gateway
+        auth: Authenticator = request.app.state.auth
+        trace_id = new_trace_id()
+        image_request: ImageRequest | None = None
+        try:
+            api_key_id = auth.check(request.headers.get("authorization"))
+            image_request = await read_request(request, operation, gateway)
+            ctx = CallContext(
+                trace_id=trace_id,
+                api_key_id=api_key_id,
+                header_identity_id=request.headers.get("x-orq-identity-id")
+                or request.headers.get("x-orq-contact-id"),
+                base_url=base_url(request, gateway.config.public_url),
+            )
+            work = asyncio.ensure_future(gateway.handle(image_request, ctx))
+            watcher = asyncio.ensure_future(_until_disconnect(request.receive))
+            try:
+                await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not work.done():  # the client went away: cancel the upstream attempt
+                    work.cancel()
+                    log.info("client disconnected; cancelled trace %s", trace_id)
+                watcher.cancel()
+            if work.cancelled():
+                return Response(status_code=CLIENT_CLOSED)
+            result = work.result()
+            return JSONResponse(result.body, headers=result.headers())
+        except GatewayError as exc:
+            return error_response(exc, trace_id)
+        except Exception:
+            log.exception("unhandled error in trace %s", trace_id)
+            return error_response(InternalError("internal error; see the gateway log"), trace_id)
+        finally:
+            if image_request is not None:
+                image_request.discard_files()
+
+    endpoint.__name__ = f"images_{operation}"
+    return endpoint

@@ -1,0 +1,236 @@
+"""Streaming ``multipart/form-data`` parser for edits and variations.
+
+Parts are parsed as they arrive: file parts are hashed on the fly, kept in memory up to
+``spool_bytes`` and written to a temp file past it, and a file over ``max_file_bytes`` stops
+the upload at once with a 413. Image types are checked by magic bytes, not by the part's
+claimed content type. JSON parts (``orq``, ``retry``…) are decoded with or without a part
+content type; ``fallback_on_codes[]`` may repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from ..config import UploadConfig
+from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedFileType
+from ..request import UploadedFile, sniff_image
+
+FILE_FIELDS = {"image": "image", "image[]": "image", "mask": "mask"}
+JSON_FIELDS = frozenset(
+    {"orq", "retry", "cache", "load_balancer", "timeout", "fallbacks", "metadata",
+     "identity", "contact", "thread"}
+)  # fmt: skip
+LIST_FIELDS = {"fallback_on_codes[]": "fallback_on_codes", "fallback_on_codes": "fallback_on_codes"}
+MAX_FIELD_BYTES = 1024 * 1024
+MAX_PARTS = 64
+
+
+@dataclass
+class _Part:
+    name: str = ""
+    filename: str | None = None
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    buffer: io.BytesIO = field(default_factory=io.BytesIO)
+    size: int = 0
+    hasher: Any = None
+    head: bytes = b""
+    tmp: Any = None
+    tmp_path: str | None = None
+
+
+@dataclass
+class ParsedForm:
+    fields: dict[str, Any]
+    images: list[UploadedFile]
+    mask: UploadedFile | None
+
+
+class _Collector:
+    """Receives parser callbacks and builds fields and files with bounded memory."""
+
+    def __init__(self, limits: UploadConfig) -> None:
+        self.limits = limits
+        self.fields: dict[str, Any] = {}
+        self.images: list[UploadedFile] = []
+        self.mask: UploadedFile | None = None
+        self.part: _Part | None = None
+        self.parts = 0
+        self._hname = b""
+        self._hvalue = b""
+        self.error: Exception | None = None
+
+    # parser callbacks -------------------------------------------------------------------
+    def on_part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise InvalidRequest(f"too many form parts (max {MAX_PARTS})", param="body")
+        self.part = _Part()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._hname += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._hvalue += data[start:end]
+
+    def on_header_end(self) -> None:
+        assert self.part is not None
+        self.part.headers[self._hname.lower()] = self._hvalue
+        self._hname, self._hvalue = b"", b""
+
+    def on_headers_finished(self) -> None:
+        part = self.part
+        assert part is not None
+        disposition = part.headers.get(b"content-disposition", b"")
+        _, params = parse_options_header(disposition)
+        part.name = params.get(b"name", b"").decode("utf-8", "replace")
+        raw_filename = params.get(b"filename")
+        part.filename = raw_filename.decode("utf-8", "replace") if raw_filename else None
+        if part.name in FILE_FIELDS:
+            if len(self.images) >= self.limits.max_files and part.name != "mask":
+                raise InvalidRequest(
+                    f"too many images (max {self.limits.max_files})", param=part.name
+                )
+            part.hasher = hashlib.sha256()
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self.part
+        assert part is not None
+        chunk = data[start:end]
+        part.size += len(chunk)
+        if part.hasher is None:
+            if part.size > MAX_FIELD_BYTES:
+                raise PayloadTooLarge(f"field {part.name!r} is too large", param=part.name)
+            part.buffer.write(chunk)
+            return
+        if part.size > self.limits.max_file_bytes:
+            mb = self.limits.max_file_bytes // (1024 * 1024)
+            raise PayloadTooLarge(f"file {part.name!r} exceeds {mb} MB", param=part.name)
+        part.hasher.update(chunk)
+        if len(part.head) < 16:
+            part.head = (part.head + chunk)[:16]
+        if part.tmp is None and part.size > self.limits.spool_bytes:
+            fd, part.tmp_path = tempfile.mkstemp(prefix="imagegate-", dir=self.limits.tmp_dir)
+            part.tmp = os.fdopen(fd, "wb")
+            part.tmp.write(part.buffer.getvalue())
+            part.buffer = io.BytesIO()
+            part.tmp.write(chunk)
+        elif part.tmp is not None:
+            part.tmp.write(chunk)
+        else:
+            part.buffer.write(chunk)
+
+    def on_part_end(self) -> None:
+        part = self.part
+        assert part is not None
+        self.part = None
+        if part.hasher is not None:
+            self._finish_file(part)
+        else:
+            self._finish_field(part)
+
+    # helpers ----------------------------------------------------------------------------
+    def _finish_file(self, part: _Part) -> None:
+        if part.tmp is not None:
+            part.tmp.close()
+        kind = sniff_image(part.head)
+        if kind is None:
+            if part.tmp_path:
+                os.unlink(part.tmp_path)
+            raise UnsupportedFileType(
+                f"{part.name}: unsupported file type; send a png, jpeg or webp image",
+                param=part.name,
+            )
+        upload = UploadedFile(
+            field=FILE_FIELDS[part.name],
+            filename=part.filename or f"{FILE_FIELDS[part.name]}.{kind}",
+            kind=kind,
+            size=part.size,
+            sha256=part.hasher.hexdigest(),
+            data=None if part.tmp_path else part.buffer.getvalue(),
+            path=part.tmp_path,
+        )
+        if upload.field == "mask":
+            if self.mask is not None:
+                self.mask.discard()
+            self.mask = upload
+        else:
+            self.images.append(upload)
+
+    def _finish_field(self, part: _Part) -> None:
+        raw = part.buffer.getvalue()
+        name = part.name
+        if name in JSON_FIELDS:
+            try:
+                self.fields[name] = orjson.loads(raw) if raw.strip() else None
+            except orjson.JSONDecodeError:
+                raise InvalidRequest(f"{name}: not valid JSON", param=name) from None
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"{name}: not valid UTF-8 text", param=name) from None
+        if name in LIST_FIELDS:
+            self.fields.setdefault(LIST_FIELDS[name], []).append(text)
+        elif name:
+            self.fields[name] = text
+
+    def cleanup(self) -> None:
+        for upload in self.images:
+            upload.discard()
+        if self.mask is not None:
+            self.mask.discard()
+        part = self.part
+        if part is not None and part.tmp is not None:
+            part.tmp.close()
+            if part.tmp_path:
+                os.unlink(part.tmp_path)
+
+
+async def parse_multipart(
+    content_type: str, stream: AsyncIterator[bytes], limits: UploadConfig
+) -> ParsedForm:
+    """Parse a multipart body from ``stream``; on any error, temp files are removed."""
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise InvalidRequest("multipart body without a boundary", param="body")
+    collector = _Collector(limits)
+    callbacks: Any = {
+        "on_part_begin": collector.on_part_begin,
+        "on_part_data": collector.on_part_data,
+        "on_part_end": collector.on_part_end,
+        "on_header_field": collector.on_header_field,
+        "on_header_value": collector.on_header_value,
+        "on_header_end": collector.on_header_end,
+        "on_headers_finished": collector.on_headers_finished,
+    }
+    parser = MultipartParser(boundary, callbacks, max_header_count=16)
+    try:
+        async for chunk in stream:
+            if chunk:
+                parser.write(chunk)
+        parser.finalize()
+        if parser.state != 13 and collector.parts == 0:  # 13 == MultipartState.END
+            raise InvalidRequest("malformed multipart body", param="body")
+    except (MultipartParseError, ValueError) as exc:
+        collector.cleanup()
+        if isinstance(exc, InvalidRequest):
+            raise
+        raise InvalidRequest(f"malformed multipart body: {exc}", param="body") from None
+    except BaseException:
+        collector.cleanup()
+        raise
+    if collector.part is not None:
+        collector.cleanup()
+        raise InvalidRequest("malformed multipart body: truncated part", param="body")
+    return ParsedForm(collector.fields, collector.images, collector.mask)

@@ -1,0 +1,164 @@
+"""Settings: one YAML file, every key overridable by environment variables.
+
+A bad config raises ``ConfigError`` whose message names the key; the CLI exits 2 with it.
+Secrets come from the file or env only and are never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the offending key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProviderConfig(BaseModel):
+    """One provider entry. ``type`` picks the adapter (defaults to the entry's name)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str | None = None
+    api_key: str | None = None
+    base_url: str | None = None
+    region: str | None = None
+    api_version: str | None = None
+    deployments: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    pool_size: int = 256
+    enabled: bool = True
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """An adapter-specific extra key (e.g. ``project_id``)."""
+        extra = self.model_extra or {}
+        return extra.get(name, default)
+
+
+class RoutingConfig(_Section):
+    backoff_base_s: float = Field(1.0, ge=0)
+    max_retry_after_s: float = Field(30.0, ge=0)
+    default_timeout_s: float = Field(600.0, gt=0)
+    deadline_s: float = Field(900.0, gt=0)
+
+
+class CacheConfig(_Section):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    max_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    prefix: str = "imagegate:cache:"
+
+
+class StorageConfig(_Section):
+    backend: Literal["local", "s3"] = "local"
+    path: str = ".imagegate/blobs"
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    prefix: str = ""
+    url_ttl_s: int = Field(3600, ge=1)
+    fetch_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    fetch_timeout_s: float = Field(60.0, gt=0)
+
+
+class UploadConfig(_Section):
+    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_files: int = Field(16, ge=1)
+    spool_bytes: int = Field(1024 * 1024, ge=0)
+    tmp_dir: str | None = None
+
+
+class Config(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    api_keys: list[str] = Field(default_factory=list)
+    public_url: str | None = None
+    signing_key: str | None = None
+    data_dir: str = ".imagegate"
+    database_url: str | None = None
+    log_level: str = "info"
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    uploads: UploadConfig = Field(default_factory=UploadConfig)
+    traces: bool = True
+
+
+def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    def put(path: tuple[str, ...], value: Any) -> None:
+        node = raw
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{'.'.join(path[:-1])}: must be a mapping")
+        node[path[-1]] = value
+
+    simple = {
+        "IMAGEGATE_HOST": ("host",),
+        "IMAGEGATE_PORT": ("port",),
+        "IMAGEGATE_WORKERS": ("workers",),
+        "IMAGEGATE_PUBLIC_URL": ("public_url",),
+        "IMAGEGATE_SIGNING_KEY": ("signing_key",),
+        "IMAGEGATE_DATA_DIR": ("data_dir",),
+        "IMAGEGATE_DATABASE_URL": ("database_url",),
+        "IMAGEGATE_REDIS_URL": ("cache", "redis_url"),
+        "IMAGEGATE_CACHE_BACKEND": ("cache", "backend"),
+        "IMAGEGATE_STORAGE_BACKEND": ("storage", "backend"),
+        "IMAGEGATE_STORAGE_PATH": ("storage", "path"),
+        "IMAGEGATE_LOG_LEVEL": ("log_level",),
+        "OPENAI_API_KEY": ("providers", "openai", "api_key"),
+        "OPENAI_BASE_URL": ("providers", "openai", "base_url"),
+    }
+    for name, path in simple.items():
+        if env.get(name):
+            put(path, env[name])
+    if env.get("IMAGEGATE_REDIS_URL") and "IMAGEGATE_CACHE_BACKEND" not in env:
+        put(("cache", "backend"), "redis")
+    if env.get("IMAGEGATE_API_KEYS"):
+        raw["api_keys"] = [k.strip() for k in env["IMAGEGATE_API_KEYS"].split(",") if k.strip()]
+    return raw
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Read the YAML file (or ``IMAGEGATE_CONFIG``), apply env, then explicit overrides."""
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("IMAGEGATE_CONFIG")
+    raw: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config: file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config: not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError("config: the top level must be a mapping")
+        raw = loaded
+    raw = _env_overrides(raw, env)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            raw[key] = value
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"{key}: {first['msg']}") from None

@@ -1,0 +1,292 @@
+"""The orq option models, named as in orq's SDKs, and the public request bodies.
+
+Numbers may arrive as integral floats (``2.0``) or as multipart text (``"2.0"``); ``null``
+means absent; unknown keys are ignored. Ranges are enforced here because orq's SDKs do not
+check them client-side (see orq-image-api.md §3, §10).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+
+def _int_like(value: Any) -> Any:
+    """Accept ``2``, ``2.0`` and ``"2.0"`` for integer fields; leave anything else to pydantic."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("must be a number") from None
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+def _float_like(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise ValueError("must be a number") from None
+    return value
+
+
+IntLike = Annotated[int, BeforeValidator(_int_like)]
+FloatLike = Annotated[float, BeforeValidator(_float_like)]
+StatusCode = Annotated[IntLike, Field(ge=100, le=599)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=False, populate_by_name=True)
+
+
+# --- orq option parts ------------------------------------------------------------------------
+
+
+class Retry(_Model):
+    """``retry``: 1 + count attempts per model, retried on ``on_codes`` (default [429])."""
+
+    count: Annotated[IntLike, Field(ge=1, le=5)] = 3
+    on_codes: Annotated[list[StatusCode], Field(min_length=1)] = Field(
+        default_factory=lambda: [429]
+    )
+
+
+class Fallbacks(_Model):
+    """One entry of ``fallbacks``: a model tried after the primary, in order."""
+
+    model: Annotated[str, Field(min_length=1)]
+
+
+class PublicIdentity(_Model):
+    """``identity``: tags the request and is upserted (created when unknown)."""
+
+    id: Annotated[str, Field(min_length=1)]
+    display_name: str | None = None
+    email: EmailStr | None = None
+    metadata: list[dict[str, Any]] | None = None
+    logo_url: str | None = None
+    tags: list[str] | None = None
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata_object_or_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return [value]
+        return value
+
+
+class PublicContact(PublicIdentity):
+    """``contact``: the deprecated twin of ``identity`` (same shape)."""
+
+
+class Thread(_Model):
+    """``thread``: groups related requests; a label only."""
+
+    id: Annotated[str, Field(min_length=1)]
+    tags: list[str] | None = None
+
+
+class Prompt(_Model):
+    """``prompt``: a stored prompt version applied to the request."""
+
+    id: Annotated[str, Field(min_length=1)]
+    version: str | int = "latest"
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if value is None:
+            return "latest"
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value != "latest":
+            if not value.isdigit():
+                raise ValueError("version must be 'latest' or a version number")
+            return int(value)
+        return value
+
+
+class Cache(_Model):
+    """``cache``: exact-match cache; ttl in seconds, 1–259200, default 1800."""
+
+    type: Literal["exact_match"]
+    ttl: Annotated[IntLike, Field(ge=1, le=259_200)] = 1800
+
+
+class LoadBalancerModel(_Model):
+    model: Annotated[str, Field(min_length=1)]
+    weight: Annotated[FloatLike, Field(ge=0.001, le=1)] = 0.5
+
+
+class LoadBalancer(_Model):
+    """``load_balancer`` object form (orq v4.2+): weighted random choice among models."""
+
+    type: Literal["weight_based"] = "weight_based"
+    models: Annotated[list[LoadBalancerModel], Field(min_length=1)]
+
+
+class LoadBalancerListItem(LoadBalancerModel):
+    """``load_balancer`` list form (orq v4.1): ``[{type, model, weight}]``."""
+
+    type: Literal["weight_based"] = "weight_based"
+
+
+class Timeout(_Model):
+    """``timeout``: per-attempt timeout in milliseconds."""
+
+    call_timeout: Annotated[FloatLike, Field(ge=1)]
+
+
+def _normalise_load_balancer(value: Any) -> Any:
+    """Accept the v4.1 list form ``[{type, model, weight}]`` as the v4.2 object form."""
+    if isinstance(value, list):
+        models = []
+        for item in value:
+            if not isinstance(item, dict):
+                raise ValueError("load_balancer items must be objects")
+            if item.get("type", "weight_based") != "weight_based":
+                raise ValueError("load_balancer type must be 'weight_based'")
+            models.append({k: v for k, v in item.items() if k != "type"})
+        return {"type": "weight_based", "models": models}
+    return value
+
+
+FallbackCodes = Annotated[IntLike, Field(ge=400, le=599)]
+
+
+class _RoutingFields(_Model):
+    """The routing fields shared by the ``orq`` object and the body's top level."""
+
+    name: str | None = None
+    retry: Retry | None = None
+    fallbacks: list[Fallbacks] | None = None
+    fallback_on_codes: Annotated[list[FallbackCodes], Field(max_length=20)] | None = None
+    cache: Cache | None = None
+    load_balancer: Annotated[LoadBalancer, BeforeValidator(_normalise_load_balancer)] | None = (
+        None
+    )
+    timeout: Timeout | None = None
+
+    @field_validator("fallback_on_codes")
+    @classmethod
+    def _unique_codes(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("fallback_on_codes must be unique")
+        return value
+
+
+class CreateImageOrq(_RoutingFields):
+    """``orq`` on generations (union of every schema generation, orq-image-api.md §6)."""
+
+    identity: PublicIdentity | None = None
+    contact: PublicContact | None = None
+    thread: Thread | None = None
+    prompt: Prompt | None = None
+
+
+class CreateImageVariationOrq(CreateImageOrq):
+    """``orq`` on variations (and edits): the same fields; ``prompt`` is documented here."""
+
+
+class CreateImageEditOrq(CreateImageOrq):
+    """``orq`` on edits."""
+
+
+class PostV2ProxyImagesGenerationsOrq(CreateImageOrq):
+    """``orq`` on the 2025 ``/v2/proxy`` generations endpoint (the one with ``thread``)."""
+
+
+class RoutingOptions(CreateImageOrq):
+    """The merged result: ``orq`` fields overlaid by their top-level twins."""
+
+
+# --- request bodies -------------------------------------------------------------------------
+
+Quality = Literal["auto", "high", "medium", "low", "hd", "standard"]
+ResponseFormat = Literal["url", "b64_json"]
+MetadataValue = Annotated[str, Field(max_length=512)]
+
+
+class _ImageBody(_RoutingFields):
+    model: Annotated[str, Field(min_length=1)]
+    n: Annotated[IntLike, Field(ge=1, le=10)] | None = None
+    size: str | None = None
+    response_format: ResponseFormat | None = None
+    user: str | None = None
+    metadata: dict[str, MetadataValue] | None = None
+    seed: IntLike | None = None
+    identity: PublicIdentity | None = None
+    contact: PublicContact | None = None
+    thread: Thread | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+
+class CreateImageRequestBody(_ImageBody):
+    """``POST …/images/generations`` (JSON)."""
+
+    prompt: Annotated[str, Field(min_length=1)]
+    background: Literal["transparent", "opaque", "auto"] | None = None
+    moderation: Literal["low", "auto"] | None = None
+    output_compression: Annotated[IntLike, Field(ge=0, le=100)] | None = None
+    output_format: Literal["png", "jpeg", "webp"] | None = None
+    quality: Quality | None = None
+    style: Literal["vivid", "natural"] | None = None
+    orq: CreateImageOrq | None = None
+
+
+class CreateImageEditRequestBody(_ImageBody):
+    """``POST …/images/edits`` (multipart); files are carried separately."""
+
+    prompt: Annotated[str, Field(min_length=1)]
+    quality: Quality | None = None
+    background: Literal["transparent", "opaque", "auto"] | None = None
+    output_compression: Annotated[IntLike, Field(ge=0, le=100)] | None = None
+    output_format: Literal["png", "jpeg", "webp"] | None = None
+    orq: CreateImageEditOrq | None = None
+
+
+class CreateImageVariationRequestBody(_ImageBody):
+    """``POST …/images/variations`` (multipart); files are carried separately."""
+
+    size: Literal["256x256", "512x512", "1024x1024"] | None = None
+    prompt: str | None = None
+    orq: CreateImageVariationOrq | None = None
+
+
+ROUTING_FIELDS: tuple[str, ...] = (
+    "name",
+    "retry",
+    "fallbacks",
+    "fallback_on_codes",
+    "cache",
+    "load_balancer",
+    "timeout",
+    "identity",
+    "contact",
+    "thread",
+)

@@ -1,0 +1,102 @@
+"""Turn a raw body (JSON or multipart fields) into a validated ``ImageRequest``.
+
+Routing fields may sit under ``orq`` or at the top level (orq SDK 4.17 sends both); they are
+merged field by field and the top-level value wins. ``identity`` wins over the deprecated
+``contact``. Any violation is a 400 ``invalid_request_body`` whose ``param`` names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import InvalidRequest
+from .models import (
+    ROUTING_FIELDS,
+    CreateImageEditRequestBody,
+    CreateImageRequestBody,
+    CreateImageVariationRequestBody,
+    RoutingOptions,
+)
+from .request import ImageRequest, Operation, UploadedFile
+
+BODY_MODELS: dict[Operation, type[BaseModel]] = {
+    "generations": CreateImageRequestBody,
+    "edits": CreateImageEditRequestBody,
+    "variations": CreateImageVariationRequestBody,
+}
+REQUEST_FIELDS = (
+    "model", "prompt", "n", "size", "quality", "style", "background", "moderation",
+    "output_format", "output_compression", "response_format", "user", "seed",
+)  # fmt: skip
+
+
+def error_param(loc: tuple[int | str, ...]) -> str:
+    """Pydantic's error location → ``orq.retry.on_codes[0]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in part or "(" in part:  # validator/union tags, not field names
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "body"
+
+
+def validation_error(exc: ValidationError) -> InvalidRequest:
+    first = exc.errors(include_url=False)[0]
+    param = error_param(tuple(first["loc"]))
+    msg = first["msg"]
+    if first["type"] == "missing":
+        msg = "field required"
+    return InvalidRequest(f"{param}: {msg}", param=param)
+
+
+def merge_options(body: BaseModel) -> RoutingOptions:
+    """``orq`` fields overlaid by the top-level twins that were actually given."""
+    merged: dict[str, Any] = {}
+    orq = getattr(body, "orq", None)
+    if orq is not None:
+        for name in orq.model_fields_set:
+            value = getattr(orq, name)
+            if value is not None:
+                merged[name] = value
+    for name in ROUTING_FIELDS:
+        if name in body.model_fields_set:
+            value = getattr(body, name)
+            if value is not None:
+                merged[name] = value
+    if merged.get("identity") is None and merged.get("contact") is not None:
+        merged["identity"] = merged["contact"]
+    return RoutingOptions.model_construct(**merged)
+
+
+def build_request(
+    operation: Operation,
+    raw: dict[str, Any],
+    images: list[UploadedFile] | None = None,
+    mask: UploadedFile | None = None,
+) -> ImageRequest:
+    """Validate ``raw`` for ``operation`` and build the normalised request."""
+    if not isinstance(raw, dict):
+        raise InvalidRequest("the request body must be a JSON object", param="body")
+    try:
+        body = BODY_MODELS[operation].model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    images = images or []
+    if operation in ("edits", "variations") and not images:
+        raise InvalidRequest("an image file is required", param="image")
+    if operation == "variations" and len(images) > 1:
+        raise InvalidRequest("variations take exactly one image", param="image")
+    values = {name: getattr(body, name, None) for name in REQUEST_FIELDS}
+    return ImageRequest(
+        operation=operation,
+        metadata=dict(getattr(body, "metadata", None) or {}),
+        images=images,
+        mask=mask,
+        options=merge_options(body),
+        **values,
+    )

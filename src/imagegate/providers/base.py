@@ -1,0 +1,62 @@
+"""The provider boundary: a normalised ``ImageRequest`` in, an ``ImageResult`` out.
+
+A provider module only translates wire formats. It declares what each model can do
+(``Capabilities``) so the routing plan can skip a candidate instead of sending a request that
+must fail, and it raises ``UpstreamFailure`` subclasses for the executor to judge::
+
+    provider = registry.get("openai")
+    result = await provider.call("dall-e-3", request)
+
+Per-attempt timeouts and cancellation are the executor's job: adapters just await, and
+polling adapters must only sleep with ``asyncio.sleep`` so a cancel stops them cleanly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..request import ImageRequest, ImageResult, Operation
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What one model of a provider can do. ``None`` for sizes means any size."""
+
+    operations: frozenset[Operation] = frozenset({"generations"})
+    sizes: frozenset[str] | None = None
+    max_n: int = 10
+    output_formats: frozenset[str] = frozenset({"png"})
+    max_images: int = 1  # input images accepted by edits
+    mask: bool = False
+
+    def refuse(self, request: ImageRequest) -> str | None:
+        """Why this model cannot serve the request, or None when it can."""
+        if request.operation not in self.operations:
+            return f"does not support images.{request.operation}"
+        if self.sizes is not None and request.size and request.size not in self.sizes:
+            return f"does not support size {request.size}"
+        if request.output_format and request.output_format not in self.output_formats:
+            return f"does not support output_format {request.output_format}"
+        if request.operation == "edits" and len(request.images) > self.max_images:
+            return f"accepts at most {self.max_images} input image(s)"
+        return None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One configured provider (one shared HTTP session, many models)."""
+
+    name: str
+
+    def capabilities(self, model: str) -> Capabilities:
+        """Capabilities of ``model`` (the part after ``provider/``)."""
+        ...
+
+    async def call(self, model: str, request: ImageRequest) -> ImageResult:
+        """Run one attempt of ``request`` on ``model``; raise ``UpstreamFailure`` on failure."""
+        ...
+
+    async def close(self) -> None:
+        """Release sessions and pools."""
+        ...

@@ -1,0 +1,155 @@
+"""Shared plumbing for HTTP providers: one aiohttp session per provider, error mapping.
+
+Adapters build a request and call ``send``; this module turns statuses, resets and truncated
+bodies into ``UpstreamFailure`` values so every provider fails the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..config import ProviderConfig
+from ..errors import UpstreamConnectionError, UpstreamHTTPError
+
+CONTENT_POLICY_MARKERS = ("content_policy", "safety", "moderation_blocked", "nsfw")
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_message(body: bytes, status: int) -> tuple[str, str | None]:
+    """Best-effort message and code from a provider's error body."""
+    text = body[:4000].decode("utf-8", "replace").strip()
+    try:
+        doc = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        doc = None
+    message, code = None, None
+    if isinstance(doc, dict):
+        err = doc.get("error", doc)
+        if isinstance(err, dict):
+            message = err.get("message") or err.get("detail") or err.get("msg")
+            raw_code = err.get("code") or err.get("type")
+            code = str(raw_code) if raw_code is not None else None
+            if message is None and isinstance(err.get("errors"), list) and err["errors"]:
+                message = "; ".join(str(e) for e in err["errors"])
+        elif isinstance(err, str):
+            message = err
+        if message is None and isinstance(doc.get("detail"), str | list):
+            message = str(doc["detail"])
+    if not isinstance(message, str) or not message:
+        message = text or f"upstream answered {status}"
+    return message, code
+
+
+def map_status(status: int, message: str, code: str | None) -> str | None:
+    """orq error code for a provider failure (rate limit, content policy, auth...)."""
+    lowered = f"{code or ''} {message}".lower()
+    if status == 400 and any(m in lowered for m in CONTENT_POLICY_MARKERS):
+        return "content_policy_violation"
+    if status == 429:
+        return "rate_limit_exceeded"
+    if status in (401, 403):
+        return "provider_credential_invalid" if status == 401 else "insufficient_scope"
+    return None
+
+
+class HTTPProvider:
+    """Base for adapters that speak HTTP: lazy shared session, uniform failures."""
+
+    name: str = "http"
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self.config = config
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self.config.pool_size, ttl_dns_cache=300, enable_cleanup_closed=True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """One HTTP exchange; any status ≥ 400 raises ``UpstreamHTTPError``."""
+        all_headers = {**self.config.headers, **(headers or {})}
+        body_data = data
+        if json is not None:
+            body_data = orjson.dumps(json)
+            all_headers.setdefault("Content-Type", "application/json")
+        try:
+            async with self.session.request(
+                method, url, headers=all_headers, data=body_data, params=params
+            ) as resp:
+                body = await resp.read()
+                status = resp.status
+                resp_headers = resp.headers
+        except asyncio.CancelledError:
+            raise
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+            raise UpstreamConnectionError(f"{self.name}: broken response: {exc}") from None
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            raise UpstreamConnectionError(f"{self.name}: connection failed: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(f"{self.name}: {exc}") from None
+        if status >= 400:
+            message, code = error_message(body, status)
+            raise UpstreamHTTPError(
+                message,
+                status=status,
+                code=map_status(status, message, code),
+                retry_after_s=parse_retry_after(resp_headers.get("Retry-After")),
+            )
+        return status, body, resp_headers
+
+    async def send_json(self, method: str, url: str, **kwargs: Any) -> Any:
+        """``send`` and decode a JSON body (a broken body is a connection failure)."""
+        _, body, _ = await self.send(method, url, **kwargs)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamConnectionError(f"{self.name}: response is not JSON") from None

@@ -1,0 +1,135 @@
+"""``placeholder/<name>``: an offline, no-AI stand-in provider for development, demos and tests.
+
+It renders a deterministic picture with Pillow from the prompt, size, n and seed (the same
+request always gives the same bytes), in png, jpeg or webp, for all three operations. It calls
+no network and needs no key; it is what ``make run`` serves out of the box.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import time
+
+from PIL import Image, ImageDraw, ImageOps
+
+from ..config import ProviderConfig
+from ..errors import UpstreamHTTPError
+from ..request import GeneratedImage, ImageRequest, ImageResult
+from .base import Capabilities
+
+MAX_SIDE = 2048
+CAPS = Capabilities(
+    operations=frozenset({"generations", "edits", "variations"}),
+    sizes=None,
+    max_n=10,
+    output_formats=frozenset({"png", "jpeg", "webp"}),
+    max_images=16,
+    mask=True,
+)
+PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+
+
+def parse_size(size: str | None, default: tuple[int, int] = (1024, 1024)) -> tuple[int, int]:
+    """``"WxH"`` → (w, h); ``auto``/None → default; anything else is a 400."""
+    if not size or size == "auto":
+        return default
+    w, sep, h = size.lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit():
+        raise UpstreamHTTPError(f"invalid size {size!r}: expected WIDTHxHEIGHT", status=400)
+    width, height = int(w), int(h)
+    if not (16 <= width <= MAX_SIDE and 16 <= height <= MAX_SIDE):
+        raise UpstreamHTTPError(f"size {size!r} out of range 16..{MAX_SIDE}", status=400)
+    return width, height
+
+
+def _palette(seed: bytes) -> list[tuple[int, int, int]]:
+    return [(seed[i], seed[i + 1], seed[i + 2]) for i in range(0, 30, 3)]
+
+
+def render(
+    prompt: str,
+    size: tuple[int, int],
+    index: int,
+    seed: int | None,
+    fmt: str,
+    base: Image.Image | None = None,
+    quality: int | None = None,
+) -> bytes:
+    """One deterministic image: shapes from a hash of the inputs, the prompt written on it."""
+    digest = hashlib.sha256(f"{prompt}\0{size}\0{index}\0{seed}".encode()).digest()
+    colors = _palette(digest)
+    width, height = size
+    if base is not None:
+        img = ImageOps.fit(base.convert("RGB"), size)
+        tint = Image.new("RGB", size, colors[0])
+        img = Image.blend(img, tint, 0.35)
+    else:
+        img = Image.new("RGB", size, colors[0])
+    draw = ImageDraw.Draw(img)
+    for k in range(6):
+        b = digest[k * 5 : k * 5 + 5]
+        x0, y0 = b[0] * width // 256, b[1] * height // 256
+        x1, y1 = x0 + (b[2] + 32) * width // 512, y0 + (b[3] + 32) * height // 512
+        box = (x0, y0, min(x1, width - 1), min(y1, height - 1))
+        if b[4] % 2:
+            draw.ellipse(box, fill=colors[(k + 1) % 10])
+        else:
+            draw.rectangle(box, fill=colors[(k + 1) % 10])
+    label = f"placeholder #{index + 1}: {prompt}"[:80]
+    draw.rectangle((0, height - 22, width, height), fill=(0, 0, 0))
+    draw.text((6, height - 18), label, fill=(255, 255, 255))
+    out = io.BytesIO()
+    pil_fmt = PIL_FORMAT[fmt]
+    if pil_fmt == "PNG":
+        img.save(out, pil_fmt, compress_level=1)
+    else:
+        img.save(out, pil_fmt, quality=quality if quality is not None else 85)
+    return out.getvalue()
+
+
+class PlaceholderProvider:
+    """Renders images locally; never fails unless the request itself is invalid."""
+
+    def __init__(self, name: str = "placeholder", config: ProviderConfig | None = None) -> None:
+        self.name = name
+        self.config = config or ProviderConfig()
+
+    def capabilities(self, model: str) -> Capabilities:
+        return CAPS
+
+    async def call(self, model: str, request: ImageRequest) -> ImageResult:
+        return await asyncio.to_thread(self._render_all, model, request)
+
+    def _render_all(self, model: str, request: ImageRequest) -> ImageResult:
+        fmt = request.output_format or "png"
+        size = parse_size(request.size)
+        base: Image.Image | None = None
+        if request.operation != "generations":
+            if not request.images:
+                raise UpstreamHTTPError("an input image is required", status=400)
+            with request.images[0].open() as fh:
+                base = Image.open(fh)
+                base.load()
+        prompt = request.prompt or ("variation" if request.operation == "variations" else "")
+        images = [
+            GeneratedImage(
+                data=render(
+                    f"{model}:{prompt}", size, i, request.seed, fmt, base,
+                    request.output_compression,
+                ),
+                mime=f"image/{fmt}",
+                revised_prompt=None,
+            )
+            for i in range(request.n_images)
+        ]
+        return ImageResult(
+            images=images,
+            created=int(time.time()),
+            output_format=fmt,
+            size=f"{size[0]}x{size[1]}",
+        )
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,165 @@
+"""Plain typed values that cross the pipeline: the normalised request and the provider result.
+
+No Starlette or aiohttp object crosses these; providers take an ``ImageRequest`` and return an
+``ImageResult`` or raise an ``UpstreamFailure``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+from .models import RoutingOptions
+
+Operation = Literal["generations", "edits", "variations"]
+OPERATIONS: tuple[Operation, ...] = ("generations", "edits", "variations")
+
+MIME_BY_KIND = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def sniff_image(head: bytes) -> str | None:
+    """Image kind from magic bytes: ``png``, ``jpeg``, ``webp`` or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+@dataclass(slots=True)
+class UploadedFile:
+    """An uploaded image: small ones in memory, large ones spooled to a temp file."""
+
+    field: str
+    filename: str
+    kind: str  # png | jpeg | webp (by magic bytes)
+    size: int
+    sha256: str
+    data: bytes | None = None
+    path: str | None = None
+
+    @property
+    def content_type(self) -> str:
+        return MIME_BY_KIND[self.kind]
+
+    def read_bytes(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        with open(self.path, "rb") as fh:
+            return fh.read()
+
+    def open(self) -> IO[bytes]:
+        if self.data is not None:
+            import io
+
+            return io.BytesIO(self.data)
+        assert self.path is not None
+        return open(self.path, "rb")
+
+    def discard(self) -> None:
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.path = None
+
+
+# Parameters a provider may receive, in the order they are sent.
+PROVIDER_PARAMS: tuple[str, ...] = (
+    "prompt",
+    "n",
+    "size",
+    "quality",
+    "style",
+    "background",
+    "moderation",
+    "output_format",
+    "output_compression",
+    "response_format",
+    "user",
+    "seed",
+)
+
+
+@dataclass(slots=True)
+class ImageRequest:
+    """One normalised image request, whichever endpoint and encoding it came from."""
+
+    operation: Operation
+    model: str
+    prompt: str | None = None
+    n: int | None = None
+    size: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    background: str | None = None
+    moderation: str | None = None
+    output_format: str | None = None
+    output_compression: int | None = None
+    response_format: str | None = None
+    user: str | None = None
+    seed: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    images: list[UploadedFile] = field(default_factory=list)
+    mask: UploadedFile | None = None
+    options: RoutingOptions = field(default_factory=RoutingOptions)
+
+    def params(self) -> dict[str, Any]:
+        """The provider-facing parameters the caller gave (None means not given)."""
+        out: dict[str, Any] = {}
+        for name in PROVIDER_PARAMS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @property
+    def n_images(self) -> int:
+        return self.n or 1
+
+    def discard_files(self) -> None:
+        for f in self.images:
+            f.discard()
+        if self.mask is not None:
+            self.mask.discard()
+
+
+@dataclass(slots=True)
+class GeneratedImage:
+    """One image as a provider gave it: base64 text, raw bytes, or a URL (http(s) or data:)."""
+
+    b64: str | None = None
+    data: bytes | None = None
+    url: str | None = None
+    mime: str | None = None
+    revised_prompt: str | None = None
+
+    def raw(self) -> bytes | None:
+        """The decoded bytes when the image is held inline (b64, bytes or a data: URL)."""
+        if self.data is not None:
+            return self.data
+        if self.b64 is not None:
+            return base64.b64decode(self.b64)
+        if self.url is not None and self.url.startswith("data:"):
+            _, _, payload = self.url.partition(",")
+            return base64.b64decode(payload)
+        return None
+
+
+@dataclass(slots=True)
+class ImageResult:
+    """What a provider returns, normalised."""
+
+    images: list[GeneratedImage]
+    created: int | None = None
+    usage: dict[str, Any] | None = None
+    output_format: str | None = None
+    size: str | None = None
+    quality: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
