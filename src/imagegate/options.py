@@ -91,7 +91,7 @@ def build_request(
         raise InvalidRequest("an image file is required", param="image")
     if operation == "variations" and len(images) > 1:
         raise InvalidRequest("variations take exactly one image", param="image")
-    values = {name: getattr(body, name, None) for name in REQUEST_FIELDS}
+    values: dict[str, Any] = {name: getattr(body, name, None) for name in REQUEST_FIELDS}
     return ImageRequest(
         operation=operation,
         metadata=dict(getattr(body, "metadata", None) or {}),

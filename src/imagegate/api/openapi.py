@@ -96,12 +96,15 @@ def _operation(summary: str, content_type: str, schema: dict[str, Any]) -> dict[
 
 
 def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
-    defs = _defs(CreateImageRequestBody, CreateImageEditRequestBody, CreateImageVariationRequestBody)
+    defs = _defs(
+        CreateImageRequestBody, CreateImageEditRequestBody, CreateImageVariationRequestBody
+    )
     defs["Error"] = ERROR_SCHEMA
     defs["ImagesResponse"] = IMAGES_RESPONSE
     gen = {"$ref": "#/components/schemas/CreateImageRequestBody"}
     edit = _multipart_schema(CreateImageEditRequestBody, FILE_PROPS)
-    var = _multipart_schema(CreateImageVariationRequestBody, {"image": {"type": "string", "format": "binary"}})
+    one_file = {"image": {"type": "string", "format": "binary"}}
+    var = _multipart_schema(CreateImageVariationRequestBody, one_file)
     paths: dict[str, Any] = {}
     for prefix in PREFIXES:
         paths[f"{prefix}/images/generations"] = {
