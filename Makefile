@@ -34,6 +34,9 @@ lint: $(DEVSTAMP)
 	$(VENV)/bin/mypy src
 
 bench: $(DEVSTAMP)
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1) \
+		|| echo "bench: wrk not installed; using the Python load generator"
 	$(PY) -m bench.run $(ARGS)
 
 clean:

@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -45,6 +46,10 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -59,6 +64,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"imagegate: {problem}", file=sys.stderr)
         return 2
     print(f"imagegate: serving on http://{config.host}:{config.port}", file=sys.stderr)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler it
+    # found: make that handler a clean exit, so a stopped gateway exits 0 (not -15).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "imagegate.api.app:app_factory",
         factory=True,
@@ -75,6 +83,10 @@ def serve(args: argparse.Namespace) -> int:
 
 
 COMMANDS["serve"] = ("run the gateway", _serve_args, serve)
+
+from .store.commands import register as _register_store_commands  # noqa: E402
+
+_register_store_commands(COMMANDS)  # imagegate traces, imagegate prompts …
 
 
 def main(argv: list[str] | None = None) -> int:

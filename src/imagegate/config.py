@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ConfigError(Exception):
@@ -55,6 +55,8 @@ class CacheConfig(_Section):
     redis_url: str = "redis://127.0.0.1:6379/0"
     max_bytes: int = Field(256 * 1024 * 1024, ge=0)
     prefix: str = "imagegate:cache:"
+    timeout_s: float = Field(0.25, gt=0)  # Redis socket timeout: a dead cache never blocks
+    retry_after_s: float = Field(1.0, ge=0)  # after a Redis failure, serve uncached this long
 
 
 class StorageConfig(_Section):
@@ -94,6 +96,19 @@ class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     uploads: UploadConfig = Field(default_factory=UploadConfig)
     traces: bool = True
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys(cls, keys: list[str]) -> list[str]:
+        """Each key in clear or as ``sha256:<64 hex>``; a bad digest fails at load, not later."""
+        for key in keys:
+            if not key.strip():
+                raise ValueError("empty API key")
+            if key.startswith("sha256:"):
+                digest = key[7:]
+                if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+                    raise ValueError("a sha256: key needs 64 hex digits")
+        return keys
 
 
 def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
@@ -148,7 +163,10 @@ def load_config(
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config: not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "parse error"
+            raise ConfigError(f"config: not valid YAML{where}: {problem}") from None
         if not isinstance(loaded, dict):
             raise ConfigError("config: the top level must be a mapping")
         raw = loaded
@@ -161,4 +179,4 @@ def load_config(
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "config"
-        raise ConfigError(f"{key}: {first['msg']}") from None
+        raise ConfigError(f"{key}: {first['msg'].removeprefix('Value error, ')}") from None

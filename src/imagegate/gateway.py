@@ -10,16 +10,19 @@ output (images answered as asked) → cache store → trace (off the hot path).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cache.layer import CacheLayer
 from .config import Config
+from .control import ControlPlane
 from .errors import GatewayError, InternalError
 from .options import build_request
-from .output import Output
+from .output import Output, Served
 from .providers.registry import Registry
 from .request import ImageRequest, Operation, UploadedFile
 from .routing.execute import Attempt, execute
@@ -29,7 +32,6 @@ from .telemetry.trace import NullSink, TraceRecord, TraceSink, new_trace_id
 log = logging.getLogger("imagegate")
 
 DEFAULT_NAMES = {op: f"images.{op}" for op in ("generations", "edits", "variations")}
-RESULT_EXTRAS = ("output_format", "size", "quality")
 
 
 @dataclass(slots=True)
@@ -90,23 +92,31 @@ class Gateway:
         registry: Registry | None = None,
         traces: TraceSink | None = None,
         rng: random.Random | None = None,
+        control: ControlPlane | None = None,
     ) -> None:
         self.config = config
         self.registry = registry or Registry(config)
-        self.traces: TraceSink = traces or NullSink()
-        self.output = Output()
+        self.control = control or ControlPlane(config)
+        self.traces: TraceSink = traces or (self.control.writer if config.traces else NullSink())
+        self.output = Output(config)
+        self.cache_layer = CacheLayer(config.cache, self.output)
+        self._blob_jobs: dict[str, tuple[asyncio.Task[None], Served]] = {}
         self.rng = rng or random.Random()
         self._started = False
 
     async def start(self) -> None:
         if self._started:
             return
+        await self.control.start()
         await self.traces.start()
         self._started = True
 
     async def close(self) -> None:
+        await self.output.drain()  # background image writes submit their deferred traces
         await self.traces.close()
+        await self.control.close()
         await self.output.close()
+        await self.cache_layer.close()
         await self.registry.close()
         self._started = False
 
@@ -146,7 +156,7 @@ class Gateway:
         finally:
             trace.attempts = [a.as_dict() for a in attempts]
             trace.duration_ms = (time.perf_counter() - started) * 1000
-            self.traces.submit(trace)
+            self._submit_trace(trace)
         trace.status = 200
         return response
 
@@ -157,29 +167,79 @@ class Gateway:
         trace: TraceRecord,
         attempts: list[Attempt],
     ) -> ImagesResponse:
+        await self.control.apply(request, trace)
+        # --- cache (exact match, spec §5): lookup → coalesce → upstream → store ------------
+        if self.cache_layer.asked(request):
+            served, how = await self.cache_layer.serve(
+                request,
+                ctx.api_key_id,
+                lambda: self._upstream(request, trace, attempts, keep=True),
+            )
+            trace.cache = "miss" if how == "miss" else "hit"
+            if how != "miss":  # answered without an upstream call of its own: costs nothing
+                trace.served_model, trace.cost_usd = served.model, 0.0
+                if how == "coalesced":
+                    trace.notes.append("cache: coalesced with an identical request in flight")
+            response = self._respond(request, ctx, trace, served)
+            response.cache = "MISS" if how == "miss" else "HIT"
+            return response
+        # --- no cache ----------------------------------------------------------------------
+        served = await self._upstream(request, trace, attempts, keep=False)
+        return self._respond(request, ctx, trace, served)
+
+    async def _upstream(
+        self, request: ImageRequest, trace: TraceRecord, attempts: list[Attempt], *, keep: bool
+    ) -> Served:
+        """plan → execute → images stored (``keep``: every blob written now, for the cache)."""
         plan = build_plan(request, self.registry, self.rng)
         trace.skipped = [{"model": s.model, "reason": s.reason} for s in plan.skipped]
-        outcome = await execute(plan, request, self.config.routing, attempts)
+        outcome = await execute(plan, request, self.config.routing, attempts, rng=self.rng)
         result = outcome.result
-        data, blob_keys = await self.output.answer(result, request.response_format, ctx.base_url)
         trace.served_model = outcome.candidate.model
-        trace.output_blobs = blob_keys
         trace.usage = result.usage
-        body: dict[str, Any] = {"created": result.created or int(time.time()), "data": data}
-        usage = complete_usage(result.usage)
+        self.control.price(trace, request, result)
+        return await self.output.prepare(
+            result,
+            request.response_format,
+            model=outcome.candidate.model,
+            attempts=len(attempts),
+            keep=keep,
+        )
+
+    def _respond(
+        self, request: ImageRequest, ctx: CallContext, trace: TraceRecord, served: Served
+    ) -> ImagesResponse:
+        """The body in the requested format; blob keys on the trace (never base64)."""
+        data = self.output.answer(served, request.response_format, ctx.base_url)
+        trace.output_blobs = served.blob_keys()
+        if served.pending is not None:
+            self._blob_jobs[trace.id] = (served.pending, served)
+        body: dict[str, Any] = {"created": served.created, "data": data}
+        usage = complete_usage(served.usage)
         if usage is not None:
             body["usage"] = usage
         if request.operation != "generations":
-            for name in RESULT_EXTRAS:
-                value = getattr(result, name)
-                if value is not None:
-                    body[name] = value
+            body.update(served.extras)
         return ImagesResponse(
             body=body,
             trace_id=ctx.trace_id,
-            model=outcome.candidate.model,
-            attempts=len(attempts),
+            model=served.model,
+            attempts=served.attempts if trace.cache != "hit" else 0,
         )
+
+    def _submit_trace(self, trace: TraceRecord) -> None:
+        """Submit now, or once background image writes have filled ``output_blobs``."""
+        job = self._blob_jobs.pop(trace.id, None)
+        if job is None:
+            self.traces.submit(trace)
+            return
+        task, served = job
+
+        def submit(_: asyncio.Task[None]) -> None:
+            trace.output_blobs = served.blob_keys()
+            self.traces.submit(trace)
+
+        task.add_done_callback(submit)
 
     def _new_trace(self, request: ImageRequest, ctx: CallContext) -> TraceRecord:
         opts = request.options

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
@@ -39,23 +40,42 @@ def _int_like(value: Any) -> Any:
 
 
 def _float_like(value: Any) -> Any:
+    """Accept numbers and numeric text; never NaN or infinity (multipart text can say "inf")."""
     if isinstance(value, bool):
         raise ValueError("must be a number")
     if isinstance(value, str):
         try:
-            return float(value.strip())
+            value = float(value.strip())
         except ValueError:
             raise ValueError("must be a number") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
     return value
 
 
 IntLike = Annotated[int, BeforeValidator(_int_like)]
 FloatLike = Annotated[float, BeforeValidator(_float_like)]
-StatusCode = Annotated[IntLike, Field(ge=100, le=599)]
+# Bounds come before the coercion so the JSON schema says minimum/maximum (not raw ge/le).
+StatusCode = Annotated[int, Field(ge=100, le=599), BeforeValidator(_int_like)]
+FallbackCode = Annotated[int, Field(ge=400, le=599), BeforeValidator(_int_like)]
+RetryCount = Annotated[int, Field(ge=1, le=5), BeforeValidator(_int_like)]
+TtlSeconds = Annotated[int, Field(ge=1, le=259_200), BeforeValidator(_int_like)]
+ImageCount = Annotated[int, Field(ge=1, le=10), BeforeValidator(_int_like)]
+Compression = Annotated[int, Field(ge=0, le=100), BeforeValidator(_int_like)]
+Weight = Annotated[float, Field(ge=0.001, le=1), BeforeValidator(_float_like)]
+TimeoutMs = Annotated[float, Field(ge=1), BeforeValidator(_float_like)]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=False, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        """``null`` means absent at every level (the orq SDK sends ``"size": null``)."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
 
 # --- orq option parts ------------------------------------------------------------------------
@@ -64,7 +84,7 @@ class _Model(BaseModel):
 class Retry(_Model):
     """``retry``: 1 + count attempts per model, retried on ``on_codes`` (default [429])."""
 
-    count: Annotated[IntLike, Field(ge=1, le=5)] = 3
+    count: RetryCount = 3
     on_codes: Annotated[list[StatusCode], Field(min_length=1)] = Field(
         default_factory=lambda: [429]
     )
@@ -129,12 +149,12 @@ class Cache(_Model):
     """``cache``: exact-match cache; ttl in seconds, 1–259200, default 1800."""
 
     type: Literal["exact_match"]
-    ttl: Annotated[IntLike, Field(ge=1, le=259_200)] = 1800
+    ttl: TtlSeconds = 1800
 
 
 class LoadBalancerModel(_Model):
     model: Annotated[str, Field(min_length=1)]
-    weight: Annotated[FloatLike, Field(ge=0.001, le=1)] = 0.5
+    weight: Weight = 0.5
 
 
 class LoadBalancer(_Model):
@@ -153,24 +173,24 @@ class LoadBalancerListItem(LoadBalancerModel):
 class Timeout(_Model):
     """``timeout``: per-attempt timeout in milliseconds."""
 
-    call_timeout: Annotated[FloatLike, Field(ge=1)]
+    call_timeout: TimeoutMs
+
+
+_LB_LIST = TypeAdapter(list[LoadBalancerListItem])
 
 
 def _normalise_load_balancer(value: Any) -> Any:
-    """Accept the v4.1 list form ``[{type, model, weight}]`` as the v4.2 object form."""
+    """Accept the v4.1 list form ``[{type, model, weight}]`` as the v4.2 object form.
+
+    The list is validated as a list so an error names ``load_balancer[0].weight``, as sent.
+    """
     if isinstance(value, list):
-        models = []
-        for item in value:
-            if not isinstance(item, dict):
-                raise ValueError("load_balancer items must be objects")
-            if item.get("type", "weight_based") != "weight_based":
-                raise ValueError("load_balancer type must be 'weight_based'")
-            models.append({k: v for k, v in item.items() if k != "type"})
-        return {"type": "weight_based", "models": models}
+        items = _LB_LIST.validate_python(value)
+        models = [LoadBalancerModel(model=i.model, weight=i.weight) for i in items]
+        if not models:
+            raise ValueError("load_balancer needs at least one model")
+        return LoadBalancer(type="weight_based", models=models)
     return value
-
-
-FallbackCodes = Annotated[IntLike, Field(ge=400, le=599)]
 
 
 class _RoutingFields(_Model):
@@ -179,7 +199,7 @@ class _RoutingFields(_Model):
     name: str | None = None
     retry: Retry | None = None
     fallbacks: list[Fallbacks] | None = None
-    fallback_on_codes: Annotated[list[FallbackCodes], Field(max_length=20)] | None = None
+    fallback_on_codes: Annotated[list[FallbackCode], Field(max_length=20)] | None = None
     cache: Cache | None = None
     load_balancer: Annotated[LoadBalancer, BeforeValidator(_normalise_load_balancer)] | None = (
         None
@@ -228,7 +248,7 @@ MetadataValue = Annotated[str, Field(max_length=512)]
 
 class _ImageBody(_RoutingFields):
     model: Annotated[str, Field(min_length=1)]
-    n: Annotated[IntLike, Field(ge=1, le=10)] | None = None
+    n: ImageCount | None = None
     size: str | None = None
     response_format: ResponseFormat | None = None
     user: str | None = None
@@ -238,13 +258,6 @@ class _ImageBody(_RoutingFields):
     contact: PublicContact | None = None
     thread: Thread | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
-        return data
-
 
 class CreateImageRequestBody(_ImageBody):
     """``POST …/images/generations`` (JSON)."""
@@ -252,7 +265,7 @@ class CreateImageRequestBody(_ImageBody):
     prompt: Annotated[str, Field(min_length=1)]
     background: Literal["transparent", "opaque", "auto"] | None = None
     moderation: Literal["low", "auto"] | None = None
-    output_compression: Annotated[IntLike, Field(ge=0, le=100)] | None = None
+    output_compression: Compression | None = None
     output_format: Literal["png", "jpeg", "webp"] | None = None
     quality: Quality | None = None
     style: Literal["vivid", "natural"] | None = None
@@ -265,7 +278,7 @@ class CreateImageEditRequestBody(_ImageBody):
     prompt: Annotated[str, Field(min_length=1)]
     quality: Quality | None = None
     background: Literal["transparent", "opaque", "auto"] | None = None
-    output_compression: Annotated[IntLike, Field(ge=0, le=100)] | None = None
+    output_compression: Compression | None = None
     output_format: Literal["png", "jpeg", "webp"] | None = None
     orq: CreateImageEditOrq | None = None
 

@@ -48,7 +48,7 @@ def error_param(loc: tuple[int | str, ...]) -> str:
 def validation_error(exc: ValidationError) -> InvalidRequest:
     first = exc.errors(include_url=False)[0]
     param = error_param(tuple(first["loc"]))
-    msg = first["msg"]
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         msg = "field required"
     return InvalidRequest(f"{param}: {msg}", param=param)

@@ -1,48 +1,255 @@
 """Answer images in the requested ``response_format`` whatever the provider returned.
 
-Spine version: ``b64_json`` from inline images; ``url`` as a ``data:`` URI until the image
-store lands. Absent ``response_format`` keeps the provider's own format.
+Every image ends up in the blob store under the SHA-256 of its bytes, and is answered as a
+signed gateway URL (``url``) or as base64 (``b64_json``). Without ``response_format`` the
+answer keeps the format the serving provider used (its URLs re-hosted on the gateway).
+
+The hot path stays cheap: when the caller wants ``b64_json`` and the provider sent base64,
+that string is passed through untouched and the decode + hash + write happens in a bounded
+background task (``Served.pending``). A blob is written before the answer only when the
+answer needs it: a URL must be fetchable the moment it is handed out, and a cache manifest
+needs the keys. ::
+
+    served = await output.prepare(result, "url", model="openai/dall-e-2", keep=False)
+    items = output.answer(served, "url", "https://gw.example")
 """
 
 from __future__ import annotations
 
-import base64
-from typing import Any
+import asyncio
+import binascii
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from .errors import ProviderError
+import pybase64
+
+from .blobs import (
+    BlobStore,
+    BlobStoreError,
+    FetchError,
+    ImageFetcher,
+    URLSigner,
+    blob_key,
+    content_type_of,
+    load_signing_key,
+    make_store,
+)
+from .blobs.store import OCTET_STREAM
+from .config import Config
+from .errors import ProviderError, ServiceUnavailable
 from .request import GeneratedImage, ImageResult
 
+log = logging.getLogger("imagegate.output")
 
-def _b64(image: GeneratedImage) -> str:
-    if image.b64 is not None:
-        return image.b64
-    raw = image.raw()
-    if raw is None:
-        raise ProviderError("provider returned a remote URL; the image store is not enabled")
-    return base64.b64encode(raw).decode("ascii")
+Format = Literal["url", "b64_json"]
+RESULT_EXTRAS = ("output_format", "size", "quality")
+MAX_BACKGROUND_JOBS = 64  # beyond this, writes happen inline (back-pressure, bounded memory)
+KNOWN_KEYS = 4096  # recently written keys: skip writing the same bytes again
+
+
+@dataclass(slots=True)
+class StoredImage:
+    """One image of an answer: its blob key (None until written) and what is held in memory."""
+
+    source: Format  # what the provider returned: answered this way when no format was asked
+    key: str | None = None
+    b64: str | None = None
+    data: bytes | None = None
+    mime: str | None = None
+    revised_prompt: str | None = None
+    stored: bool = False  # known to be in the blob store
+
+
+@dataclass(slots=True)
+class Served:
+    """A complete success, answerable in either format; also what a cache manifest holds."""
+
+    images: list[StoredImage]
+    model: str
+    created: int
+    usage: dict[str, Any] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    pending: asyncio.Task[None] | None = None  # background blob writes still running
+
+    def blob_keys(self) -> list[str]:
+        return [image.key for image in self.images if image.key is not None]
+
+
+def _decode_b64(text: str) -> bytes:
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        # Some providers wrap lines; fall back to the lenient decoder before giving up.
+        try:
+            return pybase64.b64decode(text, validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise ProviderError(f"provider returned invalid base64: {exc}") from None
+
+
+def _digest(image: StoredImage) -> tuple[bytes, str]:
+    """(bytes, key) for an image held in memory; runs on a worker thread."""
+    data = image.data if image.data is not None else _decode_b64(image.b64 or "")
+    return data, blob_key(data)
 
 
 class Output:
-    """Turns a provider result into ``data`` items; returns blob keys (none in the spine)."""
+    """Stores provider images and answers them; owns the blob store, URL signer and fetcher."""
 
-    async def answer(
-        self, result: ImageResult, response_format: str | None, base_url: str
-    ) -> tuple[list[dict[str, Any]], list[str]]:
+    def __init__(self, config: Config, *, store: BlobStore | None = None) -> None:
+        storage = config.storage
+        self.store: BlobStore = store or make_store(storage)
+        self.signer = URLSigner(load_signing_key(config), storage.url_ttl_s)
+        self.fetcher = ImageFetcher(
+            max_bytes=storage.fetch_max_bytes, timeout_s=storage.fetch_timeout_s
+        )
+        self.default_base_url = (config.public_url or f"http://{config.host}:{config.port}").rstrip(
+            "/"
+        )
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self.background_failures = 0
+
+    # --- provider result → Served -------------------------------------------------------
+    async def prepare(
+        self,
+        result: ImageResult,
+        want: str | None,
+        *,
+        model: str,
+        attempts: int = 0,
+        keep: bool = False,
+    ) -> Served:
+        """Normalise ``result``; store now what the answer (or ``keep``: the cache) needs."""
+        images = await asyncio.gather(*(self._inline(image) for image in result.images))
+        now: list[StoredImage] = []
+        later: list[StoredImage] = []
+        for image in images:
+            (now if keep or (want or image.source) == "url" else later).append(image)
+        if now:
+            await asyncio.gather(*(self._store(image) for image in now))
+        served = Served(
+            images=list(images),
+            model=model,
+            created=result.created or int(time.time()),
+            usage=result.usage,
+            extras={n: getattr(result, n) for n in RESULT_EXTRAS if getattr(result, n)},
+            attempts=attempts,
+        )
+        if later:
+            served.pending = await self._background(later)
+        return served
+
+    async def _inline(self, image: GeneratedImage) -> StoredImage:
+        """Bring the image into memory: b64 kept as text, URLs fetched, data: URIs decoded."""
+        mime, revised = image.mime, image.revised_prompt
+        if image.b64 is not None:
+            return StoredImage("b64_json", b64=image.b64, mime=mime, revised_prompt=revised)
+        if image.data is not None:
+            return StoredImage("b64_json", data=image.data, mime=mime, revised_prompt=revised)
+        if image.url is None:
+            raise ProviderError("provider returned an image with neither data nor URL")
+        try:
+            data, mime = await self.fetcher.fetch(image.url)
+        except FetchError as exc:
+            raise ProviderError(f"provider image: {exc}") from None
+        hint = image.mime or mime
+        if content_type_of(data, hint) == OCTET_STREAM:
+            raise ProviderError("provider image URL did not return an image")
+        return StoredImage("url", data=data, mime=hint, revised_prompt=image.revised_prompt)
+
+    async def _store(self, image: StoredImage) -> None:
+        """Hash and write one image (off the event loop); sets ``image.key``."""
+        data, key = await asyncio.to_thread(_digest, image)
+        if key not in self._known:
+            try:
+                await self.store.put(key, data, content_type_of(data, image.mime))
+            except BlobStoreError as exc:
+                log.error("blob store write failed: %s", exc)
+                raise ServiceUnavailable("the image store is unavailable") from None
+            self._known[key] = None
+            if len(self._known) > KNOWN_KEYS:
+                self._known.popitem(last=False)
+        image.key, image.stored = key, True
+
+    async def _background(self, images: list[StoredImage]) -> asyncio.Task[None] | None:
+        if len(self._jobs) >= MAX_BACKGROUND_JOBS:
+            await self._store_quietly(images)
+            return None
+        task = asyncio.create_task(self._store_quietly(images))
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+        return task
+
+    async def _store_quietly(self, images: list[StoredImage]) -> None:
+        results = await asyncio.gather(
+            *(self._store(image) for image in images), return_exceptions=True
+        )
+        for outcome in results:
+            if isinstance(outcome, BaseException):
+                self.background_failures += 1
+                log.warning("background image store failed: %s", getattr(outcome, "message", ""))
+
+    # --- Served from a cache manifest -----------------------------------------------------
+    async def hydrate(self, served: Served, want: str | None) -> bool:
+        """Make a cached answer servable: load bytes for base64, check blobs exist for URLs.
+
+        Only what is missing is fetched. False when a blob has gone (or the store fails):
+        the caller treats it as a miss.
+        """
+
+        async def one(image: StoredImage) -> bool:
+            if (want or image.source) == "b64_json":
+                if image.b64 is not None or image.data is not None:
+                    return True
+                if image.key is None:
+                    return False
+                image.data = await self.store.get(image.key)
+                image.stored = image.data is not None
+            elif image.key is None:
+                return False
+            elif not image.stored:
+                image.stored = await self.store.exists(image.key)
+            if not image.stored:
+                self._known.pop(image.key, None)  # gone from the store: write it again
+            return image.stored
+
+        try:
+            return all(await asyncio.gather(*(one(image) for image in served.images)))
+        except BlobStoreError as exc:
+            log.warning("cache hit unusable, blob store failed: %s", exc)
+            return False
+
+    # --- Served → data items ----------------------------------------------------------------
+    def answer(self, served: Served, want: str | None, base_url: str) -> list[dict[str, Any]]:
+        """``data`` items in the format asked (fresh signed URLs every time)."""
+        base = base_url or self.default_base_url
         items: list[dict[str, Any]] = []
-        for image in result.images:
-            fmt = response_format or ("url" if image.url and image.b64 is None else "b64_json")
+        for image in served.images:
             item: dict[str, Any]
-            if fmt == "b64_json":
-                item = {"b64_json": _b64(image)}
-            elif image.url is not None:
-                item = {"url": image.url}
+            if (want or image.source) == "url":
+                if image.key is None:
+                    raise RuntimeError("a URL was asked for an image that is not stored")
+                item = {"url": self.signer.url(base, image.key)}
+            elif image.b64 is not None:
+                item = {"b64_json": image.b64}
             else:
-                mime = image.mime or f"image/{result.output_format or 'png'}"
-                item = {"url": f"data:{mime};base64,{_b64(image)}"}
+                assert image.data is not None
+                item = {"b64_json": pybase64.b64encode_as_string(image.data)}
             if image.revised_prompt is not None:
                 item["revised_prompt"] = image.revised_prompt
             items.append(item)
-        return items, []
+        return items
+
+    async def drain(self) -> None:
+        """Wait for background writes (shutdown, tests)."""
+        while self._jobs:
+            await asyncio.gather(*list(self._jobs), return_exceptions=True)
 
     async def close(self) -> None:
-        return None
+        await self.drain()
+        await self.fetcher.close()
+        await self.store.close()

@@ -18,6 +18,8 @@ from ..errors import GatewayError, MethodNotAllowed, NotFound
 from ..gateway import Gateway
 from ..request import OPERATIONS
 from .auth import Authenticator
+from .control import control_routes
+from .files import get_file
 from .images import make_endpoint
 from .openapi import PREFIXES, build_openapi
 from .responses import JSONResponse, error_response
@@ -57,6 +59,8 @@ def routes() -> list[BaseRoute]:
             out.append(Route(f"{prefix}/images/{operation}", endpoint, methods=["POST"]))
     out.append(Route("/health", health, methods=["GET"]))
     out.append(Route("/openapi.json", openapi, methods=["GET"]))
+    out.extend(control_routes())
+    out.append(Route("/v2/files/{key}", get_file, methods=["GET"]))
     return out
 
 

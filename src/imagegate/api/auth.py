@@ -23,7 +23,7 @@ class Authenticator:
         for key in keys:
             if key.startswith("sha256:"):
                 digest = bytes.fromhex(key[7:])
-                ident = "key_" + key[7:23]
+                ident = "key_" + key[7:23].lower()  # same id as the key given in clear
             else:
                 digest = key_digest(key)
                 ident = key_id(key)

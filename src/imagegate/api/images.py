@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive
 
-from ..errors import GatewayError, InternalError, InvalidRequest
+from ..errors import GatewayError, InternalError, InvalidRequest, PayloadTooLarge
 from ..gateway import CallContext, Gateway
 from ..options import build_request
 from ..request import ImageRequest, Operation
@@ -22,10 +22,19 @@ from .responses import JSONResponse, error_response
 
 log = logging.getLogger("imagegate.api")
 CLIENT_CLOSED = 499
+MAX_JSON_BYTES = 8 * 1024 * 1024
 
 
 async def _json_body(request: Request) -> Any:
-    body = await request.body()
+    """The JSON body, read with a cap: generations carry no files, so a huge body is abuse."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise PayloadTooLarge(f"JSON body exceeds {MAX_JSON_BYTES // (1024 * 1024)} MB")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     if not body:
         raise InvalidRequest("empty request body; send a JSON object", param="body")
     try:
@@ -35,7 +44,8 @@ async def _json_body(request: Request) -> Any:
 
 
 async def read_request(request: Request, operation: Operation, gateway: Gateway) -> ImageRequest:
-    content_type = request.headers.get("content-type", "")
+    raw_type = request.headers.get("content-type", "")
+    content_type = raw_type.lower()  # for the checks; the boundary keeps its case
     if operation == "generations":
         if "multipart/" in content_type:
             raise InvalidRequest("generations take a JSON body", param="body")
@@ -46,7 +56,7 @@ async def read_request(request: Request, operation: Operation, gateway: Gateway)
         )
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest("expected a multipart/form-data body", param="body")
-    form = await parse_multipart(content_type, request.stream(), gateway.config.uploads)
+    form = await parse_multipart(raw_type, request.stream(), gateway.config.uploads)
     try:
         return build_request(operation, form.fields, form.images, form.mask)
     except BaseException:
@@ -91,10 +101,12 @@ def make_endpoint(operation: Operation) -> Any:
             try:
                 await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                watcher.cancel()
                 if not work.done():  # the client went away: cancel the upstream attempt
                     work.cancel()
                     log.info("client disconnected; cancelled trace %s", trace_id)
-                watcher.cancel()
+                    # let it unwind before its files are discarded below
+                    await asyncio.wait({work})
             if work.cancelled():
                 return Response(status_code=CLIENT_CLOSED)
             result = work.result()

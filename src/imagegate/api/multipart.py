@@ -4,7 +4,8 @@ Parts are parsed as they arrive: file parts are hashed on the fly, kept in memor
 ``spool_bytes`` and written to a temp file past it, and a file over ``max_file_bytes`` stops
 the upload at once with a 413. Image types are checked by magic bytes, not by the part's
 claimed content type. JSON parts (``orq``, ``retry``…) are decoded with or without a part
-content type; ``fallback_on_codes[]`` may repeat.
+content type; ``fallback_on_codes[]`` may repeat; bracket names (``orq[retry][count]``, how the
+openai SDK sends ``extra_body``) are decoded into nested objects and lists.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ JSON_FIELDS = frozenset(
 )  # fmt: skip
 LIST_FIELDS = {"fallback_on_codes[]": "fallback_on_codes", "fallback_on_codes": "fallback_on_codes"}
 MAX_FIELD_BYTES = 1024 * 1024
-MAX_PARTS = 64
+MAX_TEXT_BYTES = 4 * 1024 * 1024  # all text fields together
+MAX_PARTS = 256  # the openai SDK sends every option leaf as its own part
+MAX_KEY_CHARS = 256
+MAX_KEY_DEPTH = 8
 
 
 @dataclass
@@ -55,6 +59,70 @@ class ParsedForm:
     mask: UploadedFile | None
 
 
+def _human_bytes(n: int) -> str:
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+def split_bracketed(name: str) -> tuple[str, list[str]]:
+    """``orq[retry][on_codes][]`` → ("orq", ["retry", "on_codes", ""]); a 400 if malformed."""
+    root, _, rest = name.partition("[")
+    if not root or not rest.endswith("]") or len(name) > MAX_KEY_CHARS:
+        raise InvalidRequest(f"malformed form field name {name[:80]!r}", param=name[:80])
+    path = rest[:-1].split("][")
+    if len(path) > MAX_KEY_DEPTH or any("[" in seg or "]" in seg for seg in path):
+        raise InvalidRequest(f"malformed form field name {name[:80]!r}", param=name[:80])
+    return root, path
+
+
+def _occupied(node: dict[str, Any], path: list[str]) -> bool:
+    """Whether ``path`` already ends at a value in ``node`` (so ``[]`` must start a new item)."""
+    for i, seg in enumerate(path):
+        if seg == "" or seg not in node:
+            return False
+        if i == len(path) - 1:
+            return True
+        child = node[seg]
+        if not isinstance(child, dict):
+            return True
+        node = child
+    return False
+
+
+def _put(node: dict[str, Any], key: str, path: list[str], value: str, name: str) -> None:
+    if not path:
+        node[key] = value
+        return
+    head, rest = path[0], path[1:]
+    if head == "":
+        seq = node.setdefault(key, [])
+        if not isinstance(seq, list):
+            raise InvalidRequest(f"{name}: conflicts with an earlier field", param=name)
+        if not rest:
+            seq.append(value)
+            return
+        if seq and isinstance(seq[-1], dict) and not _occupied(seq[-1], rest):
+            item = seq[-1]
+        else:
+            item = {}
+            seq.append(item)
+        _put(item, rest[0], rest[1:], value, name)
+        return
+    child = node.setdefault(key, {})
+    if not isinstance(child, dict):
+        raise InvalidRequest(f"{name}: conflicts with an earlier field", param=name)
+    _put(child, head, rest, value, name)
+
+
+def put_bracketed(fields: dict[str, Any], name: str, value: str) -> None:
+    """Decode a bracket-notation field the way the openai SDK encodes ``extra_body`` in
+    multipart: ``orq[retry][count]=2``, ``orq[fallbacks][][model]=a``, ``x[]=1`` repeated."""
+    root, path = split_bracketed(name)
+    _put(fields, root, path, value, name)
+
+
 class _Collector:
     """Receives parser callbacks and builds fields and files with bounded memory."""
 
@@ -65,6 +133,7 @@ class _Collector:
         self.mask: UploadedFile | None = None
         self.part: _Part | None = None
         self.parts = 0
+        self.text_bytes = 0
         self._hname = b""
         self._hvalue = b""
         self.error: Exception | None = None
@@ -108,13 +177,14 @@ class _Collector:
         chunk = data[start:end]
         part.size += len(chunk)
         if part.hasher is None:
-            if part.size > MAX_FIELD_BYTES:
+            self.text_bytes += len(chunk)
+            if part.size > MAX_FIELD_BYTES or self.text_bytes > MAX_TEXT_BYTES:
                 raise PayloadTooLarge(f"field {part.name!r} is too large", param=part.name)
             part.buffer.write(chunk)
             return
         if part.size > self.limits.max_file_bytes:
-            mb = self.limits.max_file_bytes // (1024 * 1024)
-            raise PayloadTooLarge(f"file {part.name!r} exceeds {mb} MB", param=part.name)
+            limit = _human_bytes(self.limits.max_file_bytes)
+            raise PayloadTooLarge(f"file {part.name!r} exceeds {limit}", param=part.name)
         part.hasher.update(chunk)
         if len(part.head) < 16:
             part.head = (part.head + chunk)[:16]
@@ -181,6 +251,8 @@ class _Collector:
             raise InvalidRequest(f"{name}: not valid UTF-8 text", param=name) from None
         if name in LIST_FIELDS:
             self.fields.setdefault(LIST_FIELDS[name], []).append(text)
+        elif "[" in name:
+            put_bracketed(self.fields, name, text)
         elif name:
             self.fields[name] = text
 

@@ -32,14 +32,23 @@ class Capabilities:
 
     def refuse(self, request: ImageRequest) -> str | None:
         """Why this model cannot serve the request, or None when it can."""
+        found = self.refusal(request)
+        return found[1] if found else None
+
+    def refusal(self, request: ImageRequest) -> tuple[str, str] | None:
+        """``(request field at fault, why)`` when this model cannot serve the request."""
         if request.operation not in self.operations:
-            return f"does not support images.{request.operation}"
+            return "model", f"does not support images.{request.operation}"
         if self.sizes is not None and request.size and request.size not in self.sizes:
-            return f"does not support size {request.size}"
+            return "size", f"does not support size {request.size}"
         if request.output_format and request.output_format not in self.output_formats:
-            return f"does not support output_format {request.output_format}"
+            return "output_format", f"does not support output_format {request.output_format}"
         if request.operation == "edits" and len(request.images) > self.max_images:
-            return f"accepts at most {self.max_images} input image(s)"
+            return "image", f"accepts at most {self.max_images} input image(s)"
+        if request.operation == "edits" and request.mask is not None and not self.mask:
+            return "mask", "does not accept a mask"
+        if request.n_images > self.max_n:
+            return "n", f"returns at most {self.max_n} image(s) per request (n={request.n_images})"
         return None
 
 

@@ -16,10 +16,11 @@ from PIL import Image, ImageDraw, ImageOps
 
 from ..config import ProviderConfig
 from ..errors import UpstreamHTTPError
-from ..request import GeneratedImage, ImageRequest, ImageResult
+from ..request import GeneratedImage, ImageRequest, ImageResult, UploadedFile
 from .base import Capabilities
 
 MAX_SIDE = 2048
+MAX_INPUT_PIXELS = 40_000_000
 CAPS = Capabilities(
     operations=frozenset({"generations", "edits", "variations"}),
     sizes=None,
@@ -89,6 +90,22 @@ def render(
     return out.getvalue()
 
 
+def load_input(upload: UploadedFile) -> Image.Image:
+    """Decode an input image; a corrupt or oversized one is the caller's 400, not our 500."""
+    try:
+        with upload.open() as fh:
+            img = Image.open(fh)
+            if img.width * img.height > MAX_INPUT_PIXELS:
+                raise UpstreamHTTPError(
+                    f"{upload.filename}: {img.width}x{img.height} is too many pixels", status=400
+                )
+            img.load()
+            return img
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        message = f"{upload.filename}: not a decodable image ({type(exc).__name__})"
+        raise UpstreamHTTPError(message, status=400) from None
+
+
 class PlaceholderProvider:
     """Renders images locally; never fails unless the request itself is invalid."""
 
@@ -109,9 +126,7 @@ class PlaceholderProvider:
         if request.operation != "generations":
             if not request.images:
                 raise UpstreamHTTPError("an input image is required", status=400)
-            with request.images[0].open() as fh:
-                base = Image.open(fh)
-                base.load()
+            base = load_input(request.images[0])
         prompt = request.prompt or ("variation" if request.operation == "variations" else "")
         images = [
             GeneratedImage(

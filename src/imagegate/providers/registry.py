@@ -20,11 +20,23 @@ ADAPTERS: dict[str, str] = {
     "openai": "imagegate.providers.openai:OpenAIProvider",
     "openai-compatible": "imagegate.providers.openai:OpenAIProvider",
     "placeholder": "imagegate.providers.placeholder:PlaceholderProvider",
+    "azure": "imagegate.providers.azure:AzureProvider",
+    "google": "imagegate.providers.google:GoogleProvider",
+    "vertex": "imagegate.providers.vertex:VertexProvider",
+    "together": "imagegate.providers.together:TogetherProvider",
+    "xai": "imagegate.providers.xai:XAIProvider",
+    "recraft": "imagegate.providers.recraft:RecraftProvider",
+    "stability": "imagegate.providers.stability:StabilityProvider",
+    "fal": "imagegate.providers.fal:FalProvider",
+    "bedrock": "imagegate.providers.bedrock:BedrockProvider",
+    "replicate": "imagegate.providers.replicate:ReplicateProvider",
+    "bfl": "imagegate.providers.bfl:BFLProvider",
 }
 # providers that work without any key or configuration
 ALWAYS_ON = ("placeholder",)
 # providers that need a key before they count as configured
-NEEDS_KEY = {"openai"}
+NEEDS_KEY = {"openai", "azure", "google", "together", "xai", "recraft",
+             "stability", "fal", "replicate", "bfl"}  # fmt: skip
 
 
 def split_model(model: str) -> tuple[str, str]:

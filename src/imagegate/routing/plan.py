@@ -1,28 +1,55 @@
-"""The candidate chain: ``[model] + fallbacks`` (spine version: a single candidate)."""
+"""The candidate chain: which models a request may be served by, in the order they are tried.
+
+Rules (routing-semantics.md §2):
+
+- without ``load_balancer``: ``[model] + fallbacks``;
+- with it, the request's ``model`` is ignored: the load-balancer models come first in an order
+  drawn by weight, then ``fallbacks`` in order;
+- a model appears at most once; a candidate whose provider is not configured, or that cannot
+  do what the request asks (operation, size, n, format...), is skipped and the skip recorded;
+- nothing left is a 400 ``unsupported_engine`` whose message says why each model was skipped.
+
+The load-balancer order is drawn up front: drawing the first model by weight, then the next
+among the rest after each failure, gives the same distribution as drawing the whole order
+without replacement at once, and it keeps ``execute`` free of randomness about models::
+
+    plan = build_plan(request, registry, random.Random(7))
+    [c.model for c in plan.candidates]   # e.g. ["b/m2", "a/m1", "c/fallback"]
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..errors import UnsupportedEngine
 from ..providers.base import Provider
 from ..providers.registry import Registry, split_model
 from ..request import ImageRequest
 
+Source = Literal["model", "load_balancer", "fallback"]
+
 
 @dataclass(slots=True)
 class Candidate:
+    """One model the request may be sent to."""
+
     model: str  # as the caller wrote it: provider/model
     provider_name: str
     model_id: str  # the part after provider/
     provider: Provider
+    source: Source = "model"
 
 
 @dataclass(slots=True)
 class Skip:
+    """A model left out of the chain, and why (recorded on the trace)."""
+
     model: str
     reason: str
+    param: str = "model"  # the request field at fault
 
 
 @dataclass(slots=True)
@@ -31,9 +58,84 @@ class Plan:
     skipped: list[Skip] = field(default_factory=list)
 
 
-def build_plan(request: ImageRequest, registry: Registry, rng: random.Random) -> Plan:
-    provider_name, model_id = split_model(request.model)
+def weighted_order(weighted: Sequence[tuple[str, float]], rng: random.Random) -> list[str]:
+    """Sequential weighted draws without replacement: the order models are tried in.
+
+    Each step picks among the models not drawn yet with probability weight / remaining weight,
+    which is exactly "draw one, and on failure re-draw among the rest".
+    """
+    pool = list(weighted)
+    order: list[str] = []
+    while pool:
+        total = sum(weight for _, weight in pool)
+        point = rng.random() * total
+        index = len(pool) - 1  # float rounding can leave point == total; take the last
+        for i, (_, weight) in enumerate(pool):
+            point -= weight
+            if point < 0:
+                index = i
+                break
+        order.append(pool.pop(index)[0])
+    return order
+
+
+def _resolve(
+    model: str, source: Source, request: ImageRequest, registry: Registry
+) -> Candidate | Skip:
+    """A candidate for ``model``, or the reason it cannot be one."""
+    provider_name, model_id = split_model(model)
+    if not provider_name:
+        return Skip(model, "not a provider/model name")
     provider = registry.get(provider_name)
     if provider is None:
-        raise UnsupportedEngine(f"model {request.model!r}: provider not configured", param="model")
-    return Plan([Candidate(request.model, provider_name, model_id, provider)])
+        why = registry.unavailable.get(provider_name, "not configured")
+        return Skip(model, f"provider {provider_name!r}: {why}")
+    refusal = provider.capabilities(model_id).refusal(request)
+    if refusal is not None:
+        param, reason = refusal
+        return Skip(model, reason, param)
+    return Candidate(model, provider_name, model_id, provider, source)
+
+
+def _add(plan: Plan, found: Candidate | Skip) -> None:
+    if isinstance(found, Skip):
+        plan.skipped.append(found)
+    else:
+        plan.candidates.append(found)
+
+
+def build_plan(request: ImageRequest, registry: Registry, rng: random.Random) -> Plan:
+    """The ordered candidates for ``request``; raises 400 ``unsupported_engine`` if none."""
+    plan = Plan([])
+    opts = request.options
+    seen: set[str] = set()
+    if opts.load_balancer is not None:
+        weights: dict[str, float] = {}
+        for entry in opts.load_balancer.models:
+            weights.setdefault(entry.model, entry.weight)  # a model at most once: first wins
+        found = {m: _resolve(m, "load_balancer", request, registry) for m in weights}
+        # Unusable models stay out of the draw: the usable ones keep the same relative
+        # order as in a draw over all of them where the unusable are skipped.
+        usable = [(m, w) for m, w in weights.items() if isinstance(found[m], Candidate)]
+        for model in weighted_order(usable, rng):
+            _add(plan, found[model])
+        plan.skipped.extend(f for f in found.values() if isinstance(f, Skip))
+        seen.update(weights)
+    else:
+        _add(plan, _resolve(request.model, "model", request, registry))
+        seen.add(request.model)
+    for fallback in opts.fallbacks or []:
+        if fallback.model not in seen:
+            seen.add(fallback.model)
+            _add(plan, _resolve(fallback.model, "fallback", request, registry))
+    if not plan.candidates:
+        raise _nothing_left(plan.skipped)
+    return plan
+
+
+def _nothing_left(skipped: list[Skip]) -> UnsupportedEngine:
+    """400 naming the field at fault when every skip blames the same one, else ``model``."""
+    params = {s.param for s in skipped}
+    param = params.pop() if len(params) == 1 else "model"
+    why = "; ".join(f"{s.model}: {s.reason}" for s in skipped)
+    return UnsupportedEngine(f"no model can serve this request ({why})", param=param)

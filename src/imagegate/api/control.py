@@ -1,0 +1,231 @@
+"""The control-plane API: traces, identities and threads (read), prompts (read and write).
+
+Same bearer auth as the image endpoints; errors in orq's body. Reads first let this process's
+queued writes land (``ControlPlane.sync``), so a trace is readable as soon as its request
+returned; a database that is down answers 503 ``service_unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..control import ControlPlane
+from ..errors import GatewayError, InternalError, InvalidRequest, NotFound, ServiceUnavailable
+from ..store import StoreUnavailable, TraceQuery
+from ..store.prompts import add_version, create_prompt
+from ..store.views import (
+    identity_view,
+    page_view,
+    parse_time,
+    prompt_view,
+    thread_view,
+    trace_view,
+    version_view,
+)
+from .responses import JSONResponse, error_response
+
+log = logging.getLogger("imagegate.api")
+Handler = Callable[[Request, ControlPlane], Awaitable[Response]]
+MAX_LIMIT = 500
+THREAD_TRACES = 1000
+SETTLE_S = 1.0
+
+
+def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            request.app.state.auth.check(request.headers.get("authorization"))
+            control: ControlPlane = request.app.state.gateway.control
+            return await handler(request, control)
+        except StoreUnavailable:
+            return error_response(ServiceUnavailable("the store is unavailable; try again"))
+        except GatewayError as exc:
+            return error_response(exc)
+        except Exception:
+            log.exception("unhandled error in %s %s", request.method, request.url.path)
+            return error_response(InternalError("internal error; see the gateway log"))
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+def _limit(request: Request, default: int = 50) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidRequest(f"limit: must be an integer 1–{MAX_LIMIT}", param="limit")
+    return int(raw)
+
+
+def _trace_query(request: Request) -> TraceQuery:
+    q = request.query_params
+    query = TraceQuery(limit=_limit(request), cursor=q.get("cursor") or None)
+    for name in ("identity_id", "thread_id", "name", "model"):
+        if q.get(name):
+            setattr(query, name, q[name])
+    status = q.get("status")
+    if status:
+        if status in ("success", "error"):
+            query.succeeded = status == "success"
+        elif status.isdigit() and 100 <= int(status) <= 599:
+            query.status = int(status)
+        else:
+            raise InvalidRequest("status: 'success', 'error' or an HTTP status", param="status")
+    cache = q.get("cache")
+    if cache:
+        if cache.lower() not in ("hit", "miss"):
+            raise InvalidRequest("cache: 'hit' or 'miss'", param="cache")
+        query.cache = cache.lower()
+    for name in ("since", "until"):
+        if q.get(name):
+            try:
+                setattr(query, name, parse_time(q[name]))
+            except ValueError:
+                raise InvalidRequest(f"{name}: ISO 8601 time or unix seconds", param=name) from None
+    return query
+
+
+async def _settle(request: Request, control: ControlPlane) -> None:
+    """Let this process's finished requests reach the store before reading it (bounded).
+
+    Traces are submitted once background image writes end, then batched by the writer.
+    """
+    drain = getattr(request.app.state.gateway.output, "drain", None)
+    if drain is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(drain()), timeout=SETTLE_S)
+    await control.sync(SETTLE_S)
+
+
+async def _json(request: Request) -> Any:
+    body = await request.body()
+    if not body:
+        raise InvalidRequest("empty request body; send a JSON object", param="body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"malformed JSON body: {exc}", param="body") from None
+
+
+# --- traces, identities, threads -------------------------------------------------------------
+async def list_traces(request: Request, control: ControlPlane) -> Response:
+    query = _trace_query(request)
+    await _settle(request, control)
+    page = await control.store.list_traces(query)
+    return JSONResponse(page_view([trace_view(t) for t in page.items], page.next_cursor))
+
+
+async def get_trace(request: Request, control: ControlPlane) -> Response:
+    trace_id = request.path_params["trace_id"]
+    await _settle(request, control)
+    trace = await control.store.get_trace(trace_id)
+    if trace is None:
+        raise NotFound(f"trace {trace_id!r} not found", param="id")
+    return JSONResponse(trace_view(trace))
+
+
+async def list_identities(request: Request, control: ControlPlane) -> Response:
+    limit, cursor = _limit(request), request.query_params.get("cursor") or None
+    await _settle(request, control)
+    page = await control.store.list_identities(cursor, limit)
+    return JSONResponse(page_view([identity_view(i) for i in page.items], page.next_cursor))
+
+
+async def get_identity(request: Request, control: ControlPlane) -> Response:
+    identity_id = request.path_params["identity_id"]
+    await _settle(request, control)
+    identity = await control.store.get_identity(identity_id)
+    if identity is None:
+        raise NotFound(f"identity {identity_id!r} not found", param="id")
+    totals = await control.store.identity_totals(identity_id)
+    return JSONResponse(identity_view(identity, totals))
+
+
+async def get_thread(request: Request, control: ControlPlane) -> Response:
+    thread_id = request.path_params["thread_id"]
+    await _settle(request, control)
+    thread = await control.store.get_thread(thread_id)
+    if thread is None:
+        raise NotFound(f"thread {thread_id!r} not found", param="id")
+    traces = await control.store.thread_traces(thread_id, THREAD_TRACES)
+    return JSONResponse(thread_view(thread, traces))
+
+
+# --- prompts -------------------------------------------------------------------------------
+async def post_prompt(request: Request, control: ControlPlane) -> Response:
+    prompt, version = await create_prompt(control.store, await _json(request))
+    control.prompts.invalidate(prompt.id)
+    return JSONResponse(prompt_view(prompt, latest=version), status_code=201)
+
+
+async def list_prompts(request: Request, control: ControlPlane) -> Response:
+    limit, cursor = _limit(request), request.query_params.get("cursor") or None
+    page = await control.store.list_prompts(cursor, limit)
+    return JSONResponse(page_view([prompt_view(p) for p in page.items], page.next_cursor))
+
+
+async def get_prompt(request: Request, control: ControlPlane) -> Response:
+    prompt_id = request.path_params["prompt_id"]
+    prompt = await control.store.get_prompt(prompt_id)
+    if prompt is None:
+        raise NotFound(f"prompt {prompt_id!r} not found", param="id")
+    versions = await control.store.list_prompt_versions(prompt_id)
+    latest = versions[-1] if versions else None
+    return JSONResponse(prompt_view(prompt, versions, latest))
+
+
+async def post_version(request: Request, control: ControlPlane) -> Response:
+    prompt_id = request.path_params["prompt_id"]
+    version = await add_version(control.store, prompt_id, await _json(request))
+    if version is None:
+        raise NotFound(f"prompt {prompt_id!r} not found", param="id")
+    control.prompts.invalidate(prompt_id)
+    return JSONResponse(version_view(version), status_code=201)
+
+
+async def list_versions(request: Request, control: ControlPlane) -> Response:
+    prompt_id = request.path_params["prompt_id"]
+    if await control.store.get_prompt(prompt_id) is None:
+        raise NotFound(f"prompt {prompt_id!r} not found", param="id")
+    versions = await control.store.list_prompt_versions(prompt_id)
+    return JSONResponse(page_view([version_view(v) for v in versions], None))
+
+
+async def get_version(request: Request, control: ControlPlane) -> Response:
+    prompt_id, raw = request.path_params["prompt_id"], request.path_params["version"]
+    if raw != "latest" and not raw.isdigit():
+        raise InvalidRequest("version: 'latest' or a version number", param="version")
+    version = await control.store.get_prompt_version(
+        prompt_id, None if raw == "latest" else int(raw)
+    )
+    if version is None:
+        raise NotFound(f"prompt {prompt_id!r} has no version {raw}", param="version")
+    return JSONResponse(version_view(version))
+
+
+def control_routes() -> list[BaseRoute]:
+    """Appended to the app's routes by ``api.app.routes``."""
+    table: list[tuple[str, Handler, str]] = [
+        ("/v2/traces", list_traces, "GET"),
+        ("/v2/traces/{trace_id}", get_trace, "GET"),
+        ("/v2/identities", list_identities, "GET"),
+        ("/v2/identities/{identity_id}", get_identity, "GET"),
+        ("/v2/threads/{thread_id}", get_thread, "GET"),
+        ("/v2/prompts", post_prompt, "POST"),
+        ("/v2/prompts", list_prompts, "GET"),
+        ("/v2/prompts/{prompt_id}", get_prompt, "GET"),
+        ("/v2/prompts/{prompt_id}/versions", post_version, "POST"),
+        ("/v2/prompts/{prompt_id}/versions", list_versions, "GET"),
+        ("/v2/prompts/{prompt_id}/versions/{version}", get_version, "GET"),
+    ]
+    return [Route(path, _endpoint(handler), methods=[method]) for path, handler, method in table]

@@ -1,0 +1,62 @@
+"""The canonical exact-match key (routing-semantics §5).
+
+SHA-256 over canonical JSON (sorted keys, every field always present) of: the operation, the
+routing target (``model``, or the set of load-balancer models), every provider-facing
+parameter that shapes the image, and the SHA-256 of every uploaded file in order — scoped by
+the caller's API key. Left out on purpose: name, identity/contact, thread, metadata, user,
+retry, timeout, fallbacks, cache.ttl and response_format (one stored image answers either
+format). ``seed`` is in: it is sent to the provider and changes the picture. ``n`` is
+normalised (absent means 1), since every provider defaults it so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from ..request import ImageRequest
+
+KEY_VERSION = 1
+KEY_PARAMS: tuple[str, ...] = (
+    "prompt",
+    "size",
+    "quality",
+    "style",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "seed",
+)
+
+
+def routing_target(request: ImageRequest) -> dict[str, Any]:
+    """``model``, or the sorted set of load-balancer models (the request's model is ignored)."""
+    balancer = request.options.load_balancer
+    if balancer is not None:
+        return {"load_balancer": sorted({entry.model for entry in balancer.models})}
+    return {"model": request.model}
+
+
+def canonical(request: ImageRequest, scope: str | None) -> dict[str, Any]:
+    """The JSON document the key hashes (exposed for tests and debugging)."""
+    doc: dict[str, Any] = {
+        "v": KEY_VERSION,
+        "scope": scope or "",
+        "operation": request.operation,
+        "n": request.n_images,
+        "images": [upload.sha256 for upload in request.images],
+        "mask": request.mask.sha256 if request.mask is not None else None,
+        **routing_target(request),
+    }
+    for name in KEY_PARAMS:
+        doc[name] = getattr(request, name)
+    return doc
+
+
+def cache_key(request: ImageRequest, scope: str | None) -> str:
+    """Hex SHA-256 of the canonical document."""
+    blob = orjson.dumps(canonical(request, scope), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()

@@ -1,0 +1,129 @@
+"""The exact-match cache step of the pipeline: lookup, coalesce, store (routing-semantics §5).
+
+The gateway hands over a ``produce`` callable (plan → execute → store images) and gets back
+a ``Served`` plus how it was obtained::
+
+    served, status = await layer.serve(request, ctx.api_key_id, produce)
+    # status: "hit" (from the cache), "miss" (produced here), "coalesced" (shared a
+    # concurrent identical request's upstream call)
+
+A hit is answerable in either ``response_format``: the manifest names blobs, and the images
+are re-read (b64_json) or re-signed (url) for every caller. Only complete successes are
+stored; a failing backend is a miss, never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from ..config import CacheConfig, ConfigError
+from ..output import Output, Served
+from ..request import ImageRequest
+from . import manifest
+from .backend import CacheBackend
+from .coalesce import InFlight
+from .key import cache_key
+from .memory import MemoryBackend
+from .redis import RedisBackend
+
+log = logging.getLogger("imagegate.cache")
+
+Status = Literal["hit", "miss", "coalesced"]
+DEFAULT_TTL_S = 1800
+
+
+def make_backend(config: CacheConfig) -> CacheBackend:
+    """The backend ``cache.backend`` names."""
+    if config.backend == "redis":
+        try:
+            return RedisBackend(
+                config.redis_url,
+                prefix=config.prefix,
+                timeout_s=config.timeout_s,
+                retry_after_s=config.retry_after_s,
+            )
+        except ValueError as exc:  # a malformed URL: say which key, never its value
+            raise ConfigError(f"cache.redis_url: {type(exc).__name__}: not a redis URL") from None
+    return MemoryBackend(config.max_bytes)
+
+
+class CacheLayer:
+    """Exact-match cache over a backend, with in-process coalescing of identical requests."""
+
+    def __init__(
+        self, config: CacheConfig, output: Output, *, backend: CacheBackend | None = None
+    ) -> None:
+        self.backend = backend or make_backend(config)
+        self.output = output
+        self.inflight: InFlight[tuple[Served, Status]] = InFlight()
+        self.hits = 0
+        self.misses = 0
+        self.coalesced = 0
+        self.stored = 0
+
+    @staticmethod
+    def asked(request: ImageRequest) -> bool:
+        """Whether the request carries ``cache: {type: "exact_match"}``."""
+        return request.options.cache is not None
+
+    async def serve(
+        self,
+        request: ImageRequest,
+        scope: str | None,
+        produce: Callable[[], Awaitable[Served]],
+    ) -> tuple[Served, Status]:
+        key = cache_key(request, scope)
+        hit = await self.lookup(key, request.response_format)
+        if hit is not None:
+            self.hits += 1
+            return hit, "hit"
+        ttl_s = request.options.cache.ttl if request.options.cache else DEFAULT_TTL_S
+
+        async def lead() -> tuple[Served, Status]:
+            # A flight that just finished may have stored the answer since our lookup.
+            again = await self.lookup(key, "b64_json")  # bytes loaded: answerable any way
+            if again is not None:
+                return again, "hit"
+            served = await produce()
+            if self.complete(request, served):
+                await self.store(key, served, ttl_s)
+            return served, "miss"
+
+        (served, status), leader = await self.inflight.run(key, lead)
+        if not leader:
+            status = "coalesced"
+        if status == "hit":
+            self.hits += 1
+        elif status == "miss":
+            self.misses += 1
+        else:
+            self.coalesced += 1
+        return served, status
+
+    @staticmethod
+    def complete(request: ImageRequest, served: Served) -> bool:
+        """A complete success: every image asked for, each one stored."""
+        return len(served.images) >= request.n_images and all(
+            image.key is not None for image in served.images
+        )
+
+    async def lookup(self, key: str, want: str | None) -> Served | None:
+        """A cached ``Served`` made answerable in ``want``, or None."""
+        raw = await self.backend.get(key)
+        if raw is None:
+            return None
+        served = manifest.decode(raw)
+        if served is None or not await self.output.hydrate(served, want):
+            log.info("dropping unusable cache entry %s", key[:16])
+            await self.backend.delete(key)
+            return None
+        return served
+
+    async def store(self, key: str, served: Served, ttl_s: int) -> None:
+        await self.backend.set(key, manifest.encode(served), ttl_s)
+        self.stored += 1
+
+    async def close(self) -> None:
+        await self.backend.close()

@@ -1,0 +1,188 @@
+"""The control step of the pipeline: who asked (identity, thread), which prompt, what it cost.
+
+It runs first in ``Gateway._run`` and keeps the hot path lean: identity and thread upserts are
+queued to the batching writer (no database round trip per request), and prompt versions come
+from a small in-process cache with a short TTL, so only a cache miss reads the database.
+
+    control = ControlPlane(config)
+    await control.start()
+    await control.apply(request, trace)          # may change prompt, model and parameters
+    control.price(trace, request, result)        # trace.cost_usd, None when unknown
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+
+from .config import Config
+from .pricing import PriceBook
+from .request import ImageRequest, ImageResult
+from .store import (
+    IdentityUpsert,
+    PromptVersion,
+    SqlStore,
+    StoreUnavailable,
+    ThreadUpsert,
+    open_store,
+)
+from .telemetry.trace import TraceRecord
+from .telemetry.writer import BatchingWriter
+
+log = logging.getLogger("imagegate.control")
+
+# Request parameters a prompt version may default (request values win).
+PROMPT_PARAMS: tuple[str, ...] = (
+    "n", "size", "quality", "style", "background", "moderation", "output_format",
+    "output_compression", "seed",
+)  # fmt: skip
+INPUT = re.compile(r"\{\{\s*input\s*\}\}")
+NOTE_PROMPT_NOT_FOUND = "prompt_not_found"
+NOTE_PROMPT_UNAVAILABLE = "prompt_store_unavailable"
+
+
+def render_template(template: str, text: str | None) -> str:
+    """``{{input}}`` (spaces allowed inside the braces) stands for the caller's prompt."""
+    return INPUT.sub(lambda _: text or "", template)
+
+
+class PromptCache:
+    """Prompt versions by (id, version) for ``ttl_s``; misses (None) are cached too.
+
+    When the store is down, a stale entry is served rather than failing the lookup.
+    """
+
+    def __init__(
+        self, store: SqlStore, *, ttl_s: float = 5.0, timeout_s: float = 1.0, size: int = 1024
+    ) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
+        self.size = size
+        self._entries: dict[tuple[str, int | None], tuple[float, PromptVersion | None]] = {}
+
+    async def get(self, prompt_id: str, version: int | None) -> PromptVersion | None:
+        key = (prompt_id, version)
+        now = time.monotonic()
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        try:
+            found = await asyncio.wait_for(
+                self.store.get_prompt_version(prompt_id, version), timeout=self.timeout_s
+            )
+        except (StoreUnavailable, TimeoutError):
+            if hit is not None:
+                return hit[1]
+            raise StoreUnavailable("prompt store unavailable") from None
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = (now + self.ttl_s, found)
+        return found
+
+    def invalidate(self, prompt_id: str) -> None:
+        for key in [k for k in self._entries if k[0] == prompt_id]:
+            del self._entries[key]
+
+
+class ControlPlane:
+    """Store, writer, prompt cache and prices, built from config (tests may inject parts)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: SqlStore | None = None,
+        writer: BatchingWriter | None = None,
+        prices: PriceBook | None = None,
+    ) -> None:
+        self.store = store or open_store(config)
+        self.writer = writer or BatchingWriter(self.store)
+        self.prompts = PromptCache(self.store)
+        self.prices = prices or PriceBook.load()
+        self._provider_types = {
+            name: entry.type for name, entry in config.providers.items() if entry.type
+        }
+
+    async def start(self) -> None:
+        await self.writer.start()
+        try:
+            await self.store.connect()
+        except StoreUnavailable as exc:  # the writer keeps retrying; requests still run
+            log.warning("store unavailable at start-up (traces will wait): %s", exc)
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self.store.close()
+
+    async def sync(self, timeout_s: float = 1.0) -> None:
+        """Let queued writes land before a read (read-your-writes within one process)."""
+        await self.writer.flush(timeout_s)
+
+    # --- the pipeline step ---------------------------------------------------------------
+    async def apply(self, request: ImageRequest, trace: TraceRecord) -> None:
+        """Queue identity/thread upserts, then apply the prompt version, if any."""
+        opts = request.options
+        now = time.time()
+        identity = opts.identity
+        if identity is not None:
+            self.writer.submit_op(
+                IdentityUpsert(
+                    id=identity.id, seen_at=now, display_name=identity.display_name,
+                    email=str(identity.email) if identity.email is not None else None,
+                    logo_url=identity.logo_url,
+                    metadata=list(identity.metadata) if identity.metadata is not None else None,
+                    tags=list(identity.tags) if identity.tags is not None else None,
+                )
+            )  # fmt: skip
+        if opts.thread is not None:
+            self.writer.submit_op(ThreadUpsert(opts.thread.id, now, list(opts.thread.tags or [])))
+        if opts.prompt is not None:
+            await self._apply_prompt(request, trace)
+
+    async def _apply_prompt(self, request: ImageRequest, trace: TraceRecord) -> None:
+        ref = request.options.prompt
+        assert ref is not None
+        wanted = None if ref.version == "latest" else int(ref.version)
+        try:
+            version = await self.prompts.get(ref.id, wanted)
+        except StoreUnavailable:
+            trace.notes.append(NOTE_PROMPT_UNAVAILABLE)
+            return
+        if version is None:
+            trace.notes.append(NOTE_PROMPT_NOT_FOUND)
+            return
+        apply_version(request, version)
+        trace.prompt_id, trace.prompt_version = version.prompt_id, version.version
+        trace.requested_model = request.model
+        trace.n, trace.size, trace.quality = request.n_images, request.size, request.quality
+
+    # --- cost ----------------------------------------------------------------------------
+    def price(self, trace: TraceRecord, request: ImageRequest, result: ImageResult) -> None:
+        """Set ``trace.cost_usd``: 0 for a cache hit, None when the price is unknown."""
+        if trace.cache == "hit":
+            trace.cost_usd = 0.0
+            return
+        model = trace.served_model or request.model
+        provider = model.partition("/")[0]
+        trace.cost_usd = self.prices.cost(
+            model,
+            n=len(result.images) or request.n_images,
+            size=result.size or request.size,
+            quality=result.quality or request.quality,
+            usage=result.usage,
+            provider_type=self._provider_types.get(provider),
+        )
+
+
+def apply_version(request: ImageRequest, version: PromptVersion) -> None:
+    """Template → prompt, model → model, defaults → parameters the caller left unset."""
+    if version.template is not None:
+        request.prompt = render_template(version.template, request.prompt)
+    if version.model:
+        request.model = version.model
+    for name, value in version.parameters.items():
+        if name in PROMPT_PARAMS and getattr(request, name) is None:
+            setattr(request, name, value)

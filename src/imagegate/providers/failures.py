@@ -1,0 +1,42 @@
+"""Provider-specific failures mapped onto the statuses and orq codes the executor judges.
+
+Why: providers signal the same things in different ways (Stability answers a moderated
+prompt with 403, BFL and Replicate report it in a finished job's status, fal as a 422
+detail type). Adapters translate them here so the gateway answers them alike:
+
+- content policy → 400 ``content_policy_violation`` (answered at once, never a fallback);
+- a job that failed or was cancelled upstream → 502 ``provider_error`` (fallback-eligible);
+- a response we cannot use (no image in it) → a broken-response connection failure.
+"""
+
+from __future__ import annotations
+
+from ..errors import UpstreamConnectionError, UpstreamHTTPError
+
+POLICY_WORDS = (
+    "content_policy", "content policy", "moderat", "nsfw", "safety", "content filter",
+    "flagged", "sensitive",
+)  # fmt: skip
+
+
+def looks_like_policy(text: str | None) -> bool:
+    """Whether a provider message reads like a content-policy refusal."""
+    lowered = (text or "").lower()
+    return any(word in lowered for word in POLICY_WORDS)
+
+
+def content_policy(provider: str, message: str) -> UpstreamHTTPError:
+    return UpstreamHTTPError(f"{provider}: {message}", status=400, code="content_policy_violation")
+
+
+def job_failed(provider: str, message: str) -> UpstreamHTTPError:
+    return UpstreamHTTPError(f"{provider}: {message}", status=502, code="provider_error")
+
+
+def no_image(provider: str, detail: str = "response holds no image") -> UpstreamConnectionError:
+    return UpstreamConnectionError(f"{provider}: {detail}")
+
+
+def remap(exc: UpstreamHTTPError, *, status: int, code: str) -> UpstreamHTTPError:
+    """The same failure with another status/code (message and Retry-After kept)."""
+    return UpstreamHTTPError(exc.message, status=status, code=code, retry_after_s=exc.retry_after_s)

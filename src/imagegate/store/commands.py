@@ -1,0 +1,206 @@
+"""``imagegate traces`` and ``imagegate prompts …``: the store from the command line.
+
+They open the configured store directly (no running server needed) and print a table or JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+
+from ..config import load_config
+from ..errors import GatewayError
+from .base import StoreUnavailable, TraceQuery
+from .sql import SqlStore
+from .views import iso, prompt_view, trace_view, version_view
+
+CommandTable = dict[
+    str,
+    tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]],
+]
+
+
+def _run(args: argparse.Namespace, work: Callable[[SqlStore], Coroutine[Any, Any, int]]) -> int:
+    from . import open_store
+
+    async def main() -> int:
+        store = open_store(load_config(args.config))
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except StoreUnavailable as exc:
+        print(f"imagegate: store unavailable: {exc}", file=sys.stderr)
+        return 1
+    except GatewayError as exc:
+        print(f"imagegate: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    """A plain left-aligned text table."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]  # fmt: skip
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+# --- imagegate traces --------------------------------------------------------------------------
+def _traces_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
+    p.add_argument("--limit", type=int, default=20, help="how many (newest first, default 20)")
+    p.add_argument("--identity", help="only this identity id")
+    p.add_argument("--thread", help="only this thread id")
+    p.add_argument("--name", help="only traces with this name")
+    p.add_argument("--model", help="only this requested or served model")
+    p.add_argument("--status", help="success, error or an HTTP status")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
+
+
+def traces_command(args: argparse.Namespace) -> int:
+    query = TraceQuery(limit=max(1, min(args.limit, 1000)), identity_id=args.identity,
+                       thread_id=args.thread, name=args.name, model=args.model)  # fmt: skip
+    if args.status in ("success", "error"):
+        query.succeeded = args.status == "success"
+    elif args.status:
+        if not args.status.isdigit():
+            print("imagegate: --status: success, error or an HTTP status", file=sys.stderr)
+            return 2
+        query.status = int(args.status)
+
+    async def work(store: SqlStore) -> int:
+        page = await store.list_traces(query)
+        if args.json:
+            _print_json([trace_view(t) for t in page.items])
+            return 0
+        rows = [
+            [
+                (iso(t.started_at) or "")[:19].replace("T", " "), t.id, t.name,
+                str(t.status or "-"), t.served_model or t.requested_model or "-",
+                str(t.n or "-"), t.size or "-", t.cache or "-", _money(t.cost_usd),
+                "-" if t.duration_ms is None else f"{t.duration_ms:.0f}", t.identity_id or "-",
+            ]
+            for t in page.items
+        ]  # fmt: skip
+        headers = ["TIME (UTC)", "ID", "NAME", "STATUS", "MODEL", "N", "SIZE", "CACHE",
+                   "COST", "MS", "IDENTITY"]  # fmt: skip
+        print(table(rows, headers))
+        return 0
+
+    return _run(args, work)
+
+
+# --- imagegate prompts -------------------------------------------------------------------------
+def _version_args(p: argparse.ArgumentParser, template_required: bool) -> None:
+    p.add_argument("--template", required=template_required,
+                   help="prompt text; {{input}} stands for the caller's prompt")  # fmt: skip
+    p.add_argument("--model", help="provider/model that replaces the request's model")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="default parameter, e.g. size=1024x1024 (repeatable)")  # fmt: skip
+
+
+def _prompts_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
+    sub = p.add_subparsers(dest="action", required=True)
+    create = sub.add_parser("create", help="create a prompt (and its version 1)")
+    create.add_argument("--id", help="prompt id (default: a new ULID)")
+    create.add_argument("--name")
+    create.add_argument("--description")
+    _version_args(create, template_required=False)
+    add = sub.add_parser("add-version", help="add a version to a prompt")
+    add.add_argument("id")
+    _version_args(add, template_required=True)
+    sub.add_parser("list", help="list prompts")
+    show = sub.add_parser("show", help="show a prompt and its versions")
+    show.add_argument("id")
+    show.add_argument("--version", help="one version: a number or 'latest'")
+
+
+def _params(pairs: list[str]) -> dict[str, Any] | None:
+    if not pairs:
+        return None
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise GatewayError(f"--param {pair!r}: expected KEY=VALUE", status=400)
+        try:
+            out[key] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def prompts_command(args: argparse.Namespace) -> int:
+    from .prompts import add_version, create_prompt
+
+    async def work(store: SqlStore) -> int:
+        if args.action == "create":
+            body = {"id": args.id, "name": args.name, "description": args.description,
+                    "template": args.template, "model": args.model,
+                    "parameters": _params(args.param)}  # fmt: skip
+            prompt, version = await create_prompt(store, {k: v for k, v in body.items() if v})
+            _print_json(prompt_view(prompt, latest=version))
+        elif args.action == "add-version":
+            raw = {"template": args.template, "model": args.model,
+                   "parameters": _params(args.param)}  # fmt: skip
+            version = await add_version(store, args.id, {k: v for k, v in raw.items() if v})
+            if version is None:
+                print(f"imagegate: prompt {args.id!r} not found", file=sys.stderr)
+                return 1
+            _print_json(version_view(version))
+        elif args.action == "list":
+            page = await store.list_prompts(None, 1000)
+            rows = [[p.id, p.name or "-", str(p.latest_version), iso(p.updated_at) or ""]
+                    for p in page.items]  # fmt: skip
+            print(table(rows, ["ID", "NAME", "LATEST", "UPDATED (UTC)"]))
+        else:
+            return await _show(store, args)
+        return 0
+
+    return _run(args, work)
+
+
+async def _show(store: SqlStore, args: argparse.Namespace) -> int:
+    prompt = await store.get_prompt(args.id)
+    if prompt is None:
+        print(f"imagegate: prompt {args.id!r} not found", file=sys.stderr)
+        return 1
+    if args.version:
+        if args.version != "latest" and not args.version.isdigit():
+            print("imagegate: --version: a number or 'latest'", file=sys.stderr)
+            return 2
+        wanted = None if args.version == "latest" else int(args.version)
+        version = await store.get_prompt_version(args.id, wanted)
+        if version is None:
+            print(f"imagegate: prompt {args.id!r} has no version {args.version}", file=sys.stderr)
+            return 1
+        _print_json(version_view(version))
+        return 0
+    versions = await store.list_prompt_versions(args.id)
+    _print_json(prompt_view(prompt, versions, versions[-1] if versions else None))
+    return 0
+
+
+def register(commands: CommandTable) -> None:
+    """Add ``traces`` and ``prompts`` to the CLI's command table."""
+    commands["traces"] = ("list recent traces as a table", _traces_args, traces_command)
+    commands["prompts"] = ("manage stored prompts", _prompts_args, prompts_command)

@@ -1,0 +1,341 @@
+"""``Store`` over any ``Driver``: the SQL is written once, for SQLite and PostgreSQL alike.
+
+Connecting is lazy and retried: ``connect`` (or the first call) opens the database and applies
+pending migrations; until that succeeds every call raises ``StoreUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ..telemetry.trace import TraceRecord
+from .base import (
+    Conflict,
+    Identity,
+    IdentityTotals,
+    IdentityUpsert,
+    Page,
+    Prompt,
+    PromptVersion,
+    Thread,
+    ThreadUpsert,
+    TraceQuery,
+    WriteItem,
+)
+from .driver import Conn, Driver
+from .migrations import MIGRATIONS, render
+from .rows import (
+    TRACE_COLUMNS,
+    dumps,
+    identity_from_row,
+    prompt_from_row,
+    trace_from_row,
+    trace_row,
+    version_from_row,
+)
+
+log = logging.getLogger("imagegate.store")
+
+INSERT_TRACE = (
+    f"INSERT INTO traces ({', '.join(TRACE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in TRACE_COLUMNS)}) ON CONFLICT (id) DO NOTHING"
+)
+UPSERT_IDENTITY = """
+INSERT INTO identities (id, display_name, email, logo_url, metadata, tags,
+                        created_at, updated_at, last_seen_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    display_name = COALESCE(excluded.display_name, identities.display_name),
+    email = COALESCE(excluded.email, identities.email),
+    logo_url = COALESCE(excluded.logo_url, identities.logo_url),
+    metadata = COALESCE(excluded.metadata, identities.metadata),
+    tags = COALESCE(excluded.tags, identities.tags),
+    updated_at = excluded.updated_at,
+    last_seen_at = {greatest}(identities.last_seen_at, excluded.last_seen_at)
+"""
+UPSERT_THREAD = """
+INSERT INTO threads (id, first_seen_at, last_seen_at) VALUES (?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    first_seen_at = {least}(threads.first_seen_at, excluded.first_seen_at),
+    last_seen_at = {greatest}(threads.last_seen_at, excluded.last_seen_at)
+"""
+INSERT_TAG = "INSERT INTO thread_tags (thread_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING"
+
+
+class SqlStore:
+    """The one store implementation; ``driver`` supplies connections and dialect bits."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        least = "min" if driver.greatest == "max" else "LEAST"
+        self._upsert_identity = UPSERT_IDENTITY.format(greatest=driver.greatest)
+        self._upsert_thread = UPSERT_THREAD.format(greatest=driver.greatest, least=least)
+        self._migrated = False
+        self._migrating = asyncio.Lock()
+
+    @property
+    def dialect(self) -> str:
+        return self.driver.dialect
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self._migrated:
+            return
+        async with self._migrating:
+            if self._migrated:
+                return
+            async with self.driver.transaction() as conn:
+                await self.driver.lock_migrations(conn)
+                await self._migrate(conn)
+            self._migrated = True
+
+    async def _migrate(self, conn: Conn) -> None:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+            "applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        rows = await conn.fetch("SELECT version FROM schema_migrations")
+        applied = {int(r["version"]) for r in rows}
+        for version, description, statements in MIGRATIONS:
+            if version in applied:
+                continue
+            for statement in statements:
+                await conn.execute(render(statement, self.driver.text_id))
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, description, applied_at) "
+                "VALUES (?, ?, ?)",
+                version, description, time.time(),
+            )  # fmt: skip
+            log.info("store: applied migration %d (%s)", version, description)
+
+    async def schema_version(self) -> int:
+        await self.connect()
+        async with self.driver.reader() as conn:
+            rows = await conn.fetch("SELECT MAX(version) AS v FROM schema_migrations")
+        return int(rows[0]["v"] or 0)
+
+    async def close(self) -> None:
+        await self.driver.close()
+
+    # --- the writer's batch --------------------------------------------------------------
+    async def write_batch(self, items: list[WriteItem]) -> None:
+        await self.connect()
+        identities, threads, tags = _merge_upserts(items)
+        traces = [trace_row(i) for i in items if isinstance(i, TraceRecord)]
+        async with self.driver.transaction() as conn:
+            if identities:
+                await conn.executemany(self._upsert_identity, identities)
+            if threads:
+                await conn.executemany(self._upsert_thread, threads)
+            if tags:
+                await conn.executemany(INSERT_TAG, tags)
+            if traces:
+                await conn.executemany(INSERT_TRACE, traces)
+
+    # --- reads ---------------------------------------------------------------------------
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        await self.connect()
+        async with self.driver.reader() as conn:
+            return await conn.fetch(sql, *args)
+
+    async def get_trace(self, trace_id: str) -> TraceRecord | None:
+        rows = await self._fetch("SELECT * FROM traces WHERE id = ?", trace_id)
+        return trace_from_row(rows[0]) if rows else None
+
+    async def list_traces(self, query: TraceQuery) -> Page:
+        where: list[str] = []
+        args: list[Any] = []
+        for column in ("identity_id", "thread_id", "name", "cache", "status"):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.model is not None:
+            where.append("(requested_model = ? OR served_model = ?)")
+            args += [query.model, query.model]
+        if query.succeeded is not None:
+            where.append("status = 200" if query.succeeded else "(status IS NULL OR status <> 200)")
+        if query.since is not None:
+            where.append("started_at >= ?")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("started_at < ?")
+            args.append(query.until)
+        if query.cursor is not None:
+            where.append("id < ?")
+            args.append(query.cursor)
+        sql = "SELECT * FROM traces"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(query.limit + 1)
+        rows = await self._fetch(sql, *args)
+        items = [trace_from_row(r) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return Page(items, items[-1].id if more and items else None)
+
+    async def count_traces(self) -> int:
+        rows = await self._fetch("SELECT COUNT(*) AS c FROM traces")
+        return int(rows[0]["c"])
+
+    async def get_identity(self, identity_id: str) -> Identity | None:
+        rows = await self._fetch("SELECT * FROM identities WHERE id = ?", identity_id)
+        return identity_from_row(rows[0]) if rows else None
+
+    async def identity_totals(self, identity_id: str) -> IdentityTotals:
+        rows = await self._fetch(
+            "SELECT COUNT(*) AS requests,"
+            " SUM(CASE WHEN status = 200 THEN 1 ELSE 0 END) AS succeeded,"
+            " SUM(CASE WHEN status = 200 THEN COALESCE(n, 1) ELSE 0 END) AS images,"
+            " SUM(cost_usd) AS cost_usd,"
+            " SUM(CASE WHEN status = 200 AND cost_usd IS NULL THEN 1 ELSE 0 END) AS unknown"
+            " FROM traces WHERE identity_id = ?",
+            identity_id,
+        )
+        r = rows[0]
+        cost = r["cost_usd"]
+        return IdentityTotals(
+            requests=int(r["requests"] or 0),
+            succeeded=int(r["succeeded"] or 0),
+            images=int(r["images"] or 0),
+            cost_usd=None if cost is None else round(float(cost), 8),
+            cost_unknown=int(r["unknown"] or 0),
+        )
+
+    async def list_identities(self, cursor: str | None, limit: int) -> Page:
+        sql, args = "SELECT * FROM identities", []
+        if cursor is not None:
+            sql += " WHERE id > ?"
+            args.append(cursor)
+        rows = await self._fetch(sql + " ORDER BY id LIMIT ?", *args, limit + 1)
+        items = [identity_from_row(r) for r in rows[:limit]]
+        return Page(items, items[-1].id if len(rows) > limit and items else None)
+
+    async def get_thread(self, thread_id: str) -> Thread | None:
+        rows = await self._fetch("SELECT * FROM threads WHERE id = ?", thread_id)
+        if not rows:
+            return None
+        tags = await self._fetch(
+            "SELECT tag FROM thread_tags WHERE thread_id = ? ORDER BY tag", thread_id
+        )
+        r = rows[0]
+        return Thread(r["id"], [t["tag"] for t in tags], r["first_seen_at"], r["last_seen_at"])
+
+    async def thread_traces(self, thread_id: str, limit: int) -> list[TraceRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM traces WHERE thread_id = ? ORDER BY started_at, id LIMIT ?",
+            thread_id, limit,
+        )  # fmt: skip
+        return [trace_from_row(r) for r in rows]
+
+    # --- prompts -------------------------------------------------------------------------
+    async def create_prompt(
+        self, prompt_id: str, name: str | None, description: str | None, now: float
+    ) -> Prompt:
+        await self.connect()
+        async with self.driver.transaction() as conn:
+            rows = await conn.fetch(
+                "INSERT INTO prompts (id, name, description, latest_version, created_at,"
+                " updated_at) VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING"
+                " RETURNING *",
+                prompt_id, name, description, now, now,
+            )  # fmt: skip
+        if not rows:
+            raise Conflict(f"prompt {prompt_id!r} already exists", param="id")
+        return prompt_from_row(rows[0])
+
+    async def add_prompt_version(
+        self,
+        prompt_id: str,
+        template: str | None,
+        model: str | None,
+        parameters: dict[str, Any],
+        now: float,
+    ) -> PromptVersion | None:
+        await self.connect()
+        async with self.driver.transaction() as conn:
+            rows = await conn.fetch(
+                "UPDATE prompts SET latest_version = latest_version + 1, updated_at = ?"
+                " WHERE id = ? RETURNING latest_version",
+                now, prompt_id,
+            )  # fmt: skip
+            if not rows:
+                return None
+            version = int(rows[0]["latest_version"])
+            await conn.execute(
+                "INSERT INTO prompt_versions (prompt_id, version, template, model,"
+                " parameters, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                prompt_id, version, template, model, dumps(parameters) or "{}", now,
+            )  # fmt: skip
+        return PromptVersion(prompt_id, version, template, model, dict(parameters), now)
+
+    async def get_prompt(self, prompt_id: str) -> Prompt | None:
+        rows = await self._fetch("SELECT * FROM prompts WHERE id = ?", prompt_id)
+        return prompt_from_row(rows[0]) if rows else None
+
+    async def list_prompts(self, cursor: str | None, limit: int) -> Page:
+        sql, args = "SELECT * FROM prompts", []
+        if cursor is not None:
+            sql += " WHERE id > ?"
+            args.append(cursor)
+        rows = await self._fetch(sql + " ORDER BY id LIMIT ?", *args, limit + 1)
+        items = [prompt_from_row(r) for r in rows[:limit]]
+        return Page(items, items[-1].id if len(rows) > limit and items else None)
+
+    async def get_prompt_version(self, prompt_id: str, version: int | None) -> PromptVersion | None:
+        if version is None:
+            rows = await self._fetch(
+                "SELECT v.* FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id"
+                " AND v.version = p.latest_version WHERE p.id = ?",
+                prompt_id,
+            )  # fmt: skip
+        else:
+            rows = await self._fetch(
+                "SELECT * FROM prompt_versions WHERE prompt_id = ? AND version = ?",
+                prompt_id, version,
+            )  # fmt: skip
+        return version_from_row(rows[0]) if rows else None
+
+    async def list_prompt_versions(self, prompt_id: str) -> list[PromptVersion]:
+        rows = await self._fetch(
+            "SELECT * FROM prompt_versions WHERE prompt_id = ? ORDER BY version", prompt_id
+        )
+        return [version_from_row(r) for r in rows]
+
+
+def _merge_upserts(
+    items: list[WriteItem],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str, str]]]:
+    """One row per identity and per thread in a batch (a busy identity is one upsert).
+
+    Later given fields replace earlier ones, exactly as applying the upserts in order would.
+    """
+    idents: dict[str, list[Any]] = {}
+    threads: dict[str, list[Any]] = {}
+    tags: dict[tuple[str, str], None] = {}
+    for item in items:
+        if isinstance(item, IdentityUpsert):
+            given = [item.display_name, item.email, item.logo_url,
+                     dumps(item.metadata), dumps(item.tags)]  # fmt: skip
+            row = idents.get(item.id)
+            if row is None:
+                idents[item.id] = [item.id, *given, item.seen_at, item.seen_at, item.seen_at]
+                continue
+            for k, value in enumerate(given, start=1):
+                if value is not None:
+                    row[k] = value
+            row[6] = min(row[6], item.seen_at)
+            row[7] = row[8] = max(row[8], item.seen_at)
+        elif isinstance(item, ThreadUpsert):
+            seen = threads.setdefault(item.id, [item.id, item.seen_at, item.seen_at])
+            seen[1], seen[2] = min(seen[1], item.seen_at), max(seen[2], item.seen_at)
+            tags.update(((item.id, tag), None) for tag in item.tags)
+    return (
+        [tuple(r) for r in idents.values()],
+        [tuple(r) for r in threads.values()],
+        list(tags),
+    )

@@ -1,0 +1,63 @@
+"""A fake Together AI images API: ``POST /v1/images/generations`` with bearer auth, integer
+``width``/``height``, ``response_format`` base64|url and ``image_url`` for Kontext edits.
+
+    with FakeTogether() as fake:
+        config = make_config(providers=fake.providers())
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aiohttp import web
+from fakes.scripted import Received, ScriptedFake, decode_data_uri, image_bytes
+
+FIELDS = frozenset(
+    {"model", "prompt", "n", "width", "height", "steps", "seed", "negative_prompt",
+     "response_format", "output_format", "image_url", "guidance", "image_loras",
+     "disable_safety_checker", "reference_images"}
+)  # fmt: skip
+INTS = ("n", "width", "height", "steps", "seed")
+
+
+class FakeTogether(ScriptedFake):
+    def __init__(self, api_key: str = "together-key") -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.app.router.add_post("/v1/images/generations", self._handle)
+
+    def providers(self, **extra: Any) -> dict[str, Any]:
+        return {"together": {"api_key": self.api_key, "base_url": self.url + "/v1", **extra}}
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        received = Received("generations", request.path, dict(request.headers))
+        problems: list[str] = []
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            problems.append(f"Authorization is {request.headers.get('Authorization')!r}")
+        await self.read_json(request, received, problems)
+        doc = received.json or {}
+        if set(doc) - FIELDS:
+            problems.append(f"unknown parameters {sorted(set(doc) - FIELDS)}")
+        if not isinstance(doc.get("model"), str) or not isinstance(doc.get("prompt"), str):
+            problems.append("model and prompt are required strings")
+        for name in INTS:
+            if name in doc and (not isinstance(doc[name], int) or isinstance(doc[name], bool)):
+                problems.append(f"{name} is {doc[name]!r}, not an integer")
+        if doc.get("response_format", "url") not in ("base64", "url"):
+            problems.append(f"response_format {doc.get('response_format')!r}")
+        if doc.get("output_format", "jpeg") not in ("jpeg", "png"):
+            problems.append(f"output_format {doc.get('output_format')!r}")
+        if "image_url" in doc:
+            decode_data_uri(doc["image_url"], "image_url", problems)
+        return await self.respond(received, problems, doc.get("model"), lambda: self._ok(doc))
+
+    @staticmethod
+    def _ok(doc: dict[str, Any]) -> dict[str, Any]:
+        fmt = "PNG" if doc.get("output_format") == "png" else "JPEG"
+        data = [
+            {"index": i, "b64_json": base64.b64encode(image_bytes(fmt, i)).decode(),
+             "timings": {"inference": 0.1}}
+            for i in range(int(doc.get("n") or 1))
+        ]  # fmt: skip
+        return {"id": "img-1", "model": doc.get("model"), "object": "list", "data": data}

@@ -1,0 +1,154 @@
+"""A fake Vertex AI: ``projects/{p}/locations/{r}/publishers/google/models/{m}:predict`` (Imagen
+generation and mask editing) and ``:generateContent``, bearer tokens, express mode with
+``x-goog-api-key``, and an OAuth token endpoint that verifies service-account JWT assertions.
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with FakeVertex(public_key=key.public_key()) as fake:
+        config = make_config(providers=fake.providers(credentials=fake.service_account(key)))
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from fakes.google import check_generate_content, check_predict, gemini_success, predict_success
+from fakes.scripted import Received, ScriptedFake, decode_image
+
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+EDIT_MODES = {"EDIT_MODE_INPAINT_INSERTION", "EDIT_MODE_INPAINT_REMOVAL", "EDIT_MODE_OUTPAINT",
+              "EDIT_MODE_BGSWAP"}  # fmt: skip
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def check_edit(doc: dict[str, Any], problems: list[str]) -> None:
+    instance = (doc.get("instances") or [{}])[0]
+    refs = instance.get("referenceImages")
+    if not isinstance(refs, list) or len(refs) != 2:
+        problems.append("mask editing needs exactly two referenceImages (RAW and MASK)")
+        return
+    by_type = {r.get("referenceType"): r for r in refs if isinstance(r, dict)}
+    raw, mask = by_type.get("REFERENCE_TYPE_RAW"), by_type.get("REFERENCE_TYPE_MASK")
+    if raw is None or mask is None:
+        problems.append(f"reference types {sorted(by_type)}")
+        return
+    if len({raw.get("referenceId"), mask.get("referenceId")}) != 2:
+        problems.append("referenceId values must be unique")
+    raw_img = decode_image(raw.get("referenceImage", {}).get("bytesBase64Encoded"), "raw", problems)
+    mask_img = decode_image(
+        mask.get("referenceImage", {}).get("bytesBase64Encoded"), "mask", problems
+    )
+    if (mask.get("maskImageConfig") or {}).get("maskMode") != "MASK_MODE_USER_PROVIDED":
+        problems.append("maskImageConfig.maskMode must be MASK_MODE_USER_PROVIDED")
+    if raw_img is not None and mask_img is not None:
+        if raw_img.size != mask_img.size:
+            problems.append(f"mask size {mask_img.size} != image size {raw_img.size}")
+        if mask_img.mode != "L":
+            problems.append(f"mask mode {mask_img.mode}, expected grayscale")
+    if (doc.get("parameters") or {}).get("editMode") not in EDIT_MODES:
+        problems.append(f"editMode {(doc.get('parameters') or {}).get('editMode')!r}")
+
+
+class FakeVertex(ScriptedFake):
+    def __init__(
+        self,
+        project: str = "proj-1",
+        region: str = "us-central1",
+        token: str = "ya29.fake-token",
+        public_key: rsa.RSAPublicKey | None = None,
+        api_key: str = "vertex-express-key",
+    ) -> None:
+        super().__init__()
+        self.project, self.region, self.token = project, region, token
+        self.public_key = public_key
+        self.api_key = api_key
+        self.token_requests = 0
+        base = "/v1/projects/{project}/locations/{region}/publishers/google/models/{target}"
+        self.app.router.add_post(base, self._handle)
+        self.app.router.add_post("/v1/publishers/google/models/{target}", self._handle)
+        self.app.router.add_post("/token", self._token)
+
+    def providers(self, **extra: Any) -> dict[str, Any]:
+        entry = {"project_id": self.project, "region": self.region, "base_url": self.url}
+        return {"vertex": {**entry, **extra}}
+
+    def service_account(self, key: rsa.RSAPrivateKey) -> dict[str, str]:
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        return {
+            "type": "service_account", "client_email": "gate@proj-1.iam.gserviceaccount.com",
+            "private_key_id": "kid-1", "private_key": pem, "token_uri": self.url + "/token",
+        }  # fmt: skip
+
+    async def _token(self, request: web.Request) -> web.Response:
+        self.token_requests += 1
+        form = await request.post()
+        problems: list[str] = []
+        if form.get("grant_type") != GRANT:
+            problems.append(f"grant_type {form.get('grant_type')!r}")
+        assertion = str(form.get("assertion", ""))
+        try:
+            head, claims_b64, sig = assertion.split(".")
+            header = json.loads(_unb64url(head))
+            claims = json.loads(_unb64url(claims_b64))
+            assert self.public_key is not None
+            self.public_key.verify(
+                _unb64url(sig), f"{head}.{claims_b64}".encode(), padding.PKCS1v15(),
+                hashes.SHA256(),
+            )  # fmt: skip
+        except (ValueError, InvalidSignature, AssertionError):
+            problems.append("assertion is not a JWT signed by the service account")
+        else:
+            if header.get("alg") != "RS256" or header.get("kid") != "kid-1":
+                problems.append(f"JWT header {header}")
+            if claims.get("scope") != SCOPE or claims.get("aud") != self.url + "/token":
+                problems.append(f"JWT claims {claims}")
+            if not claims.get("iat") <= time.time() + 5 < claims.get("exp"):
+                problems.append("JWT is not currently valid")
+        if problems:
+            self.violations.extend(f"/token: {p}" for p in problems)
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        return web.json_response(
+            {"access_token": self.token, "expires_in": 3599, "token_type": "Bearer"}
+        )
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        model, _, method = request.match_info["target"].partition(":")
+        received = Received(method, request.path, dict(request.headers))
+        problems: list[str] = []
+        express = "project" not in request.match_info
+        if express:
+            if request.headers.get("x-goog-api-key") != self.api_key:
+                problems.append("express mode without the x-goog-api-key")
+        else:
+            if request.match_info["project"] != self.project:
+                problems.append(f"project {request.match_info['project']!r}")
+            if request.match_info["region"] != self.region:
+                problems.append(f"location {request.match_info['region']!r}")
+            auth = request.headers.get("Authorization")
+            if auth != f"Bearer {self.token}":
+                problems.append(f"Authorization is {auth!r}")
+        await self.read_json(request, received, problems)
+        doc = received.json or {}
+        if method == "generateContent":
+            check_generate_content(doc, problems)
+            return await self.respond(received, problems, model, gemini_success)
+        if method != "predict":
+            problems.append(f"unknown method {method!r}")
+        check_predict(doc, problems, vertex=True)
+        if "capability" in model:
+            check_edit(doc, problems)
+        return await self.respond(received, problems, model, lambda: predict_success(doc))

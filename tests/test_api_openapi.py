@@ -1,0 +1,67 @@
+"""`GET /openapi.json` describes every image route and its body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from live import live_gateway
+
+PREFIXES = ("/v2/router", "/v3/router", "/v2/gateway", "/v2/proxy", "/v1")
+OPERATIONS = ("generations", "edits", "variations")
+
+
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref:
+        name = ref.rsplit("/", 1)[-1]
+        resolved: dict[str, Any] = spec["components"]["schemas"][name]
+        return resolved
+    return schema
+
+
+def _raw_constraints(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [k for k in ("ge", "le", "gt", "lt") if k in node]
+        return found + [k for v in node.values() for k in _raw_constraints(v)]
+    if isinstance(node, list):
+        return [k for v in node for k in _raw_constraints(v)]
+    return []
+
+
+def test_openapi_describes_every_image_route(make_config: Any) -> None:
+    with live_gateway(make_config()) as gw:
+        r = httpx.get(gw.url + "/openapi.json")
+    assert r.status_code == 200
+    spec = r.json()
+    assert spec["openapi"].startswith("3.")
+    paths = spec["paths"]
+    expected = {f"{p}/images/{op}" for p in PREFIXES for op in OPERATIONS} | {"/health"}
+    assert len(expected) == 16 and expected <= set(paths)
+    assert "get" in paths["/health"]
+    schemas = spec["components"]["schemas"]
+    for prefix in PREFIXES:
+        gen = paths[f"{prefix}/images/generations"]["post"]
+        body = gen["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/CreateImageRequestBody"}
+        for op in ("edits", "variations"):
+            post = paths[f"{prefix}/images/{op}"]["post"]
+            form = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+            fields = {"model", "image", "orq", "retry", "fallback_on_codes"}
+            assert fields <= set(form["properties"])
+            assert form["properties"]["image"] is not None
+            assert "401" in post["responses"] and "200" in post["responses"]
+    gen_body = schemas["CreateImageRequestBody"]
+    assert {"prompt", "model"} <= set(gen_body["required"])
+    orq = _resolve(spec, gen_body["properties"]["orq"]["anyOf"][0])
+    assert {"retry", "fallbacks", "cache", "load_balancer", "timeout", "identity"} <= set(
+        orq["properties"]
+    )
+    retry = _resolve(spec, orq["properties"]["retry"]["anyOf"][0])
+    assert retry["properties"]["count"]["maximum"] == 5
+    assert {"Error", "ImagesResponse"} <= set(schemas)
+    assert not _raw_constraints(spec)  # JSON Schema says minimum/maximum, not pydantic's ge/le
+    # every $ref points at a schema that exists
+    text = r.text
+    for name in {part.split('"')[0] for part in text.split("#/components/schemas/")[1:]}:
+        assert name in schemas, name

@@ -1,0 +1,210 @@
+"""Blob stores (local directory, S3 against a real moto server), signed URLs, signing keys."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from fakes.urlserver import png_for
+from live import live_gateway
+from moto.server import ThreadedMotoServer
+
+from imagegate.blobs import (
+    BlobStoreError,
+    LocalBlobStore,
+    S3BlobStore,
+    URLSigner,
+    blob_key,
+    content_type_of,
+    decode_data_uri,
+    is_blob_key,
+    load_signing_key,
+)
+from imagegate.blobs.fetch import FetchError
+from imagegate.config import StorageConfig
+
+PNG = png_for("blob")
+KEY = blob_key(PNG)
+
+
+# --- keys and content types ----------------------------------------------------------------
+def test_keys_are_sha256_of_the_bytes() -> None:
+    assert KEY == hashlib.sha256(PNG).hexdigest()
+    assert is_blob_key(KEY)
+    for bad in ("../etc/passwd", KEY.upper(), KEY[:-1], KEY + "0", ""):
+        assert not is_blob_key(bad)
+
+
+def test_content_type_sniffed_then_hinted() -> None:
+    assert content_type_of(PNG) == "image/png"
+    assert content_type_of(b"\xff\xd8\xff\xe0rest") == "image/jpeg"
+    assert content_type_of(b"GIF89a...", "image/gif") == "image/gif"
+    assert content_type_of(b"<html>", "text/html") == "application/octet-stream"
+
+
+def test_data_uris_decode() -> None:
+    data, mime = decode_data_uri("data:image/png;base64," + base64.b64encode(PNG).decode())
+    assert (data, mime) == (PNG, "image/png")
+    assert decode_data_uri("data:text/plain,a%20b") == (b"a b", "text/plain")
+    with pytest.raises(FetchError):
+        decode_data_uri("data:image/png;base64")
+
+
+# --- local ----------------------------------------------------------------------------------
+async def test_local_store_roundtrip_and_idempotent(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    assert await store.get(KEY) is None
+    assert not await store.exists(KEY)
+    await store.put(KEY, PNG, "image/png")
+    await store.put(KEY, PNG, "image/png")  # stored once
+    assert await store.get(KEY) == PNG
+    assert await store.exists(KEY)
+    files = [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
+    assert files == [tmp_path / "blobs" / KEY[:2] / KEY]
+    with pytest.raises(ValueError):
+        store.path_for("../../x")
+
+
+async def test_local_store_write_failure_is_a_blob_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    store = LocalBlobStore(blocker)
+    with pytest.raises(BlobStoreError):
+        await store.put(KEY, PNG, "image/png")
+
+
+# --- S3 (a real S3-compatible server on 127.0.0.1) ------------------------------------------
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def s3_config(url: str, bucket: str, **extra: Any) -> StorageConfig:
+    return StorageConfig(
+        backend="s3",
+        bucket=bucket,
+        endpoint_url=url,
+        region="us-east-1",
+        access_key_id="testing",
+        secret_access_key="testing",
+        **extra,
+    )
+
+
+def make_bucket(url: str) -> tuple[Any, str]:
+    client = boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    bucket = f"imagegate-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    return client, bucket
+
+
+async def test_s3_store_roundtrip(moto_url: str) -> None:
+    client, bucket = make_bucket(moto_url)
+    store = S3BlobStore(s3_config(moto_url, bucket, prefix="img/"))
+    try:
+        assert await store.get(KEY) is None
+        assert not await store.exists(KEY)
+        await store.put(KEY, PNG, "image/png")
+        assert await store.exists(KEY)
+        assert await store.get(KEY) == PNG
+        head = client.head_object(Bucket=bucket, Key=f"img/{KEY}")
+        assert head["ContentType"] == "image/png"
+        assert head["ContentLength"] == len(PNG)
+    finally:
+        await store.close()
+
+
+async def test_s3_missing_bucket_and_dead_endpoint_are_blob_store_errors(moto_url: str) -> None:
+    store = S3BlobStore(s3_config(moto_url, "no-such-bucket-imagegate"))
+    dead = S3BlobStore(s3_config("http://127.0.0.1:9", "b"))
+    try:
+        with pytest.raises(BlobStoreError):
+            await store.put(KEY, PNG, "image/png")
+        with pytest.raises(BlobStoreError):
+            await dead.get(KEY)
+    finally:
+        await store.close()
+        await dead.close()
+
+
+def test_gateway_serves_images_from_s3(make_config: Any, moto_url: str) -> None:
+    client, bucket = make_bucket(moto_url)
+    storage = s3_config(moto_url, bucket).model_dump()
+    with live_gateway(make_config(storage=storage)) as gw:
+        r = httpx.post(
+            f"{gw.url}/v2/router/images/generations",
+            json={"model": "placeholder/x", "prompt": "s3", "size": "32x32",
+                  "response_format": "url"},
+            timeout=10,
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        image = httpx.get(r.json()["data"][0]["url"], timeout=10)
+    assert image.status_code == 200
+    key = blob_key(image.content)
+    stored = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert stored == image.content
+    assert image.headers["content-type"] == "image/png"
+
+
+# --- signed URLs ----------------------------------------------------------------------------
+def test_signed_url_shape_and_verification() -> None:
+    signer = URLSigner(b"secret", ttl_s=3600)
+    url = signer.url("http://gw.test/", KEY, now=1_000_000)
+    assert url.startswith(f"http://gw.test/v2/files/{KEY}?expires=1003600&sig=")
+    sig = httpx.URL(url).params["sig"]
+    assert signer.verify(KEY, "1003600", sig, now=1_000_000)
+    assert signer.verify(KEY, "1003600", sig, now=1_003_600)  # valid up to the second
+    assert not signer.verify(KEY, "1003600", sig, now=1_003_601)  # expired
+    assert not signer.verify(KEY, "1003601", sig, now=1_000_000)  # tampered expiry
+    assert not signer.verify(KEY, "1003600", sig[:-1] + "0", now=1_000_000)  # tampered sig
+    assert not signer.verify(blob_key(b"other"), "1003600", sig, now=1_000_000)  # wrong key
+    assert not URLSigner(b"other").verify(KEY, "1003600", sig, now=1_000_000)  # other secret
+    assert not signer.verify(KEY, None, sig, now=1_000_000)
+    assert not signer.verify(KEY, "-5", sig, now=1_000_000)
+    assert not signer.verify(KEY, "1003600", None, now=1_000_000)
+
+
+def test_signing_key_generated_once_with_mode_0600(make_config: Any, tmp_path: Path) -> None:
+    config = make_config(data_dir=str(tmp_path / "d"))
+    first = load_signing_key(config)
+    path = tmp_path / "d" / "signing.key"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert len(first) == 64
+    assert load_signing_key(config) == first  # survives a restart
+    assert load_signing_key(make_config(data_dir=str(tmp_path / "e"))) != first
+    assert load_signing_key(make_config(signing_key="from-config")) == b"from-config"
+
+
+async def test_concurrent_workers_agree_on_one_signing_key(
+    make_config: Any, tmp_path: Path
+) -> None:
+    config = make_config(data_dir=str(tmp_path / "race"))
+    keys = await asyncio.gather(*(asyncio.to_thread(load_signing_key, config) for _ in range(8)))
+    assert len(set(keys)) == 1
+
+
+def test_s3_without_a_bucket_is_a_config_error() -> None:
+    from imagegate.blobs import make_store
+    from imagegate.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"storage\.bucket"):
+        make_store(StorageConfig(backend="s3"))

@@ -1,0 +1,130 @@
+"""`imagegate serve` as a subprocess: make run's path, bad configs, the bind policy, env."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fakes.openai import FakeOpenAI
+
+IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("IMAGEGATE_", "OPENAI_"))}  # fmt: skip
+    env["IMAGEGATE_DATA_DIR"] = str(tmp_path / "data")
+    env["IMAGEGATE_STORAGE_PATH"] = str(tmp_path / "blobs")
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [IMAGEGATE, *args], cwd=tmp_path, env=_env(tmp_path, **env),
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
+    """Started servers; each is ended by its own PID (SIGTERM) at the latest here."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _start(
+    procs: list[subprocess.Popen[str]], args: list[str], tmp_path: Path, port: int, **env: str
+) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [IMAGEGATE, "serve", *args], cwd=tmp_path, env=_env(tmp_path, **env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    procs.append(proc)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("imagegate serve did not come up")
+
+
+def test_make_run_path_answers_the_readme_curl_and_stops_on_sigterm(
+    tmp_path: Path, serve: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    proc = _start(serve, ["--port", str(port)], tmp_path, port)
+    r = httpx.post(
+        f"http://127.0.0.1:{port}/v2/router/images/generations",
+        headers={"content-type": "application/json"},
+        content=b'{"model":"placeholder/sketch","prompt":"a fox","response_format":"b64_json"}',
+    )
+    assert r.status_code == 200, r.text
+    png = base64.b64decode(r.json()["data"][0]["b64_json"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    stderr = proc.communicate()[1]
+    assert "Application shutdown complete" in stderr and "Traceback" not in stderr
+
+
+def test_env_overrides_reach_the_server(
+    tmp_path: Path, serve: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    with FakeOpenAI() as fake:
+        _start(serve, [], tmp_path, port, IMAGEGATE_PORT=str(port),
+               IMAGEGATE_API_KEYS="sk-one,sk-two", OPENAI_API_KEY=fake.api_key,
+               OPENAI_BASE_URL=fake.url + "/v1")  # fmt: skip
+        url = f"http://127.0.0.1:{port}/v1/images/generations"
+        body = {"model": "openai/gpt-image-1", "prompt": "p"}
+        assert httpx.post(url, json=body).status_code == 401
+        r = httpx.post(url, json=body, headers={"authorization": "Bearer sk-two"})
+        assert r.status_code == 200, r.text
+        assert fake.violations == [] and len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key"),
+    [("port: abc\n", "port"), ("routing: {deadline_s: -1}\n", "routing.deadline_s")],
+)
+def test_bad_config_exits_2_with_one_line(tmp_path: Path, yaml_text: str, key: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml_text)
+    done = _run(["serve", "--config", str(config)], tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{key}:" in lines[0], done.stderr
+
+
+def test_public_bind_without_keys_is_refused(tmp_path: Path) -> None:
+    done = _run(["serve", "--host", "0.0.0.0", "--port", str(free_port())], tmp_path)
+    assert done.returncode == 2
+    assert "api_keys" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bad_env_exits_2(tmp_path: Path) -> None:
+    done = _run(["serve"], tmp_path, IMAGEGATE_PORT="eighty")
+    assert done.returncode == 2 and "port:" in done.stderr

@@ -1,0 +1,78 @@
+"""`imagegate.Gateway` in-process, no HTTP server (DESIGN.md's library use)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import pytest
+from fakes.openai import FakeOpenAI, tiny_png
+
+import imagegate
+from imagegate import Gateway, UploadedFile, load_config
+from imagegate.errors import InvalidRequest, UnsupportedEngine
+
+
+def _config(tmp_path: Path, yaml_text: str = "") -> imagegate.Config:
+    path = tmp_path / "imagegate.yaml"
+    path.write_text(yaml_text or "log_level: info\n")
+    return load_config(path, env={}, overrides={
+        "data_dir": str(tmp_path / "data"), "storage": {"path": str(tmp_path / "blobs")},
+    })  # fmt: skip
+
+
+def _upload(data: bytes, name: str = "in.png") -> UploadedFile:
+    return UploadedFile(field="image", filename=name, kind="png", size=len(data),
+                        sha256=hashlib.sha256(data).hexdigest(), data=data)  # fmt: skip
+
+
+async def test_generate_in_process(tmp_path: Path) -> None:
+    async with Gateway(_config(tmp_path)) as gw:
+        res = await gw.generate(model="placeholder/x", prompt="a fox", size="32x32",
+                                response_format="b64_json", n=2)  # fmt: skip
+    assert len(res.data) == 2
+    assert base64.b64decode(res.data[0]["b64_json"]).startswith(b"\x89PNG")
+    assert res.model == "placeholder/x"
+    assert res.headers()["x-orq-model"] == "placeholder/x"
+    assert len(res.trace_id) == 26
+
+
+async def test_edit_and_vary_in_process(tmp_path: Path) -> None:
+    async with Gateway(_config(tmp_path)) as gw:
+        edit = await gw.edit(images=[_upload(tiny_png(1))], model="placeholder/x",
+                             prompt="hat", size="32x32", response_format="b64_json")  # fmt: skip
+        vary = await gw.vary(image=_upload(tiny_png(2)), model="placeholder/x",
+                             size="256x256", response_format="b64_json")  # fmt: skip
+    assert base64.b64decode(edit.data[0]["b64_json"]).startswith(b"\x89PNG")
+    assert edit.body["size"] == "32x32"
+    assert vary.body["size"] == "256x256"
+
+
+async def test_library_with_openai_provider_and_orq_options(tmp_path: Path) -> None:
+    with FakeOpenAI() as fake:
+        yaml_text = (f"providers:\n  openai:\n    api_key: {fake.api_key}\n"
+                     f"    base_url: {fake.url}/v1\n")  # fmt: skip
+        async with Gateway(_config(tmp_path, yaml_text)) as gw:
+            res = await gw.generate(prompt="a red fox", model="openai/gpt-image-1",
+                                    orq={"retry": {"count": 2, "on_codes": [429]}})  # fmt: skip
+        assert fake.violations == []
+        assert fake.requests[0].json == {"model": "gpt-image-1", "prompt": "a red fox"}
+    assert base64.b64decode(res.data[0]["b64_json"]) == tiny_png(0)
+    assert res.body["usage"]["total_tokens"] == 30
+
+
+async def test_library_errors_are_typed(tmp_path: Path) -> None:
+    async with Gateway(_config(tmp_path)) as gw:
+        with pytest.raises(InvalidRequest) as info:
+            await gw.generate(model="placeholder/x", prompt="p", n=11)
+        assert info.value.param == "n" and info.value.status == 400
+        with pytest.raises(UnsupportedEngine):
+            await gw.generate(model="nowhere/x", prompt="p")
+
+
+def test_public_api_exports() -> None:
+    for name in ("Gateway", "load_config", "CreateImageOrq", "CreateImageVariationOrq",
+                 "PostV2ProxyImagesGenerationsOrq", "CreateImageVariationRequestBody",
+                 "PublicIdentity", "GatewayError"):  # fmt: skip
+        assert hasattr(imagegate, name), name

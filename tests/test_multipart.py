@@ -1,0 +1,180 @@
+"""Streaming multipart: limits, temp-file hygiene, magic bytes, encodings the SDKs use."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from live import LiveGateway, live_gateway
+from openai._qs import Querystring
+from PIL import Image
+
+from imagegate.api.multipart import put_bracketed
+from imagegate.config import load_config
+from imagegate.errors import InvalidRequest
+
+
+def image_bytes(fmt: str = "PNG", side: int = 16, noise: int = 0) -> bytes:
+    img = Image.new("RGB", (side, side), (10, 20, 30))
+    if noise:
+        img = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tmp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("uploads")
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_dir: Path) -> Iterator[LiveGateway]:
+    data = tmp_dir.parent / (tmp_dir.name + "-data")
+    uploads = {"max_file_bytes": 200_000, "spool_bytes": 16_384, "tmp_dir": str(tmp_dir)}
+    overrides = {"data_dir": str(data), "storage": {"path": str(data / "blobs")},
+                 "uploads": uploads}  # fmt: skip
+    with live_gateway(load_config(env={}, overrides=overrides)) as server:
+        yield server
+
+
+def _edit(gw: LiveGateway, files: list[tuple[str, Any]], **data: Any) -> httpx.Response:
+    form = {"model": "placeholder/x", "prompt": "p", "size": "16x16", **data}
+    return httpx.post(f"{gw.url}/v2/router/images/edits", data=form, files=files, timeout=10)
+
+
+def test_oversize_file_is_413_and_leaves_no_temp_file(gw: LiveGateway, tmp_dir: Path) -> None:
+    big = image_bytes(side=320, noise=1)  # ~300 KB of incompressible PNG
+    assert len(big) > 290_000
+    r = _edit(gw, [("image", ("big.png", big, "image/png"))])
+    assert r.status_code == 413, r.text
+    assert r.json()["error"]["code"] == "payload_too_large"
+    assert r.json()["error"]["param"] == "image"
+    assert list(tmp_dir.iterdir()) == []
+
+
+def test_spooled_upload_is_served_then_removed(gw: LiveGateway, tmp_dir: Path) -> None:
+    mid = image_bytes(side=100, noise=1)  # ~30 KB: past spool_bytes, under the limit
+    assert 16_384 < len(mid) < 200_000
+    # repeated ``image`` parts, as orq's docs curl sends several images
+    r = _edit(gw, [("image", (f"{i}.png", mid, "image/png")) for i in range(2)])
+    assert r.status_code == 200, r.text
+    assert list(tmp_dir.iterdir()) == []
+
+
+def test_text_file_as_image_is_400_unsupported_mimetype(gw: LiveGateway, tmp_dir: Path) -> None:
+    text = b"just some text, not a picture\n" * 1000
+    r = _edit(gw, [("image", ("notes.png", text, "image/png"))])
+    assert r.status_code == 400
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == (
+        "unsupported_file_mimetype", "image",
+    )  # fmt: skip
+    assert list(tmp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_image_kind_by_magic_bytes_not_by_name(gw: LiveGateway, fmt: str) -> None:
+    data = image_bytes(fmt)
+    r = _edit(gw, [("image", ("upload.bin", data, "application/octet-stream"))])
+    assert r.status_code == 200, r.text
+
+
+def test_json_parts_with_or_without_content_type(gw: LiveGateway) -> None:
+    png = image_bytes()
+    files = [
+        ("image", ("a.png", png, "image/png")),
+        ("orq", (None, b'{"retry": {"count": 9}}', "application/json")),
+    ]
+    r = _edit(gw, files)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "orq.retry.count"
+    r = _edit(gw, [("image", ("a.png", png, "image/png"))], retry='{"count": 0}')
+    assert r.status_code == 400 and r.json()["error"]["param"] == "retry.count"
+    r = _edit(gw, [("image", ("a.png", png, "image/png"))], orq="{not json")
+    assert r.status_code == 400 and r.json()["error"]["param"] == "orq"
+
+
+def test_seventeen_images_is_400(gw: LiveGateway) -> None:
+    png = image_bytes()
+    r = _edit(gw, [("image[]", (f"{i}.png", png, "image/png")) for i in range(17)])
+    assert r.status_code == 400 and r.json()["error"]["param"] == "image[]"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"--x\r\n"),  # no boundary parameter
+        ("multipart/form-data; boundary=abc", b"garbage without any boundary"),
+        ("multipart/form-data; boundary=abc",
+         b'--abc\r\nContent-Disposition: form-data; name="model"\r\n\r\nplaceholder/x'),
+        ("multipart/form-data; boundary=abc", b"--abc\r\nno headers at all\r\n\r\n--abc--"),
+        ("application/x-www-form-urlencoded", b"model=placeholder/x&prompt=p"),
+        ("application/json", b'{"model": "placeholder/x", "prompt": "p"}'),
+    ],
+)  # fmt: skip
+def test_malformed_multipart_is_400(gw: LiveGateway, content_type: str, body: bytes) -> None:
+    r = httpx.post(
+        f"{gw.url}/v2/router/images/edits", content=body, headers={"content-type": content_type}
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_request_body"
+
+
+def test_bracket_names_decode_what_openai_sdk_encodes() -> None:
+    """Round trip through the openai SDK's own multipart flattening."""
+    value = {
+        "orq": {
+            "retry": {"count": 2, "on_codes": [429, 500]},
+            "fallbacks": [{"model": "a/b"}, {"model": "c/d"}],
+            "load_balancer": {"type": "weight_based",
+                              "models": [{"model": "a/b", "weight": 0.4}, {"model": "c/d"}]},
+            "identity": {"id": "u", "tags": ["x", "y"], "metadata": {"plan": "pro"}},
+        },
+        "fallback_on_codes": [500, 502],
+        "timeout": {"call_timeout": 5},
+    }  # fmt: skip
+    fields: dict[str, Any] = {}
+    for key, text in Querystring(array_format="brackets").stringify_items(value):
+        put_bracketed(fields, key, str(text))
+
+    def as_text(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: as_text(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [as_text(x) for x in v]
+        return str(v)
+
+    assert fields == as_text(value)
+
+
+@pytest.mark.parametrize("name", ["orq[", "[x]", "orq[a]b]", "a" + "[x]" * 9, "orq[a][b"])
+def test_malformed_bracket_names(name: str) -> None:
+    with pytest.raises(InvalidRequest):
+        put_bracketed({}, name, "1")
+
+
+def test_bracket_conflict_is_400() -> None:
+    fields: dict[str, Any] = {"orq": "text"}
+    with pytest.raises(InvalidRequest):
+        put_bracketed(fields, "orq[retry][count]", "1")
+
+
+def test_content_type_is_case_insensitive_and_boundary_keeps_case(gw: LiveGateway) -> None:
+    png = image_bytes()
+    boundary = b"AbCdEf0123"
+    parts = [
+        b'Content-Disposition: form-data; name="model"\r\n\r\nplaceholder/x',
+        b'Content-Disposition: form-data; name="prompt"\r\n\r\np',
+        b'Content-Disposition: form-data; name="size"\r\n\r\n16x16',
+        b'Content-Disposition: form-data; name="image"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + png,
+    ]
+    body = b"".join(b"--" + boundary + b"\r\n" + p + b"\r\n" for p in parts)
+    body += b"--" + boundary + b"--\r\n"
+    headers = {"content-type": "Multipart/Form-Data; boundary=" + boundary.decode()}
+    r = httpx.post(f"{gw.url}/v2/router/images/edits", content=body, headers=headers)
+    assert r.status_code == 200, r.text

@@ -1,0 +1,239 @@
+"""One store suite, run on SQLite and on the real PostgreSQL (each run in its own schema)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from imagegate.store import (
+    Conflict,
+    IdentityUpsert,
+    SqlStore,
+    ThreadUpsert,
+    TraceQuery,
+)
+from imagegate.store.migrations import MIGRATIONS
+from imagegate.store.postgres import PostgresDriver
+from imagegate.store.sqlite import SqliteDriver
+from imagegate.telemetry.trace import TraceRecord, new_trace_id
+
+PG_DSN = os.environ.get("IMAGEGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    if request.param == "sqlite":
+        s = SqlStore(SqliteDriver(tmp_path / "imagegate.db"))
+        await s.connect()
+        yield s
+        await s.close()
+        return
+    schema = f"ig_test_{uuid.uuid4().hex[:12]}"
+    s = SqlStore(PostgresDriver(PG_DSN, schema=schema))
+    await s.connect()
+    try:
+        yield s
+    finally:
+        await s.close()
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+def make_trace(**fields: object) -> TraceRecord:
+    base: dict[str, object] = {
+        "id": new_trace_id(),
+        "operation": "generations",
+        "name": "images.generations",
+    }
+    base.update(fields)
+    return TraceRecord(**base)  # type: ignore[arg-type]
+
+
+async def test_migrations_are_recorded_and_idempotent(store: SqlStore) -> None:
+    assert await store.schema_version() == MIGRATIONS[-1][0]
+    store._migrated = False  # a second start-up finds everything applied
+    await store.connect()
+    assert await store.schema_version() == MIGRATIONS[-1][0]
+
+
+async def test_trace_round_trip_keeps_every_field(store: SqlStore) -> None:
+    trace = make_trace(
+        name="my-run",
+        started_at=1_700_000_000.25,
+        duration_ms=12.5,
+        status=502,
+        error_code="provider_error",
+        error_message="upstream said no",
+        api_key_id="key_ab",
+        identity_id="user-1",
+        thread_id="th-1",
+        prompt_id="p",
+        prompt_version=3,
+        requested_model="openai/dall-e-3",
+        served_model="openai/dall-e-2",
+        attempts=[{"model": "openai/dall-e-3", "attempt": 1, "status": 503}],
+        skipped=[{"model": "x/y", "reason": "not configured"}],
+        cache="miss",
+        n=2,
+        size="1024x1024",
+        quality="hd",
+        output_blobs=["ab" * 32],
+        cost_usd=0.04,
+        usage={"input_tokens": 10, "input_tokens_details": {"text_tokens": 10}},
+        metadata={"team": "ü"},
+        notes=["prompt_not_found"],
+    )
+    await store.write_batch([trace])
+    await store.write_batch([trace])  # a retried batch must not duplicate
+    got = await store.get_trace(trace.id)
+    assert got == trace
+    assert await store.count_traces() == 1
+    assert await store.get_trace("nope") is None
+
+
+async def test_identity_upsert_replaces_given_and_keeps_absent(store: SqlStore) -> None:
+    await store.write_batch(
+        [
+            IdentityUpsert(
+                "u1",
+                100.0,
+                display_name="Ada",
+                email="ada@example.com",
+                metadata=[{"plan": "pro"}],
+                tags=["a"],
+            ),
+            IdentityUpsert("u1", 200.0, display_name="Ada L."),
+        ]
+    )
+    ident = await store.get_identity("u1")
+    assert ident is not None
+    assert ident.display_name == "Ada L."
+    assert ident.email == "ada@example.com"
+    assert ident.metadata == [{"plan": "pro"}]
+    assert ident.tags == ["a"]
+    assert (ident.created_at, ident.updated_at, ident.last_seen_at) == (100.0, 200.0, 200.0)
+    await store.write_batch([IdentityUpsert("u1", 150.0, tags=["b", "c"])])  # late arrival
+    ident = await store.get_identity("u1")
+    assert ident is not None and ident.tags == ["b", "c"] and ident.last_seen_at == 200.0
+    assert await store.get_identity("u2") is None
+
+
+async def test_thread_upsert_unions_tags_and_tracks_seen(store: SqlStore) -> None:
+    await store.write_batch([ThreadUpsert("t1", 50.0, ["x", "y"]), ThreadUpsert("t1", 40.0, ["y"])])
+    await store.write_batch([ThreadUpsert("t1", 90.0, ["z", "x"])])
+    thread = await store.get_thread("t1")
+    assert thread is not None
+    assert thread.tags == ["x", "y", "z"]
+    assert (thread.first_seen_at, thread.last_seen_at) == (40.0, 90.0)
+    assert await store.get_thread("t2") is None
+
+
+async def test_list_traces_filters_and_pages(store: SqlStore) -> None:
+    traces = []
+    for i in range(7):
+        traces.append(
+            make_trace(
+                started_at=1000.0 + i,
+                identity_id="a" if i % 2 else "b",
+                thread_id="t" if i < 3 else None,
+                name="even" if i % 2 == 0 else "odd",
+                requested_model="openai/dall-e-3",
+                served_model="openai/dall-e-2" if i == 4 else "openai/dall-e-3",
+                status=200 if i != 5 else 429,
+                cache="hit" if i == 6 else "miss",
+            )
+        )
+    await store.write_batch(traces)
+    ids_desc = sorted((t.id for t in traces), reverse=True)
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.list_traces(TraceQuery(limit=3, cursor=cursor))
+        seen += [t.id for t in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == ids_desc
+
+    async def ids(**kw: object) -> set[str]:
+        return {t.id for t in (await store.list_traces(TraceQuery(**kw))).items}  # type: ignore[arg-type]
+
+    by_index = {i: t.id for i, t in enumerate(traces)}
+    assert await ids(identity_id="a") == {by_index[i] for i in (1, 3, 5)}
+    assert await ids(thread_id="t") == {by_index[i] for i in (0, 1, 2)}
+    assert await ids(name="odd") == {by_index[i] for i in (1, 3, 5)}
+    assert await ids(model="openai/dall-e-2") == {by_index[4]}
+    assert await ids(status=429) == {by_index[5]}
+    assert await ids(succeeded=False) == {by_index[5]}
+    assert await ids(cache="hit") == {by_index[6]}
+    assert await ids(since=1002.0, until=1004.0) == {by_index[2], by_index[3]}
+
+
+async def test_identity_totals_count_requests_images_and_known_cost(store: SqlStore) -> None:
+    await store.write_batch(
+        [
+            make_trace(identity_id="u", status=200, n=2, cost_usd=0.08),
+            make_trace(identity_id="u", status=200, n=1, cost_usd=None),
+            make_trace(identity_id="u", status=502, n=3, cost_usd=None),
+            make_trace(identity_id="other", status=200, n=5, cost_usd=1.0),
+        ]
+    )
+    totals = await store.identity_totals("u")
+    assert (totals.requests, totals.succeeded, totals.images) == (3, 2, 3)
+    assert totals.cost_usd == pytest.approx(0.08)
+    assert totals.cost_unknown == 1
+    empty = await store.identity_totals("nobody")
+    assert (empty.requests, empty.cost_usd) == (0, None)
+
+
+async def test_thread_traces_in_time_order(store: SqlStore) -> None:
+    late, early = (
+        make_trace(thread_id="t", started_at=20.0),
+        make_trace(thread_id="t", started_at=10.0),
+    )
+    await store.write_batch([late, early, make_trace(thread_id="u")])
+    assert [t.id for t in await store.thread_traces("t", 10)] == [early.id, late.id]
+
+
+async def test_prompts_and_versions(store: SqlStore) -> None:
+    prompt = await store.create_prompt("p1", "Poster", "desc", 1.0)
+    assert prompt.latest_version == 0
+    with pytest.raises(Conflict):
+        await store.create_prompt("p1", None, None, 2.0)
+    assert await store.get_prompt_version("p1", None) is None
+    v1 = await store.add_prompt_version("p1", "a {{input}}", None, {"size": "64x64"}, 3.0)
+    v2 = await store.add_prompt_version("p1", "b {{input}}", "placeholder/x", {}, 4.0)
+    assert v1 is not None and v2 is not None and (v1.version, v2.version) == (1, 2)
+    assert await store.add_prompt_version("missing", "t", None, {}, 5.0) is None
+    latest = await store.get_prompt_version("p1", None)
+    assert (
+        latest is not None and latest.template == "b {{input}}" and latest.model == "placeholder/x"
+    )
+    first = await store.get_prompt_version("p1", 1)
+    assert first is not None and first.parameters == {"size": "64x64"}
+    assert await store.get_prompt_version("p1", 9) is None
+    assert [v.version for v in await store.list_prompt_versions("p1")] == [1, 2]
+    got = await store.get_prompt("p1")
+    assert got is not None and got.latest_version == 2 and got.name == "Poster"
+    await store.create_prompt("p0", None, None, 6.0)
+    page = await store.list_prompts(None, 1)
+    assert [p.id for p in page.items] == ["p0"] and page.next_cursor == "p0"
+    page = await store.list_prompts(page.next_cursor, 1)
+    assert [p.id for p in page.items] == ["p1"] and page.next_cursor is None
+
+
+async def test_list_identities_pages_by_id(store: SqlStore) -> None:
+    await store.write_batch([IdentityUpsert(f"id-{i}", float(i)) for i in range(5)])
+    page = await store.list_identities(None, 2)
+    assert [i.id for i in page.items] == ["id-0", "id-1"]
+    page = await store.list_identities(page.next_cursor, 10)
+    assert [i.id for i in page.items] == ["id-2", "id-3", "id-4"] and page.next_cursor is None
