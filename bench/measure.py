@@ -136,6 +136,7 @@ def _measured(
 ) -> dict[str, Any]:
     pid = endpoint.proc.pid if endpoint.proc else None
     cpu0 = procs.cpu_seconds(pid) if pid else 0.0
+    faults0 = procs.minor_faults(pid) if pid else 0
     up0 = procs.cpu_seconds(upstream.pid)
     sampler = procs.RssSampler(pid) if pid else None
     if sampler is not None:
@@ -154,6 +155,7 @@ def _measured(
     if pid and sampler is not None:
         out["gw_cpu_ms_per_req"] = round((cpu1 - cpu0) * 1000 / n, 4)
         out["gw_cpu_util"] = round((cpu1 - cpu0) / max(result.duration_s, 1e-9), 3)
+        out["gw_minflt_per_req"] = round((procs.minor_faults(pid) - faults0) / n, 1)
         out["rss_start_mb"] = round(sampler.start_bytes / MB, 1)
         out["rss_peak_mb"] = round(sampler.peak / MB, 1)
     return out

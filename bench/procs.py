@@ -73,6 +73,16 @@ def cpu_seconds(root: int) -> float:
     return total / TICK
 
 
+def minor_faults(root: int) -> int:
+    """Minor page faults of ``root``'s tree so far: fresh memory touched (big buffers)."""
+    total = 0
+    for pid in tree(root):
+        fields = _stat_fields(pid)
+        if fields is not None:
+            total += int(fields[7])
+    return total
+
+
 def rss_bytes(root: int) -> int:
     total = 0
     for pid in tree(root):

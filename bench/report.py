@@ -129,9 +129,10 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> str:
         )
     lines += ["", "Scenarios: " + "; ".join(f"`{k}` = {v}" for k, v in
                                              results["scenario_titles"].items()) + "."]  # fmt: skip
-    if results.get("overrides") or results.get("workers", 1) != 1:
+    if results.get("overrides") or results.get("gateway_env") or results.get("workers", 1) != 1:
         lines += ["", f"Non-default gateway setup: workers={results.get('workers', 1)}, config "
-                  f"overrides {results.get('overrides') or 'none'}."]  # fmt: skip
+                  f"overrides {results.get('overrides') or 'none'}, environment "
+                  f"{results.get('gateway_env') or 'none'}."]  # fmt: skip
     missing = results.get("config_keys_missing") or []
     observed = results.get("observed", {})
     lines += ["", f"Gateway config keys not (yet) known to imagegate and left out: "

@@ -54,6 +54,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="override the imagegate bench config, e.g. traces=false (repeatable)",
     )
+    p.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for imagegate, e.g. MALLOC_ARENA_MAX=2 (repeatable)",
+    )
     p.add_argument("--gateway-cpus", help="taskset list for the gateway (default 1)")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     p.add_argument("--python-load", action="store_true", help="use the Python load generator")
@@ -130,7 +137,7 @@ def start_target(name: str, tag: str, ctx: dict[str, Any]) -> targets.Endpoint:
     if name == "imagegate":
         return targets.start_imagegate(
             workdir, upstream_base, cpus=ctx["gateway_cpus"], workers=ctx["workers"],
-            overrides=ctx["overrides"],
+            overrides=ctx["overrides"], env=ctx["gateway_env"],
         )  # fmt: skip
     return targets.start_litellm(workdir, ctx["litellm"], upstream_base, cpus=ctx["gateway_cpus"])
 
@@ -211,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "env": environment(preset, pinning, settings), "rows": [], "observed": {},
         "scenario_titles": {s.name: s.title for s in chosen},
         "floors": {s.name: s.floor for s in chosen}, "config_keys_missing": [],
-        "overrides": args.set, "workers": args.workers,
+        "overrides": args.set, "workers": args.workers, "gateway_env": args.gateway_env,
     }  # fmt: skip
     print(f"bench: {preset} preset, results in {out}", flush=True)
     shared: dict[str, targets.Endpoint] = {}
@@ -222,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx = {"settings": settings, "out": out, "upstream": upstream, "upstream_port": port,
                "gateway_cpus": gateway_cpus, "side_cpus": side_cpus, "workers": args.workers,
                "litellm": litellm, "profile": args.profile, "shared": shared,
-               "overrides": args.set}  # fmt: skip
+               "overrides": args.set,
+               "gateway_env": dict(item.split("=", 1) for item in args.gateway_env)}  # fmt: skip
         for scenario in chosen:
             print(f"== {scenario.name}: {scenario.title}", flush=True)
             for name in scenario.targets:

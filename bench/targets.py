@@ -126,6 +126,7 @@ def start_imagegate(
     cpus: str | None,
     workers: int = 1,
     overrides: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Endpoint:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "uploads").mkdir(exist_ok=True)
@@ -135,14 +136,14 @@ def start_imagegate(
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     argv = [sys.executable, "-m", "imagegate.cli", "serve", "--config", str(path)]
     proc = procs.start("imagegate", argv, log_path=workdir / "imagegate.log", cpus=cpus,
-                       env=clean_env(), cwd=workdir)  # fmt: skip
+                       env={**clean_env(), **(env or {})}, cwd=workdir)  # fmt: skip
     try:
         procs.wait_http(proc, f"http://127.0.0.1:{port}/health", timeout_s=60)
     except BaseException:
         proc.stop()
         raise
     info = {"config_keys_missing": dropped, "workers": workers, "cpus": cpus,
-            "overrides": overrides or []}  # fmt: skip
+            "overrides": overrides or [], "env": env or {}}  # fmt: skip
     return Endpoint("imagegate", f"http://127.0.0.1:{port}/v2/router", f"Bearer {BENCH_KEY}",
                     proc, info)  # fmt: skip
 

@@ -32,6 +32,7 @@ def _assert_error(r: httpx.Response, status: int, code: str | None) -> dict[str,
     assert set(error) >= {"message", "type", "param", "code"}
     assert error["code"] == code
     assert isinstance(error["message"], str) and "Traceback" not in r.text
+    assert len(r.headers["x-orq-trace-id"]) == 26
     return error
 
 

@@ -32,6 +32,7 @@ def _raw_constraints(node: Any) -> list[str]:
 def test_openapi_describes_every_image_route(make_config: Any) -> None:
     with live_gateway(make_config()) as gw:
         r = httpx.get(gw.url + "/openapi.json")
+        app_routes = [route for route in gw.app.routes if getattr(route, "methods", None)]
     assert r.status_code == 200
     spec = r.json()
     assert spec["openapi"].startswith("3.")
@@ -60,6 +61,10 @@ def test_openapi_describes_every_image_route(make_config: Any) -> None:
     retry = _resolve(spec, orq["properties"]["retry"]["anyOf"][0])
     assert retry["properties"]["count"]["maximum"] == 5
     assert {"Error", "ImagesResponse"} <= set(schemas)
+    for route in app_routes:  # every route the app serves is described, with its methods
+        if route.path != "/openapi.json":
+            described = set(paths.get(route.path, {}))
+            assert {m.lower() for m in route.methods} - {"head"} <= described, route.path
     assert not _raw_constraints(spec)  # JSON Schema says minimum/maximum, not pydantic's ge/le
     # every $ref points at a schema that exists
     text = r.text

@@ -197,6 +197,25 @@ def test_format_survives_a_fallback(
                 assert base64.b64decode(item["b64_json"]) == expected
 
 
+def test_unfetchable_provider_url_is_an_attempt_failure_that_falls_back(
+    make_config: Any,
+) -> None:
+    """The provider's image URL is downloaded inside the attempt: a bad URL falls back."""
+    with ImageServer("ftp") as broken, ImageServer("b64") as backup:
+        providers = {**broken.providers("first"), **backup.providers("second")}
+        with live_gateway(make_config(providers=providers)) as gw:
+            r = gen(
+                gw.url,
+                model="first/dall-e-2",
+                response_format="b64_json",
+                orq={"fallbacks": [{"model": "second/dall-e-2"}]},
+            )
+    assert r.status_code == 200, r.text
+    assert r.headers["x-orq-model"] == "second/dall-e-2"
+    assert broken.calls == 1 and backup.calls == 1
+    assert base64.b64decode(r.json()["data"][0]["b64_json"]) == backup.image_bytes()[0]
+
+
 async def test_library_urls_use_public_url(make_config: Any) -> None:
     config = make_config(public_url="https://images.example.test/")
     async with Gateway(config) as gw:

@@ -88,6 +88,7 @@ def test_edits_sync_with_options(fake: FakeOpenAI, gw: LiveGateway) -> None:
         res = orq.router.images.edits.create(
             model="openai/gpt-image-1", prompt="add a hat",
             image={"file_name": "fox.png", "content": png}, quality="low", size="1024x1024",
+            response_format="b64_json",  # never forwarded to gpt-image (the fake checks)
             retry={"count": 1}, fallback_on_codes=[500, 529], cache={"type": "exact_match"},
             load_balancer=ROUTING["load_balancer"], timeout={"call_timeout": 20000},
             fallbacks=[{"model": "placeholder/b"}], name="edit-top",

@@ -146,6 +146,7 @@ class Gateway:
         started = time.perf_counter()
         try:
             response = await self._run(request, ctx, trace, attempts)
+            trace.status = 200
         except GatewayError as exc:
             trace.status, trace.error_code, trace.error_message = exc.status, exc.code, exc.message
             raise
@@ -157,7 +158,6 @@ class Gateway:
             trace.attempts = [a.as_dict() for a in attempts]
             trace.duration_ms = (time.perf_counter() - started) * 1000
             self._submit_trace(trace)
-        trace.status = 200
         return response
 
     async def _run(
@@ -193,7 +193,10 @@ class Gateway:
         """plan → execute → images stored (``keep``: every blob written now, for the cache)."""
         plan = build_plan(request, self.registry, self.rng)
         trace.skipped = [{"model": s.model, "reason": s.reason} for s in plan.skipped]
-        outcome = await execute(plan, request, self.config.routing, attempts, rng=self.rng)
+        outcome = await execute(
+            plan, request, self.config.routing, attempts,
+            rng=self.rng, finish=self.output.fetch_remote,
+        )  # fmt: skip
         result = outcome.result
         trace.served_model = outcome.candidate.model
         trace.usage = result.usage

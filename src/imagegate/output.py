@@ -39,7 +39,7 @@ from .blobs import (
 )
 from .blobs.store import OCTET_STREAM
 from .config import Config
-from .errors import ProviderError, ServiceUnavailable
+from .errors import ProviderError, ServiceUnavailable, UpstreamConnectionError
 from .request import GeneratedImage, ImageResult
 
 log = logging.getLogger("imagegate.output")
@@ -143,13 +143,38 @@ class Output:
             served.pending = await self._background(later)
         return served
 
+    async def fetch_remote(self, result: ImageResult) -> ImageResult:
+        """Download the provider's http(s) image URLs into ``data`` (``url`` kept as the source).
+
+        Run inside the routing attempt: a URL that cannot be fetched, is too large or is not an
+        image is an ``UpstreamConnectionError`` of that attempt, so it is retried or falls back.
+        """
+
+        async def one(image: GeneratedImage) -> None:
+            if image.url is None or image.b64 is not None or image.data is not None:
+                return
+            if image.url[:5].lower() == "data:":
+                return
+            try:
+                data, mime = await self.fetcher.fetch(image.url)
+            except FetchError as exc:
+                raise UpstreamConnectionError(f"provider image: {exc}") from None
+            hint = image.mime or mime
+            if content_type_of(data, hint) == OCTET_STREAM:
+                raise UpstreamConnectionError("provider image URL did not return an image")
+            image.data, image.mime = data, hint
+
+        await asyncio.gather(*(one(image) for image in result.images))
+        return result
+
     async def _inline(self, image: GeneratedImage) -> StoredImage:
         """Bring the image into memory: b64 kept as text, URLs fetched, data: URIs decoded."""
         mime, revised = image.mime, image.revised_prompt
         if image.b64 is not None:
             return StoredImage("b64_json", b64=image.b64, mime=mime, revised_prompt=revised)
         if image.data is not None:
-            return StoredImage("b64_json", data=image.data, mime=mime, revised_prompt=revised)
+            source: Format = "url" if image.url is not None else "b64_json"
+            return StoredImage(source, data=image.data, mime=mime, revised_prompt=revised)
         if image.url is None:
             raise ProviderError("provider returned an image with neither data nor URL")
         try:

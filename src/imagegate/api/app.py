@@ -17,11 +17,12 @@ from ..config import Config, load_config
 from ..errors import GatewayError, MethodNotAllowed, NotFound
 from ..gateway import Gateway
 from ..request import OPERATIONS
+from ..telemetry.trace import new_trace_id
 from .auth import Authenticator
 from .control import control_routes
 from .files import get_file
 from .images import make_endpoint
-from .openapi import PREFIXES, build_openapi
+from .openapi import PREFIXES, build_openapi, route_paths
 from .responses import JSONResponse, error_response
 
 log = logging.getLogger("imagegate.api")
@@ -35,7 +36,7 @@ async def health(request: Request) -> Response:
 async def openapi(request: Request) -> Response:
     spec = request.app.state.openapi
     if spec is None:
-        spec = request.app.state.openapi = build_openapi()
+        spec = request.app.state.openapi = build_openapi(route_paths(request.app.routes))
     return JSONResponse(spec)
 
 
@@ -48,7 +49,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
         err = NotFound(f"no route for {request.method} {request.url.path}")
     else:
         err = GatewayError(str(exc.detail), status=exc.status_code, code=None)
-    return error_response(err)
+    return error_response(err, new_trace_id())  # x-orq-trace-id on every error, 404/405 too
 
 
 def routes() -> list[BaseRoute]:

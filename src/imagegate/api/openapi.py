@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from ..models import (
@@ -117,7 +119,9 @@ def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
             "post": _operation("Create variations of an image", "multipart/form-data", var)
         }
     paths["/health"] = {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}}
-    paths.update(extra_paths or {})
+    for path, item in (extra_paths or {}).items():  # never replaces what is described above
+        for method, operation in item.items():
+            paths.setdefault(path, {}).setdefault(method, operation)
     return {
         "openapi": "3.1.0",
         "info": {"title": "imagegate", "version": "0.1.0",
@@ -128,3 +132,37 @@ def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
             "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer"}},
         },
     }  # fmt: skip
+
+
+def route_paths(routes: Iterable[Any]) -> dict[str, Any]:
+    """A plain description of every other route (control plane, files...), so ``/openapi.json``
+    lists every route even when its module brings no schema: path parameters, JSON in and out,
+    orq's error body."""
+    paths: dict[str, Any] = {}
+    for route in routes:
+        path = getattr(route, "path", None)
+        methods = getattr(route, "methods", None) or ()
+        if not isinstance(path, str) or path == "/openapi.json":
+            continue
+        endpoint = getattr(route, "endpoint", None)
+        name = getattr(endpoint, "__name__", "") or path
+        doc = (getattr(endpoint, "__doc__", None) or "").strip().splitlines()
+        summary = doc[0] if doc else name.replace("_", " ").strip().capitalize()
+        params = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in re.findall(r"{(\w+)(?::\w+)?}", path)
+        ]
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for method in sorted(m.lower() for m in methods if m != "HEAD"):
+            operation: dict[str, Any] = {
+                "summary": summary,
+                "responses": {"200": {"description": "ok"},
+                              "default": {"description": "error", "content": error}},
+            }  # fmt: skip
+            if params:
+                operation["parameters"] = params
+            if method in ("post", "put", "patch"):
+                body = {"application/json": {"schema": {"type": "object"}}}
+                operation["requestBody"] = {"required": True, "content": body}
+            paths.setdefault(path, {})[method] = operation
+    return paths

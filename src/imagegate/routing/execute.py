@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -77,11 +78,21 @@ class Outcome:
     attempts: list[Attempt]
 
 
-async def _call(candidate: Candidate, request: ImageRequest, timeout_s: float) -> ImageResult:
-    """One attempt bounded by ``timeout_s``; running out is an ``UpstreamTimeout``."""
+Finish = Callable[[ImageResult], Awaitable[ImageResult]]
+
+
+async def _call(
+    candidate: Candidate, request: ImageRequest, timeout_s: float, finish: Finish | None
+) -> ImageResult:
+    """One attempt bounded by ``timeout_s``; running out is an ``UpstreamTimeout``.
+
+    ``finish`` (e.g. downloading the provider's image URLs) runs inside the same attempt, so a
+    broken result is a failure of this attempt: retried or fallen back like any other.
+    """
     try:
         async with asyncio.timeout(timeout_s):
-            return await candidate.provider.call(candidate.model_id, request)
+            result = await candidate.provider.call(candidate.model_id, request)
+            return result if finish is None else await finish(result)
     except TimeoutError:
         raise UpstreamTimeout(f"{candidate.model}: no answer within {timeout_s:.3g} s") from None
 
@@ -116,9 +127,15 @@ class _Run:
     """One request's walk down the chain; owns the deadline and appends to ``attempts``."""
 
     def __init__(
-        self, request: ImageRequest, policy: Policy, attempts: list[Attempt], rng: random.Random
+        self,
+        request: ImageRequest,
+        policy: Policy,
+        attempts: list[Attempt],
+        rng: random.Random,
+        finish: Finish | None = None,
     ) -> None:
         self.request, self.policy, self.attempts, self.rng = request, policy, attempts, rng
+        self.finish = finish
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + policy.deadline_s
 
@@ -147,7 +164,7 @@ class _Run:
         """One call; every ending (even a cancel or an adapter bug) lands in ``attempts``."""
         started = time.perf_counter()
         try:
-            result = await _call(candidate, self.request, budget)
+            result = await _call(candidate, self.request, budget, self.finish)
         except UpstreamFailure as exc:
             failed = _Failed(exc, _record(candidate, number, exc, started))
             self.attempts.append(failed.record)
@@ -206,15 +223,18 @@ async def execute(
     attempts: list[Attempt],
     *,
     rng: random.Random | None = None,
+    finish: Finish | None = None,
 ) -> Outcome:
     """Serve ``request`` from the first candidate that succeeds; raise a ``GatewayError``.
 
-    ``rng`` drives the backoff jitter (tests may inject a seeded one).
+    ``rng`` drives the backoff jitter (tests may inject a seeded one); ``finish`` completes a
+    result inside its attempt (see ``_call``).
     """
     if not plan.candidates:
         raise UnsupportedEngine("no model can serve this request", param="model")
     policy = Policy.of(request.options, settings)
-    return await _Run(request, policy, attempts, rng or random.Random()).run(plan.candidates)
+    run = _Run(request, policy, attempts, rng or random.Random(), finish)
+    return await run.run(plan.candidates)
 
 
 def _cancelled(candidate: Candidate, number: int, started: float) -> Attempt:
