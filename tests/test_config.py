@@ -111,3 +111,17 @@ def test_bind_policy(host: str, keys: list[str], refused: bool) -> None:
     assert (problem is not None) == refused
     if refused:
         assert problem is not None and problem.startswith("host:")
+
+
+def test_provider_keys_from_env_and_blobs_under_data_dir() -> None:
+    from imagegate.config import load_config
+    from imagegate.providers.registry import Registry
+
+    env = {"FAL_KEY": "fal-k", "BFL_API_KEY": "bfl-k", "IMAGEGATE_DATA_DIR": "/tmp/ig-data"}
+    config = load_config(env=env)
+    assert config.providers["fal"].api_key == "fal-k"
+    assert config.providers["bfl"].api_key == "bfl-k"
+    assert config.storage.path == "/tmp/ig-data/blobs"
+    registry = Registry(config)
+    assert {"fal", "bfl", "placeholder"} <= set(registry.names())
+    assert "stability" not in registry.names()  # no key given: not configured

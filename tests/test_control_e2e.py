@@ -301,3 +301,16 @@ def test_deprecated_contact_creates_the_identity(make_config: Any) -> None:
         assert ident["display_name"] == "Old SDK" and ident["metadata"] == [{"a": 1}, {"b": 2}]
         trace = http.get(f"/v2/traces/{r.headers['x-orq-trace-id']}").json()
         assert trace["identity_id"] == "c-1"
+
+
+def test_a_refused_body_is_traced_so_its_trace_id_resolves(make_config: Any) -> None:
+    with live_gateway(make_config()) as gw, httpx.Client(base_url=gw.url, timeout=30) as http:
+        r = http.post(GEN, json={"model": "placeholder/a", "prompt": "x", "n": 99})
+        assert r.status_code == 400
+        trace_id = r.headers["x-orq-trace-id"]
+        got = http.get(f"/v2/traces/{trace_id}")
+        assert got.status_code == 200, got.text
+        trace = got.json()
+        assert trace["status"] == 400
+        assert trace["error_code"] == "invalid_request_body"
+        assert trace["operation"] == "generations"

@@ -23,8 +23,17 @@ def _config(tmp_path: Path, yaml_text: str = "") -> imagegate.Config:
 
 
 def _upload(data: bytes, name: str = "in.png") -> UploadedFile:
-    return UploadedFile(field="image", filename=name, kind="png", size=len(data),
-                        sha256=hashlib.sha256(data).hexdigest(), data=data)  # fmt: skip
+    return UploadedFile.from_bytes(data, name)
+
+
+def test_upload_from_bytes_sniffs_and_hashes() -> None:
+    data = tiny_png(3)
+    upload = UploadedFile.from_bytes(data, "cat")
+    assert (upload.kind, upload.filename, upload.size) == ("png", "cat.png", len(data))
+    assert upload.sha256 == hashlib.sha256(data).hexdigest()
+    with pytest.raises(imagegate.GatewayError) as err:
+        UploadedFile.from_bytes(b"hello, not an image")
+    assert err.value.code == "unsupported_file_mimetype"
 
 
 async def test_generate_in_process(tmp_path: Path) -> None:

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(Exception):
@@ -61,7 +68,7 @@ class CacheConfig(_Section):
 
 class StorageConfig(_Section):
     backend: Literal["local", "s3"] = "local"
-    path: str = ".imagegate/blobs"
+    path: str = ""  # empty: <data_dir>/blobs
     bucket: str | None = None
     endpoint_url: str | None = None
     region: str = "us-east-1"
@@ -96,6 +103,13 @@ class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     uploads: UploadConfig = Field(default_factory=UploadConfig)
     traces: bool = True
+
+    @model_validator(mode="after")
+    def _paths_under_data_dir(self) -> Config:
+        """Local image blobs live under ``data_dir`` unless ``storage.path`` says otherwise."""
+        if not self.storage.path:
+            self.storage.path = str(Path(self.data_dir) / "blobs")
+        return self
 
     @field_validator("api_keys")
     @classmethod
@@ -135,6 +149,16 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         "IMAGEGATE_LOG_LEVEL": ("log_level",),
         "OPENAI_API_KEY": ("providers", "openai", "api_key"),
         "OPENAI_BASE_URL": ("providers", "openai", "base_url"),
+        "AZURE_OPENAI_API_KEY": ("providers", "azure", "api_key"),
+        "AZURE_OPENAI_ENDPOINT": ("providers", "azure", "base_url"),
+        "GEMINI_API_KEY": ("providers", "google", "api_key"),
+        "STABILITY_API_KEY": ("providers", "stability", "api_key"),
+        "FAL_KEY": ("providers", "fal", "api_key"),
+        "TOGETHER_API_KEY": ("providers", "together", "api_key"),
+        "XAI_API_KEY": ("providers", "xai", "api_key"),
+        "REPLICATE_API_TOKEN": ("providers", "replicate", "api_key"),
+        "BFL_API_KEY": ("providers", "bfl", "api_key"),
+        "RECRAFT_API_TOKEN": ("providers", "recraft", "api_key"),
     }
     for name, path in simple.items():
         if env.get(name):

@@ -244,6 +244,22 @@ class Gateway:
 
         task.add_done_callback(submit)
 
+    def record_rejected(self, operation: Operation, ctx: CallContext, error: GatewayError) -> None:
+        """Trace a request refused before the pipeline (bad body), so its trace id resolves."""
+        self.traces.submit(
+            TraceRecord(
+                id=ctx.trace_id,
+                operation=operation,
+                name=DEFAULT_NAMES[operation],
+                api_key_id=ctx.api_key_id,
+                identity_id=ctx.header_identity_id,
+                duration_ms=0.0,
+                status=error.status,
+                error_code=error.code,
+                error_message=error.message,
+            )
+        )
+
     def _new_trace(self, request: ImageRequest, ctx: CallContext) -> TraceRecord:
         opts = request.options
         op: Operation = request.operation

@@ -7,6 +7,7 @@ No Starlette or aiohttp object crosses these; providers take an ``ImageRequest``
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
@@ -41,6 +42,20 @@ class UploadedFile:
     sha256: str
     data: bytes | None = None
     path: str | None = None
+
+    @classmethod
+    def from_bytes(cls, data: bytes, filename: str = "image", field: str = "image") -> UploadedFile:
+        """An in-memory upload for library use; the type comes from the magic bytes."""
+        kind = sniff_image(data[:16])
+        if kind is None:
+            from .errors import UnsupportedFileType
+
+            raise UnsupportedFileType(
+                f"{field}: unsupported file type; send a png, jpeg or webp image", param=field
+            )
+        if "." not in filename:
+            filename = f"{filename}.{kind}"
+        return cls(field, filename, kind, len(data), hashlib.sha256(data).hexdigest(), data=data)
 
     @property
     def content_type(self) -> str:

@@ -86,9 +86,9 @@ def make_endpoint(operation: Operation) -> Any:
         auth: Authenticator = request.app.state.auth
         trace_id = new_trace_id()
         image_request: ImageRequest | None = None
+        ctx: CallContext | None = None
         try:
             api_key_id = auth.check(request.headers.get("authorization"))
-            image_request = await read_request(request, operation, gateway)
             ctx = CallContext(
                 trace_id=trace_id,
                 api_key_id=api_key_id,
@@ -96,6 +96,7 @@ def make_endpoint(operation: Operation) -> Any:
                 or request.headers.get("x-orq-contact-id"),
                 base_url=base_url(request, gateway.config.public_url),
             )
+            image_request = await read_request(request, operation, gateway)
             work = asyncio.ensure_future(gateway.handle(image_request, ctx))
             watcher = asyncio.ensure_future(_until_disconnect(request.receive))
             try:
@@ -112,6 +113,8 @@ def make_endpoint(operation: Operation) -> Any:
             result = work.result()
             return JSONResponse(result.body, headers=result.headers())
         except GatewayError as exc:
+            if image_request is None and ctx is not None:  # authenticated, refused body
+                gateway.record_rejected(operation, ctx, exc)
             return error_response(exc, trace_id)
         except Exception:
             log.exception("unhandled error in trace %s", trace_id)
