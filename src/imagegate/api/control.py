@@ -11,9 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -31,6 +29,7 @@ from ..store.views import (
     trace_view,
     version_view,
 )
+from .body import read_json
 from .responses import JSONResponse, error_response
 
 log = logging.getLogger("imagegate.api")
@@ -107,16 +106,6 @@ async def _settle(request: Request, control: ControlPlane) -> None:
     await control.sync(SETTLE_S)
 
 
-async def _json(request: Request) -> Any:
-    body = await request.body()
-    if not body:
-        raise InvalidRequest("empty request body; send a JSON object", param="body")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"malformed JSON body: {exc}", param="body") from None
-
-
 # --- traces, identities, threads -------------------------------------------------------------
 async def list_traces(request: Request, control: ControlPlane) -> Response:
     query = _trace_query(request)
@@ -163,7 +152,7 @@ async def get_thread(request: Request, control: ControlPlane) -> Response:
 
 # --- prompts -------------------------------------------------------------------------------
 async def post_prompt(request: Request, control: ControlPlane) -> Response:
-    prompt, version = await create_prompt(control.store, await _json(request))
+    prompt, version = await create_prompt(control.store, await read_json(request))
     control.prompts.invalidate(prompt.id)
     return JSONResponse(prompt_view(prompt, latest=version), status_code=201)
 
@@ -186,7 +175,7 @@ async def get_prompt(request: Request, control: ControlPlane) -> Response:
 
 async def post_version(request: Request, control: ControlPlane) -> Response:
     prompt_id = request.path_params["prompt_id"]
-    version = await add_version(control.store, prompt_id, await _json(request))
+    version = await add_version(control.store, prompt_id, await read_json(request))
     if version is None:
         raise NotFound(f"prompt {prompt_id!r} not found", param="id")
     control.prompts.invalidate(prompt_id)

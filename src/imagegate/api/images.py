@@ -6,41 +6,22 @@ import asyncio
 import logging
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive
 
-from ..errors import GatewayError, InternalError, InvalidRequest, PayloadTooLarge
+from ..errors import GatewayError, InternalError, InvalidRequest
 from ..gateway import CallContext, Gateway
 from ..options import build_request
 from ..request import ImageRequest, Operation
 from ..telemetry.trace import new_trace_id
 from .auth import Authenticator
+from .body import read_json
 from .multipart import parse_multipart
 from .responses import JSONResponse, error_response
 
 log = logging.getLogger("imagegate.api")
 CLIENT_CLOSED = 499
-MAX_JSON_BYTES = 8 * 1024 * 1024
-
-
-async def _json_body(request: Request) -> Any:
-    """The JSON body, read with a cap: generations carry no files, so a huge body is abuse."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_JSON_BYTES:
-            raise PayloadTooLarge(f"JSON body exceeds {MAX_JSON_BYTES // (1024 * 1024)} MB")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    if not body:
-        raise InvalidRequest("empty request body; send a JSON object", param="body")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"malformed JSON body: {exc}", param="body") from None
 
 
 async def read_request(request: Request, operation: Operation, gateway: Gateway) -> ImageRequest:
@@ -49,7 +30,7 @@ async def read_request(request: Request, operation: Operation, gateway: Gateway)
     if operation == "generations":
         if "multipart/" in content_type:
             raise InvalidRequest("generations take a JSON body", param="body")
-        return build_request("generations", await _json_body(request))
+        return build_request("generations", await read_json(request))
     if content_type.startswith("application/json"):
         raise InvalidRequest(
             f"images/{operation} takes multipart/form-data with an image file", param="image"
