@@ -12,7 +12,7 @@ import hashlib
 import io
 import time
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ..config import ProviderConfig
 from ..errors import UpstreamHTTPError
@@ -79,8 +79,11 @@ def render(
         else:
             draw.rectangle(box, fill=colors[(k + 1) % 10])
     label = f"placeholder #{index + 1}: {prompt}"[:80]
-    draw.rectangle((0, height - 22, width, height), fill=(0, 0, 0))
-    draw.text((6, height - 18), label, fill=(255, 255, 255))
+    font_px = max(10, min(width, height) // 32)
+    band = font_px + font_px // 2
+    draw.rectangle((0, height - band, width, height), fill=(0, 0, 0))
+    font = ImageFont.load_default(size=font_px)
+    draw.text((font_px // 2, height - band + font_px // 4), label, fill=(255, 255, 255), font=font)
     out = io.BytesIO()
     pil_fmt = PIL_FORMAT[fmt]
     if pil_fmt == "PNG":
