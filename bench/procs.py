@@ -73,6 +73,20 @@ def cpu_seconds(root: int) -> float:
     return total / TICK
 
 
+def main_thread_seconds(root: int) -> float:
+    """CPU seconds of the main threads only (the event loops): the rest is worker threads."""
+    total = 0
+    for pid in tree(root):
+        try:
+            with open(f"/proc/{pid}/task/{pid}/stat", "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
 def minor_faults(root: int) -> int:
     """Minor page faults of ``root``'s tree so far: fresh memory touched (big buffers)."""
     total = 0

@@ -77,6 +77,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="markdown file to update (default docs/benchmarks.md on a full run)",
     )
     p.add_argument("--no-docs", action="store_true", help="do not touch docs/")
+    p.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="keep the gateway's blobs, trace DB and uploads after each scenario",
+    )
     return p.parse_args(argv)
 
 
@@ -103,13 +108,14 @@ def environment(preset: str, pinning: str, settings: Settings) -> dict[str, Any]
                 Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.machine())  # fmt: skip
     use_wrk = settings.prefer_wrk and load.have_wrk()
+    wrk = cmd("wrk", "-v", any_status=True).split(" [")[0] or "wrk"
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "preset": preset, "nproc": os.cpu_count(), "cpu": cpu,
         "python": platform.python_version(), "kernel": platform.release(),
         "commit": cmd("git", "rev-parse", "--short", "HEAD") or "unknown",
         "dirty": bool(cmd("git", "status", "--porcelain", "--untracked-files=no")),
-        "loadgen": (cmd("wrk", "-v", any_status=True) or "wrk") if use_wrk else "python (aiohttp)",
+        "loadgen": wrk if use_wrk else "python (aiohttp)",
         "pinning": pinning,
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "settings": {k: v for k, v in vars(settings).items()},
@@ -179,9 +185,16 @@ def run_target(name: str, scenario: Scenario, ctx: dict[str, Any], results: dict
     finally:
         if settings.fresh_gateway:
             endpoint.stop()
-    if name == "imagegate":
-        workdir = out / "work" / f"imagegate-{tag}"
-        results["observed"][tag] = targets.observed_features(workdir)
+    if name == "imagegate" and settings.fresh_gateway:
+        finish_workdir(out / "work" / f"imagegate-{tag}", tag, ctx, results)
+
+
+def finish_workdir(workdir: Path, tag: str, ctx: dict[str, Any], results: dict[str, Any]) -> None:
+    """Record what a stopped gateway wrote, then drop the bulk (thousands of 1 MB blobs)."""
+    results["observed"][tag] = targets.observed_features(workdir)
+    if not ctx["keep_work"]:  # keep the log and the config only
+        for sub in ("blobs", "data", "uploads"):
+            shutil.rmtree(workdir / sub, ignore_errors=True)
 
 
 def _line(row: dict[str, Any]) -> str:
@@ -229,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = {"settings": settings, "out": out, "upstream": upstream, "upstream_port": port,
                "gateway_cpus": gateway_cpus, "side_cpus": side_cpus, "workers": args.workers,
                "litellm": litellm, "profile": args.profile, "shared": shared,
+               "keep_work": args.keep_work,
                "overrides": args.set,
                "gateway_env": dict(item.split("=", 1) for item in args.gateway_env)}  # fmt: skip
         for scenario in chosen:
@@ -240,12 +254,22 @@ def main(argv: list[str] | None = None) -> int:
         for endpoint in shared.values():
             endpoint.stop()
         upstream.stop()
+    if "imagegate" in shared:
+        finish_workdir(out / "work" / "imagegate-all", "all", ctx, results)
     results["env"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report.add_floors(results["rows"], results["floors"])
     results["goals"] = report.check_goals(results["rows"])
     (out / "results.json").write_text(json.dumps(results, indent=1))
     chart_path = out / "benchmarks.png"
     report.chart(results, chart_path)
+    publish(results, out, chart_path, args, preset)
+    return 0
+
+
+def publish(
+    results: dict[str, Any], out: Path, chart_path: Path, args: argparse.Namespace, preset: str
+) -> None:
+    """results.json + chart + summary in ``out``; docs/benchmarks.* on a full run (or --docs)."""
     docs = None if args.no_docs else args.docs or (ROOT / "docs" / "benchmarks.md"
                                                    if preset == "full" else None)  # fmt: skip
     if docs is not None:
@@ -257,8 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     for goal in results["goals"]:
         print(f"goal: {goal['goal']}: {goal['value']} (≤ {goal['limit']:g}) met={goal['met']}")
     print(f"bench: wrote {out / 'results.json'}" + (f" and {docs}" if docs else ""))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # every process was already stopped by the finally blocks
+        print("bench: interrupted", file=sys.stderr)
+        sys.exit(130)

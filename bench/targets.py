@@ -100,7 +100,7 @@ def imagegate_config(
         "traces": True,
         "log_level": "warning",
         "providers": {
-            "openai": {"base_url": upstream_base, "api_key": UPSTREAM_KEY, "pool_size": 4096},
+            "openai": {"base_url": upstream_base, "api_key": UPSTREAM_KEY},
         },
         "routing": {"backoff_base_s": 0.05, "max_retry_after_s": 1.0},
         "cache": {"backend": "memory"},

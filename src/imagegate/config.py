@@ -41,7 +41,7 @@ class ProviderConfig(BaseModel):
     api_version: str | None = None
     deployments: dict[str, str] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
-    pool_size: int = 256
+    pool_size: int = Field(0, ge=0)  # max connections per provider; 0 = unlimited
     enabled: bool = True
 
     def option(self, name: str, default: Any = None) -> Any:

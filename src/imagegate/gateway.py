@@ -150,6 +150,9 @@ class Gateway:
         except GatewayError as exc:
             trace.status, trace.error_code, trace.error_message = exc.status, exc.code, exc.message
             raise
+        except asyncio.CancelledError:  # the client went away
+            trace.status, trace.error_code = 499, "client_closed_request"
+            raise
         except Exception as exc:
             log.exception("unexpected error in trace %s", ctx.trace_id)
             trace.status, trace.error_code = 500, "internal_error"

@@ -48,6 +48,7 @@ Format = Literal["url", "b64_json"]
 RESULT_EXTRAS = ("output_format", "size", "quality")
 MAX_BACKGROUND_JOBS = 64  # beyond this, writes happen inline (back-pressure, bounded memory)
 KNOWN_KEYS = 4096  # recently written keys: skip writing the same bytes again
+INLINE_BYTES = 64 * 1024  # images up to this are hashed on the loop (file IO stays in a thread)
 
 
 @dataclass(slots=True)
@@ -91,9 +92,15 @@ def _decode_b64(text: str) -> bytes:
 
 
 def _digest(image: StoredImage) -> tuple[bytes, str]:
-    """(bytes, key) for an image held in memory; runs on a worker thread."""
+    """(bytes, key) for an image held in memory; runs on a worker thread when large."""
     data = image.data if image.data is not None else _decode_b64(image.b64 or "")
     return data, blob_key(data)
+
+
+def _small(image: StoredImage) -> bool:
+    """Small enough to hash on the event loop: a thread hop would cost more than the hash."""
+    size = len(image.data) if image.data is not None else len(image.b64 or "") * 3 // 4
+    return size <= INLINE_BYTES
 
 
 class Output:
@@ -188,7 +195,8 @@ class Output:
 
     async def _store(self, image: StoredImage) -> None:
         """Hash and write one image (off the event loop); sets ``image.key``."""
-        data, key = await asyncio.to_thread(_digest, image)
+        small = _small(image)  # hashing a small image costs less than a thread hop
+        data, key = _digest(image) if small else await asyncio.to_thread(_digest, image)
         if key not in self._known:
             try:
                 await self.store.put(key, data, content_type_of(data, image.mime))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from starlette.requests import Request
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from ..errors import GatewayError, InternalError, InvalidRequest
-from ..gateway import CallContext, Gateway
+from ..gateway import CallContext, Gateway, ImagesResponse
 from ..options import build_request
 from ..request import ImageRequest, Operation
 from ..telemetry.trace import new_trace_id
@@ -48,11 +49,37 @@ async def read_request(request: Request, operation: Operation, gateway: Gateway)
         raise
 
 
-async def _until_disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+async def _unless_disconnected(
+    work: Coroutine[Any, Any, ImagesResponse], receive: Receive, trace_id: str
+) -> ImagesResponse | None:
+    """Run ``work`` in this task; if the client goes away meanwhile, cancel it (→ None).
+
+    One watcher task per request (no second task for the work itself, no ``asyncio.wait``):
+    it only runs while this task is suspended inside ``work``, so its cancel always lands
+    there, and cancellation unwinds the upstream attempt before the uploads are discarded.
+    """
+    this = asyncio.current_task()
+    assert this is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        this.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        this.uncancel()
+        log.info("client disconnected; cancelled trace %s", trace_id)
+        return None
+    finally:
+        watcher.cancel()
 
 
 def base_url(request: Request, public_url: str | None) -> str:
@@ -78,20 +105,11 @@ def make_endpoint(operation: Operation) -> Any:
                 base_url=base_url(request, gateway.config.public_url),
             )
             image_request = await read_request(request, operation, gateway)
-            work = asyncio.ensure_future(gateway.handle(image_request, ctx))
-            watcher = asyncio.ensure_future(_until_disconnect(request.receive))
-            try:
-                await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                watcher.cancel()
-                if not work.done():  # the client went away: cancel the upstream attempt
-                    work.cancel()
-                    log.info("client disconnected; cancelled trace %s", trace_id)
-                    # let it unwind before its files are discarded below
-                    await asyncio.wait({work})
-            if work.cancelled():
+            result = await _unless_disconnected(
+                gateway.handle(image_request, ctx), request.receive, trace_id
+            )
+            if result is None:
                 return Response(status_code=CLIENT_CLOSED)
-            result = work.result()
             return JSONResponse(result.body, headers=result.headers())
         except GatewayError as exc:
             if image_request is None and ctx is not None:  # authenticated, refused body

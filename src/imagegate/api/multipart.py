@@ -174,7 +174,7 @@ class _Collector:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self.part
         assert part is not None
-        chunk = data[start:end]
+        chunk = memoryview(data)[start:end]  # no copy: hashed and written from the view
         part.size += len(chunk)
         if part.hasher is None:
             self.text_bytes += len(chunk)
@@ -187,7 +187,7 @@ class _Collector:
             raise PayloadTooLarge(f"file {part.name!r} exceeds {limit}", param=part.name)
         part.hasher.update(chunk)
         if len(part.head) < 16:
-            part.head = (part.head + chunk)[:16]
+            part.head = (part.head + bytes(chunk[:16]))[:16]
         if part.tmp is None and part.size > self.limits.spool_bytes:
             fd, part.tmp_path = tempfile.mkstemp(prefix="imagegate-", dir=self.limits.tmp_dir)
             part.tmp = os.fdopen(fd, "wb")

@@ -18,10 +18,7 @@ Azure serves no variations endpoint. Refusals by Azure's content filter ("...saf
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 from urllib.parse import quote
-
-import aiohttp
 
 from ..config import ProviderConfig
 from ..errors import UpstreamHTTPError
@@ -86,28 +83,8 @@ class AzureProvider(OpenAIProvider):
                     "POST", url, headers=self._headers(), json=fields, params=params
                 )
             else:
-                doc = await self._send_edit(url, params, fields, request)
+                doc = await self._send_form(url, fields, request, params=params)
         except UpstreamHTTPError as exc:
             remap_policy(exc, (400,))
             raise
         return parse_images_response(doc, self.name)
-
-    async def _send_edit(
-        self, url: str, params: dict[str, str], fields: dict[str, Any], request: ImageRequest
-    ) -> Any:
-        form = aiohttp.FormData(quote_fields=False)
-        files: list[Any] = []
-        try:
-            for key, value in fields.items():
-                form.add_field(key, str(value))
-            image_field = "image[]" if len(request.images) > 1 else "image"
-            for upload in request.images:
-                files.append(self._add_file(form, image_field, upload))
-            if request.mask is not None:
-                files.append(self._add_file(form, "mask", request.mask))
-            return await self.send_json(
-                "POST", url, headers=self._headers(), data=form, params=params
-            )
-        finally:
-            for fh in files:
-                fh.close()

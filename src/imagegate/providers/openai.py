@@ -129,10 +129,23 @@ class OpenAIProvider(HTTPProvider):
             doc = await self.send_json("POST", url, headers=self._headers(), json=body)
             return parse_images_response(doc, self.name)
         names = EDIT_FIELDS if request.operation == "edits" else VARIATION_FIELDS
+        doc = await self._send_form(url, self._fields(model, request, names), request)
+        return parse_images_response(doc, self.name)
+
+    async def _send_form(
+        self,
+        url: str,
+        fields: dict[str, Any],
+        request: ImageRequest,
+        *,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """Edits and variations as multipart: text fields, ``image`` (``image[]`` when several),
+        and the mask on edits. Spooled files are streamed and closed afterwards."""
         form = aiohttp.FormData(quote_fields=False)
         files: list[Any] = []
         try:
-            for key, value in self._fields(model, request, names).items():
+            for key, value in fields.items():
                 form.add_field(key, str(value))
             images = request.images if request.operation == "edits" else request.images[:1]
             image_field = "image[]" if len(images) > 1 else "image"
@@ -140,14 +153,22 @@ class OpenAIProvider(HTTPProvider):
                 files.append(self._add_file(form, image_field, upload))
             if request.operation == "edits" and request.mask is not None:
                 files.append(self._add_file(form, "mask", request.mask))
-            doc = await self.send_json("POST", url, headers=self._headers(), data=form)
+            return await self.send_json(
+                "POST", url, headers=self._headers(), data=form, params=params
+            )
         finally:
             for fh in files:
-                fh.close()
-        return parse_images_response(doc, self.name)
+                if fh is not None:
+                    fh.close()
 
     @staticmethod
     def _add_file(form: aiohttp.FormData, field: str, upload: UploadedFile) -> Any:
+        """In-memory uploads go as bytes (aiohttp copies a BytesIO); spooled ones stream."""
+        if upload.data is not None:
+            form.add_field(
+                field, upload.data, filename=upload.filename, content_type=upload.content_type
+            )
+            return None
         fh = upload.open()
         form.add_field(field, fh, filename=upload.filename, content_type=upload.content_type)
         return fh

@@ -46,6 +46,7 @@ class BatchingWriter:
         retry_max_s: float = 1.0,
         close_timeout_s: float = 10.0,
         log_every_s: float = 10.0,
+        linger_s: float = 0.02,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
@@ -54,6 +55,7 @@ class BatchingWriter:
         self.retry_max_s = retry_max_s
         self.close_timeout_s = close_timeout_s
         self.log_every_s = log_every_s
+        self.linger_s = linger_s  # gather a few traces per transaction under load
         self._buffer: deque[Any] = deque()
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
@@ -148,6 +150,8 @@ class BatchingWriter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self.linger_s and len(self._buffer) < self.max_batch and not self._stopping:
+                await asyncio.sleep(self.linger_s)
             batch = list(itertools.islice(self._buffer, self.max_batch))
             try:
                 await self._write(batch)
