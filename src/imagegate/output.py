@@ -21,8 +21,9 @@ import binascii
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pybase64
 
@@ -43,6 +44,7 @@ from .errors import ProviderError, ServiceUnavailable, UpstreamConnectionError
 from .request import GeneratedImage, ImageResult
 
 log = logging.getLogger("imagegate.output")
+T = TypeVar("T")
 
 Format = Literal["url", "b64_json"]
 RESULT_EXTRAS = ("output_format", "size", "quality")
@@ -78,6 +80,14 @@ class Served:
 
     def blob_keys(self) -> list[str]:
         return [image.key for image in self.images if image.key is not None]
+
+
+async def each(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """``asyncio.gather`` for a list, without wrapping a lone coroutine in a task (the usual
+    case is one image per answer, and a task per step costs more than the step)."""
+    if len(coros) == 1:
+        return [await coros[0]]
+    return list(await asyncio.gather(*coros))
 
 
 def _decode_b64(text: str) -> bytes:
@@ -131,13 +141,13 @@ class Output:
         keep: bool = False,
     ) -> Served:
         """Normalise ``result``; store now what the answer (or ``keep``: the cache) needs."""
-        images = await asyncio.gather(*(self._inline(image) for image in result.images))
+        images = await each([self._inline(image) for image in result.images])
         now: list[StoredImage] = []
         later: list[StoredImage] = []
         for image in images:
             (now if keep or (want or image.source) == "url" else later).append(image)
         if now:
-            await asyncio.gather(*(self._store(image) for image in now))
+            await each([self._store(image) for image in now])
         served = Served(
             images=list(images),
             model=model,
@@ -171,7 +181,7 @@ class Output:
                 raise UpstreamConnectionError("provider image URL did not return an image")
             image.data, image.mime = data, hint
 
-        await asyncio.gather(*(one(image) for image in result.images))
+        await each([one(image) for image in result.images])
         return result
 
     async def _inline(self, image: GeneratedImage) -> StoredImage:
@@ -218,13 +228,12 @@ class Output:
         return task
 
     async def _store_quietly(self, images: list[StoredImage]) -> None:
-        results = await asyncio.gather(
-            *(self._store(image) for image in images), return_exceptions=True
-        )
-        for outcome in results:
-            if isinstance(outcome, BaseException):
+        for image in images:  # one after another: this runs in the background anyway
+            try:
+                await self._store(image)
+            except Exception as exc:
                 self.background_failures += 1
-                log.warning("background image store failed: %s", getattr(outcome, "message", ""))
+                log.warning("background image store failed: %s", getattr(exc, "message", exc))
 
     # --- Served from a cache manifest -----------------------------------------------------
     async def hydrate(self, served: Served, want: str | None) -> bool:
@@ -251,7 +260,7 @@ class Output:
             return image.stored
 
         try:
-            return all(await asyncio.gather(*(one(image) for image in served.images)))
+            return all(await each([one(image) for image in served.images]))
         except BlobStoreError as exc:
             log.warning("cache hit unusable, blob store failed: %s", exc)
             return False
