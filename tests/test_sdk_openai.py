@@ -7,12 +7,10 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+from fakes.openai import GATEWAY_KEY as KEY
 from fakes.openai import FakeOpenAI, fetch_image, tiny_png
-from live import LiveGateway, live_gateway
+from live import LiveGateway
 
-from imagegate.config import load_config
-
-KEY = "sk-gateway-test"
 ORQ = {
     "retry": {"count": 2, "on_codes": [429, 500]},
     "fallbacks": [{"model": "placeholder/a"}, {"model": "placeholder/b"}],
@@ -22,30 +20,6 @@ ORQ = {
     "identity": {"id": "u1", "tags": ["x", "y"], "metadata": {"plan": "pro"}},
     "timeout": {"call_timeout": 20000},
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeOpenAI, LiveGateway]]:
-    tmp = tmp_path_factory.mktemp("sdk")
-    with FakeOpenAI() as fake:
-        config = load_config(env={}, overrides={
-            "data_dir": str(tmp), "storage": {"path": str(tmp / "blobs")},
-            "api_keys": [KEY], "providers": fake.providers(),
-        })  # fmt: skip
-        with live_gateway(config) as gw:
-            yield fake, gw
-
-
-@pytest.fixture
-def fake(servers: tuple[FakeOpenAI, LiveGateway]) -> Iterator[FakeOpenAI]:
-    servers[0].reset()
-    yield servers[0]
-    assert servers[0].violations == []
-
-
-@pytest.fixture
-def gw(servers: tuple[FakeOpenAI, LiveGateway], fake: FakeOpenAI) -> LiveGateway:
-    return servers[1]
 
 
 @pytest.fixture(params=["/v2/router", "/v1"])

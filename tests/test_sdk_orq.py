@@ -4,42 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 
 import pytest
+from fakes.openai import GATEWAY_KEY as KEY
 from fakes.openai import FakeOpenAI, Reply, fetch_image, tiny_png
-from live import LiveGateway, live_gateway
+from live import LiveGateway
 from orq_ai_sdk import Orq
 from orq_ai_sdk.models import APIDefaultError
-
-from imagegate.config import load_config
-
-KEY = "sk-gateway-test"
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeOpenAI, LiveGateway]]:
-    tmp = tmp_path_factory.mktemp("sdk")
-    with FakeOpenAI() as fake:
-        config = load_config(env={}, overrides={
-            "data_dir": str(tmp), "storage": {"path": str(tmp / "blobs")},
-            "api_keys": [KEY], "providers": fake.providers(),
-        })  # fmt: skip
-        with live_gateway(config) as gw:
-            yield fake, gw
-
-
-@pytest.fixture
-def fake(servers: tuple[FakeOpenAI, LiveGateway]) -> Iterator[FakeOpenAI]:
-    servers[0].reset()
-    yield servers[0]
-    assert servers[0].violations == []
-
-
-@pytest.fixture
-def gw(servers: tuple[FakeOpenAI, LiveGateway], fake: FakeOpenAI) -> LiveGateway:
-    return servers[1]
-
 
 ROUTING = {
     "retry": {"count": 2, "on_codes": [429, 503]},

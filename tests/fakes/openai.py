@@ -102,6 +102,50 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+GATEWAY_KEY = "sk-gateway-test"  # the gateway API key the shared SDK fixtures configure
+
+
+def next_reply(scripts: dict[str | None, deque[Reply]], key: str | None) -> Reply:
+    """The next scripted reply for ``key`` (model or deployment), else for any request."""
+    for k in (key, None):
+        queue = scripts.get(k)
+        if queue:
+            return queue.popleft()
+    return Reply()
+
+
+async def read_json(request: web.Request, received: Received, problems: list[str]) -> None:
+    """Record a JSON object body on ``received``; wire problems go to ``problems``."""
+    if request.content_type != "application/json":
+        problems.append(f"content type {request.content_type!r}, expected application/json")
+    try:
+        doc = await request.json()
+    except ValueError:
+        problems.append("body is not JSON")
+        return
+    if not isinstance(doc, dict):
+        problems.append("body is not a JSON object")
+        return
+    received.json = doc
+
+
+async def read_multipart(request: web.Request, received: Received, problems: list[str]) -> None:
+    """Record multipart text fields and files on ``received``."""
+    if request.content_type != "multipart/form-data":
+        problems.append(f"content type {request.content_type!r}, expected multipart")
+        return
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        assert isinstance(part, BodyPartReader)
+        data = bytes(await part.read(decode=False))
+        name = part.name or ""
+        if part.filename is not None:
+            content_type = part.headers.get("Content-Type")
+            received.files.append(ReceivedFile(name, part.filename, content_type, data))
+        else:
+            received.fields.setdefault(name, []).append(data.decode("utf-8"))
+
+
 class FakeOpenAI:
     """The fake server. ``api_key`` is the only key it accepts."""
 
@@ -151,9 +195,9 @@ class FakeOpenAI:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             problems.append(f"Authorization is {request.headers.get('Authorization')!r}")
         if operation == "generations":
-            await self._read_json(request, received, problems)
+            await read_json(request, received, problems)
         else:
-            await self._read_multipart(request, received, problems)
+            await read_multipart(request, received, problems)
         self.requests.append(received)
         problems += check(received)
         if problems:
@@ -178,43 +222,7 @@ class FakeOpenAI:
         return web.Response(body=data, content_type="image/png")
 
     def _next_reply(self, model: str | None) -> Reply:
-        for key in (model, None):
-            queue = self._scripts.get(key)
-            if queue:
-                return queue.popleft()
-        return Reply()
-
-    @staticmethod
-    async def _read_json(request: web.Request, received: Received, problems: list[str]) -> None:
-        if request.content_type != "application/json":
-            problems.append(f"content type {request.content_type!r}, expected application/json")
-        try:
-            doc = await request.json()
-        except ValueError:
-            problems.append("body is not JSON")
-            return
-        if not isinstance(doc, dict):
-            problems.append("body is not a JSON object")
-            return
-        received.json = doc
-
-    @staticmethod
-    async def _read_multipart(
-        request: web.Request, received: Received, problems: list[str]
-    ) -> None:
-        if request.content_type != "multipart/form-data":
-            problems.append(f"content type {request.content_type!r}, expected multipart")
-            return
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            assert isinstance(part, BodyPartReader)
-            data = await part.read(decode=False)
-            name = part.name or ""
-            if part.filename is not None:
-                content_type = part.headers.get("Content-Type")
-                received.files.append(ReceivedFile(name, part.filename, content_type, bytes(data)))
-            else:
-                received.fields.setdefault(name, []).append(bytes(data).decode("utf-8"))
+        return next_reply(self._scripts, model)
 
     def _success(self, received: Received, request: web.Request) -> dict[str, Any]:
         model = received.model or ""

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from aiohttp import BodyPartReader, web
-from fakes.openai import Received, ReceivedFile, Reply
+from aiohttp import web
+from fakes.openai import Received, ReceivedFile, Reply, next_reply, read_json, read_multipart
 from live import LiveAiohttp
 from PIL import Image
 
@@ -91,40 +91,10 @@ class ScriptedFake:
         self._scripts.setdefault(key, deque()).extend(replies)
 
     def _next_reply(self, key: str | None) -> Reply:
-        for k in (key, None):
-            queue = self._scripts.get(k)
-            if queue:
-                return queue.popleft()
-        return Reply()
+        return next_reply(self._scripts, key)
 
-    @staticmethod
-    async def read_json(request: web.Request, received: Received, problems: list[str]) -> None:
-        if request.content_type != "application/json":
-            problems.append(f"content type {request.content_type!r}, expected application/json")
-        try:
-            doc = await request.json()
-        except ValueError:
-            problems.append("body is not JSON")
-            return
-        if not isinstance(doc, dict):
-            problems.append("body is not a JSON object")
-            return
-        received.json = doc
-
-    @staticmethod
-    async def read_multipart(request: web.Request, received: Received, problems: list[str]) -> None:
-        if request.content_type != "multipart/form-data":
-            problems.append(f"content type {request.content_type!r}, expected multipart")
-            return
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            assert isinstance(part, BodyPartReader)
-            data = bytes(await part.read(decode=False))
-            if part.filename is not None:
-                ctype = part.headers.get("Content-Type")
-                received.files.append(ReceivedFile(part.name or "", part.filename, ctype, data))
-            else:
-                received.fields.setdefault(part.name or "", []).append(data.decode("utf-8"))
+    read_json = staticmethod(read_json)
+    read_multipart = staticmethod(read_multipart)
 
     async def respond(
         self,
