@@ -27,6 +27,7 @@ from .providers.registry import Registry
 from .request import ImageRequest, Operation, UploadedFile
 from .routing.execute import Attempt, execute
 from .routing.plan import build_plan
+from .telemetry.metrics import Metrics, render
 from .telemetry.trace import NullSink, TraceRecord, TraceSink, new_trace_id
 
 log = logging.getLogger("imagegate")
@@ -102,6 +103,7 @@ class Gateway:
         self.cache_layer = CacheLayer(config.cache, self.output)
         self._blob_jobs: dict[str, tuple[asyncio.Task[None], Served]] = {}
         self.rng = rng or random.Random()
+        self.metrics = Metrics()
         self._started = False
 
     async def start(self) -> None:
@@ -160,6 +162,7 @@ class Gateway:
         finally:
             trace.attempts = [a.as_dict() for a in attempts]
             trace.duration_ms = (time.perf_counter() - started) * 1000
+            self.metrics.observe(trace)
             self._submit_trace(trace)
         return response
 
@@ -249,18 +252,30 @@ class Gateway:
 
     def record_rejected(self, operation: Operation, ctx: CallContext, error: GatewayError) -> None:
         """Trace a request refused before the pipeline (bad body), so its trace id resolves."""
-        self.traces.submit(
-            TraceRecord(
-                id=ctx.trace_id,
-                operation=operation,
-                name=DEFAULT_NAMES[operation],
-                api_key_id=ctx.api_key_id,
-                identity_id=ctx.header_identity_id,
-                duration_ms=0.0,
-                status=error.status,
-                error_code=error.code,
-                error_message=error.message,
-            )
+        trace = TraceRecord(
+            id=ctx.trace_id,
+            operation=operation,
+            name=DEFAULT_NAMES[operation],
+            api_key_id=ctx.api_key_id,
+            identity_id=ctx.header_identity_id,
+            duration_ms=0.0,
+            status=error.status,
+            error_code=error.code,
+            error_message=error.message,
+        )
+        self.metrics.observe(trace)
+        self.traces.submit(trace)
+
+    def metrics_text(self) -> str:
+        """Prometheus text for ``GET /metrics`` (this process)."""
+        layer = self.cache_layer
+        writer = getattr(self.traces, "stats", None)
+        return render(
+            self.metrics,
+            cache={"hit": layer.hits, "miss": layer.misses, "coalesced": layer.coalesced},
+            cache_backend_errors=getattr(layer.backend, "errors", None),
+            blob_background_failures=self.output.background_failures,
+            writer=writer() if callable(writer) else None,
         )
 
     def _new_trace(self, request: ImageRequest, ctx: CallContext) -> TraceRecord:

@@ -33,6 +33,16 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "providers": gateway.registry.names()})
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus text; behind the same bearer keys as the API when keys are configured."""
+    try:
+        request.app.state.auth.check(request.headers.get("authorization"))
+    except GatewayError as exc:
+        return error_response(exc)
+    gateway: Gateway = request.app.state.gateway
+    return Response(gateway.metrics_text(), media_type="text/plain; version=0.0.4")
+
+
 async def openapi(request: Request) -> Response:
     spec = request.app.state.openapi
     if spec is None:
@@ -60,6 +70,7 @@ def routes() -> list[BaseRoute]:
             out.append(Route(f"{prefix}/images/{operation}", endpoint, methods=["POST"]))
     out.append(Route("/health", health, methods=["GET"]))
     out.append(Route("/openapi.json", openapi, methods=["GET"]))
+    out.append(Route("/metrics", metrics, methods=["GET"]))
     out.extend(control_routes())
     out.append(Route("/v2/files/{key}", get_file, methods=["GET"]))
     return out
