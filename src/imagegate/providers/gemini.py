@@ -17,9 +17,11 @@ from typing import Any
 
 from ..errors import UpstreamConnectionError, UpstreamHTTPError
 from ..request import GeneratedImage, ImageRequest
+from . import inputs
 from .base import Capabilities
+from .failures import content_policy
 from .sizes import aspect_ratio
-from .translate import RatioSizes, b64, policy_violation, side_tier
+from .translate import RatioSizes, side_tier
 
 RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 NATIVE = (
@@ -52,11 +54,19 @@ def capabilities(model: str) -> Capabilities:
     )
 
 
-def request_body(model: str, request: ImageRequest) -> dict[str, Any]:
-    """One ``GenerateContentRequest`` asking for one image."""
-    parts: list[dict[str, Any]] = [{"text": request.prompt or ""}]
-    for upload in request.images:
-        parts.append({"inlineData": {"mimeType": upload.content_type, "data": b64(upload)}})
+async def inline_images(request: ImageRequest) -> list[dict[str, Any]]:
+    """The input images as ``inlineData`` parts: encoded once per request, off the loop."""
+    return [
+        {"inlineData": {"mimeType": upload.content_type, "data": await inputs.b64(upload)}}
+        for upload in request.images
+    ]
+
+
+def request_body(
+    model: str, request: ImageRequest, images: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One ``GenerateContentRequest`` asking for one image (``images``: ``inline_images``)."""
+    parts: list[dict[str, Any]] = [{"text": request.prompt or ""}, *images]
     modalities = ["TEXT", "IMAGE"] if "2.0" in model else ["IMAGE"]
     config: dict[str, Any] = {"responseModalities": modalities}
     image_config: dict[str, str] = {}
@@ -98,7 +108,7 @@ def parse_response(doc: Any, provider: str) -> tuple[list[GeneratedImage], dict[
         raise UpstreamConnectionError(f"{provider}: generateContent answer is not an object")
     feedback = doc.get("promptFeedback")
     if isinstance(feedback, dict) and feedback.get("blockReason"):
-        raise policy_violation(provider, f"prompt blocked ({feedback['blockReason']})")
+        raise content_policy(provider, f"prompt blocked ({feedback['blockReason']})")
     images: list[GeneratedImage] = []
     texts: list[str] = []
     reasons: list[str] = []
@@ -121,7 +131,7 @@ def parse_response(doc: Any, provider: str) -> tuple[list[GeneratedImage], dict[
         return images, _usage(doc)
     blocked = [r for r in reasons if r in BLOCKED]
     if blocked:
-        raise policy_violation(provider, f"image blocked ({', '.join(blocked)})")
+        raise content_policy(provider, f"image blocked ({', '.join(blocked)})")
     said = " ".join(texts).strip()[:300]
     raise UpstreamHTTPError(
         f"{provider}: the model answered without an image"

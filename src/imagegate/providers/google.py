@@ -123,9 +123,10 @@ class GoogleProvider(HTTPProvider):
                 self.name,
             )
         url = self._url(model, "generateContent")
+        images = await gemini.inline_images(request)
         return await gather_gemini(
             request.n_images,
             request,
-            lambda req: self._post(url, gemini.request_body(model, req)),
+            lambda req: self._post(url, gemini.request_body(model, req, images)),
             self.name,
         )

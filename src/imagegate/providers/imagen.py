@@ -21,8 +21,9 @@ from typing import Any
 from ..errors import UpstreamConnectionError
 from ..request import GeneratedImage, ImageRequest
 from .base import Capabilities
+from .failures import content_policy
 from .sizes import aspect_ratio
-from .translate import RatioSizes, b64, policy_violation, side_tier
+from .translate import RatioSizes, side_tier
 
 RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 NATIVE = (
@@ -100,13 +101,17 @@ def generate_body(
 
 
 def edit_body(
-    request: ImageRequest, count: int, mask_png: bytes, extra: dict[str, Any] | None = None
+    request: ImageRequest,
+    count: int,
+    image_b64: str,
+    mask_png: bytes,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Mask editing (inpaint insertion) on ``imagen-3.0-capability-001``."""
     raw = {
         "referenceType": "REFERENCE_TYPE_RAW",
         "referenceId": 1,
-        "referenceImage": {"bytesBase64Encoded": b64(request.images[0])},
+        "referenceImage": {"bytesBase64Encoded": image_b64},
     }
     mask = {
         "referenceType": "REFERENCE_TYPE_MASK",
@@ -137,5 +142,5 @@ def parse_predictions(doc: Any, provider: str) -> list[GeneratedImage]:
             reasons.append(str(item["raiFilteredReason"]))
     if not images:
         why = "; ".join(reasons) or "no image returned (filtered by the safety system)"
-        raise policy_violation(provider, why)
+        raise content_policy(provider, why)
     return images

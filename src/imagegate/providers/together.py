@@ -20,12 +20,13 @@ from typing import Any
 from ..config import ProviderConfig
 from ..errors import UpstreamHTTPError
 from ..request import GeneratedImage, ImageRequest, ImageResult
+from . import inputs
 from .base import Capabilities
 from .fanout import fan_out
 from .http import HTTPProvider
 from .openai import parse_images_response
 from .sizes import parse_wh
-from .translate import batches, data_uri, remap_policy
+from .translate import batches, remap_policy
 
 FORMATS = frozenset({"png", "jpeg"})
 GENERATE = Capabilities(operations=frozenset({"generations"}), max_n=10, output_formats=FORMATS)
@@ -53,7 +54,9 @@ class TogetherProvider(HTTPProvider):
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         return headers
 
-    def body(self, model: str, request: ImageRequest, count: int, index: int) -> dict[str, Any]:
+    def body(
+        self, model: str, request: ImageRequest, count: int, index: int, image_url: str | None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": model,
             "prompt": request.prompt or "",
@@ -70,8 +73,8 @@ class TogetherProvider(HTTPProvider):
         steps = self.config.option("steps")
         if steps is not None:
             body["steps"] = int(steps)
-        if request.operation == "edits" and request.images:
-            body["image_url"] = data_uri(request.images[0])
+        if image_url is not None:
+            body["image_url"] = image_url
         return body
 
     async def call(self, model: str, request: ImageRequest) -> ImageResult:
@@ -79,9 +82,12 @@ class TogetherProvider(HTTPProvider):
             raise UpstreamHTTPError("an input image is required", status=400)
         url = f"{self.base_url}/images/generations"
         counts = batches(request.n_images, self.per_call)
+        image_url = None  # encoded once for every batch call, read off the event loop
+        if request.operation == "edits" and request.images:
+            image_url = await inputs.data_uri(request.images[0])
 
         async def one(i: int) -> list[GeneratedImage]:
-            body = self.body(model, request, counts[i], i)
+            body = self.body(model, request, counts[i], i, image_url)
             try:
                 doc = await self.send_json("POST", url, headers=self._headers(), json=body)
             except UpstreamHTTPError as exc:

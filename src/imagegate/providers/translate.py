@@ -12,7 +12,6 @@ the routing plan can skip them; ``RatioSizes`` is that set for a rule rather tha
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -86,14 +85,6 @@ def batches(n: int, per_call: int) -> list[int]:
     return [per_call] * full + ([rest] if rest else [])
 
 
-def b64(upload: UploadedFile) -> str:
-    return base64.b64encode(upload.read_bytes()).decode("ascii")
-
-
-def data_uri(upload: UploadedFile) -> str:
-    return f"data:{upload.content_type};base64,{b64(upload)}"
-
-
 def side_tier(size: str | None, tiers: tuple[tuple[int, str], ...]) -> str | None:
     """The first tier label whose limit covers the longest side (``"2K"`` for 2048x2048)."""
     wh = _wh(size) if size else None
@@ -155,11 +146,6 @@ def token_usage(parts: Iterable[Mapping[str, int]]) -> dict[str, Any] | None:
 def is_policy_message(text: str) -> bool:
     lowered = text.lower()
     return any(marker in lowered for marker in POLICY_MARKERS)
-
-
-def policy_violation(provider: str, message: str) -> UpstreamHTTPError:
-    """The 400 ``content_policy_violation`` a refused prompt or image becomes."""
-    return UpstreamHTTPError(f"{provider}: {message}", status=400, code="content_policy_violation")
 
 
 def remap_policy(exc: UpstreamHTTPError, statuses: tuple[int, ...] = (400, 422)) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from ..config import ProviderConfig
 from ..errors import UpstreamHTTPError
 from ..request import GeneratedImage, ImageRequest, ImageResult
-from . import gemini, imagen
+from . import gemini, imagen, inputs
 from .base import Capabilities
 from .fanout import fan_out
 from .google import gather_gemini, gather_imagen, remap_error
@@ -86,10 +86,11 @@ class VertexProvider(HTTPProvider):
         extra = dict(self.config.option("parameters") or {})
         if not imagen.is_imagen(model):
             url = self._url(model, "generateContent")
+            images = await gemini.inline_images(request)
             return await gather_gemini(
                 request.n_images,
                 request,
-                lambda req: self._post(url, gemini.request_body(model, req)),
+                lambda req: self._post(url, gemini.request_body(model, req, images)),
                 self.name,
             )
         url = self._url(model, "predict")
@@ -109,9 +110,10 @@ class VertexProvider(HTTPProvider):
             raise UpstreamHTTPError("an input image is required", status=400)
         mask_png = await asyncio.to_thread(edit_mask, request.mask, request.images[0])
         counts = batches(request.n_images, 4)
+        image_b64 = await inputs.b64(request.images[0])  # once for every batch call
 
         async def one(i: int) -> list[GeneratedImage]:
-            body = imagen.edit_body(request, counts[i], mask_png, extra)
+            body = imagen.edit_body(request, counts[i], image_b64, mask_png, extra)
             return imagen.parse_predictions(await self._post(url, body), self.name)
 
         images = await fan_out(len(counts), one)

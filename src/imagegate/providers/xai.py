@@ -21,11 +21,12 @@ from typing import Any
 from ..config import ProviderConfig
 from ..errors import UpstreamHTTPError
 from ..request import ImageRequest, ImageResult
+from . import inputs
 from .base import Capabilities
 from .http import HTTPProvider
 from .openai import parse_images_response
 from .sizes import aspect_ratio
-from .translate import RatioSizes, data_uri, remap_policy, side_tier
+from .translate import RatioSizes, remap_policy, side_tier
 
 RATIOS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "2:1", "1:2", "20:9", "9:20")
 JPEG = frozenset({"jpeg"})
@@ -66,7 +67,7 @@ class XAIProvider(HTTPProvider):
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         return headers
 
-    def body(self, model: str, request: ImageRequest) -> dict[str, Any]:
+    def body(self, model: str, request: ImageRequest, image_urls: list[str]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": model,
             "prompt": request.prompt or "",
@@ -80,7 +81,7 @@ class XAIProvider(HTTPProvider):
         if request.user:
             body["user"] = request.user
         if request.operation == "edits":
-            refs = [{"url": data_uri(f), "type": "image_url"} for f in request.images]
+            refs = [{"url": url, "type": "image_url"} for url in image_urls]
             if len(refs) == 1:
                 body["image"] = refs[0]
             else:
@@ -91,9 +92,10 @@ class XAIProvider(HTTPProvider):
         if request.operation == "edits" and not request.images:
             raise UpstreamHTTPError("an input image is required", status=400)
         url = f"{self.base_url}/images/{request.operation}"
+        image_urls = [await inputs.data_uri(f) for f in request.images]
         try:
             doc = await self.send_json(
-                "POST", url, headers=self._headers(), json=self.body(model, request)
+                "POST", url, headers=self._headers(), json=self.body(model, request, image_urls)
             )
         except UpstreamHTTPError as exc:
             if exc.status == 400 and "api key" in exc.message.lower():
