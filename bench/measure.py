@@ -136,6 +136,7 @@ def _measured(
 ) -> dict[str, Any]:
     pid = endpoint.proc.pid if endpoint.proc else None
     cpu0 = procs.cpu_seconds(pid) if pid else 0.0
+    sys0 = procs.sys_seconds(pid) if pid else 0.0
     faults0 = procs.minor_faults(pid) if pid else 0
     main0 = procs.main_thread_seconds(pid) if pid else 0.0
     up0 = procs.cpu_seconds(upstream.pid)
@@ -156,6 +157,7 @@ def _measured(
     if pid and sampler is not None:
         out["gw_cpu_ms_per_req"] = round((cpu1 - cpu0) * 1000 / n, 4)
         out["gw_cpu_util"] = round((cpu1 - cpu0) / max(result.duration_s, 1e-9), 3)
+        out["gw_sys_cpu_ms_per_req"] = round((procs.sys_seconds(pid) - sys0) * 1000 / n, 4)
         out["gw_minflt_per_req"] = round((procs.minor_faults(pid) - faults0) / n, 1)
         main_s = procs.main_thread_seconds(pid) - main0
         out["gw_loop_cpu_ms_per_req"] = round(main_s * 1000 / n, 4)  # event-loop thread(s) only

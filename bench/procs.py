@@ -63,6 +63,16 @@ def tree(root: int) -> list[int]:
     return out
 
 
+def sys_seconds(root: int) -> float:
+    """system (kernel) CPU seconds used so far by ``root``'s tree."""
+    total = 0
+    for pid in tree(root):
+        fields = _stat_fields(pid)
+        if fields is not None:
+            total += int(fields[12])
+    return total / TICK
+
+
 def cpu_seconds(root: int) -> float:
     """user+system CPU seconds used so far by ``root``'s tree."""
     total = 0

@@ -114,12 +114,12 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> str:
         lines.append(f"| {g['goal']} | ≤ {g['limit']:g} | {_fmt(g['value'])} | {mark} |")
     lines += ["", "### All runs", "",
               "| scenario | target | conc | req/s | p50 ms | p99 ms | +p50 ms | +p99 ms "
-              "| gateway CPU ms/req | of which loop | RSS peak MB | errors | load |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+              "| gateway CPU ms/req | of which loop | of which kernel | RSS peak MB | errors | load |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         if "failed" in r:
             lines.append(f"| {r['scenario']} | {r['target']} | – | failed: {r['failed'][:80]} "
-                         "| | | | | | | | | |")  # fmt: skip
+                         "| | | | | | | | | | |")  # fmt: skip
             continue
         errors = r.get("errors", 0) + r.get("non2xx", 0)
         lines.append(
@@ -127,10 +127,12 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> str:
             f"| {_fmt(r.get('p50_ms'))} | {_fmt(r.get('p99_ms'))} | {_fmt(r.get('added_p50_ms'))} "
             f"| {_fmt(r.get('added_p99_ms'))} | {_fmt(r.get('gw_cpu_ms_per_req'), 3)} "
             f"| {_fmt(r.get('gw_loop_cpu_ms_per_req'), 3)} "
+            f"| {_fmt(r.get('gw_sys_cpu_ms_per_req'), 3)} "
             f"| {_fmt(r.get('rss_peak_mb'), 1)} | {errors} | {_fmt(r.get('loadavg_1m'), 1)} |"
         )
     lines += ["", "*of which loop*: CPU of the event-loop thread(s) alone; the rest is worker "
-              "threads (blob writes, hashing, SQLite)."]  # fmt: skip
+              "threads (blob writes, hashing, SQLite). *of which kernel*: system CPU of the whole "
+              "process (socket and file IO, page faults)."]  # fmt: skip
     lines += ["", "Scenarios: " + "; ".join(f"`{k}` = {v}" for k, v in
                                              results["scenario_titles"].items()) + "."]  # fmt: skip
     if results.get("overrides") or results.get("gateway_env") or results.get("workers", 1) != 1:

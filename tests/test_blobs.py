@@ -27,6 +27,7 @@ from imagegate.blobs import (
     blob_key,
     content_type_of,
     decode_data_uri,
+    direct,
     is_blob_key,
     load_signing_key,
 )
@@ -73,6 +74,33 @@ async def test_local_store_roundtrip_and_idempotent(tmp_path: Path) -> None:
     assert files == [tmp_path / "blobs" / KEY[:2] / KEY]
     with pytest.raises(ValueError):
         store.path_for("../../x")
+
+
+@pytest.mark.parametrize(
+    "size", [256 * 1024, 1024 * 1024, 1024 * 1024 + 1, 2 * 1024 * 1024 + 4095, 5_000_001]
+)
+async def test_local_store_cold_writes_bypass_the_page_cache_byte_exact(
+    tmp_path: Path, size: int
+) -> None:
+    data = PNG + os.urandom(size - len(PNG))
+    key = hashlib.sha256(data).hexdigest()
+    store = LocalBlobStore(tmp_path / "blobs")
+    probe = direct.open_direct(str(tmp_path / "probe"))  # can this filesystem do it at all?
+    if probe is not None:
+        os.close(probe)
+    await store.put(key, data, "image/png", cold=True)
+    assert store.direct_writes == (1 if probe is not None else 0)  # used whenever possible
+    assert await store.get(key) == data  # padding cut off, nothing lost at chunk edges
+    assert [p.name for p in (tmp_path / "blobs" / key[:2]).iterdir()] == [key]  # no temp left
+
+
+async def test_local_store_without_direct_io_writes_normally(tmp_path: Path) -> None:
+    data = PNG + os.urandom(400_000)
+    key = hashlib.sha256(data).hexdigest()
+    store = LocalBlobStore(tmp_path / "blobs", direct_io=False)
+    await store.put(key, data, "image/png", cold=True)
+    assert store.direct_writes == 0
+    assert await store.get(key) == data
 
 
 async def test_local_store_write_failure_is_a_blob_store_error(tmp_path: Path) -> None:

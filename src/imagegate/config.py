@@ -78,6 +78,7 @@ class StorageConfig(_Section):
     url_ttl_s: int = Field(3600, ge=1)
     fetch_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
     fetch_timeout_s: float = Field(60.0, gt=0)
+    direct_io: bool = True  # local: archive copies (b64 answers) bypass the page cache
 
 
 class UploadConfig(_Section):

@@ -203,13 +203,14 @@ class Output:
             raise ProviderError("provider image URL did not return an image")
         return StoredImage("url", data=data, mime=hint, revised_prompt=image.revised_prompt)
 
-    async def _store(self, image: StoredImage) -> None:
-        """Hash and write one image (off the event loop); sets ``image.key``."""
+    async def _store(self, image: StoredImage, *, cold: bool = False) -> None:
+        """Hash and write one image (off the event loop); sets ``image.key``. ``cold``: an
+        archive copy of an image answered in base64 (nobody is about to fetch it)."""
         small = _small(image)  # hashing a small image costs less than a thread hop
         data, key = _digest(image) if small else await asyncio.to_thread(_digest, image)
         if key not in self._known:
             try:
-                await self.store.put(key, data, content_type_of(data, image.mime))
+                await self.store.put(key, data, content_type_of(data, image.mime), cold=cold)
             except BlobStoreError as exc:
                 log.error("blob store write failed: %s", exc)
                 raise ServiceUnavailable("the image store is unavailable") from None
@@ -230,7 +231,7 @@ class Output:
     async def _store_quietly(self, images: list[StoredImage]) -> None:
         for image in images:  # one after another: this runs in the background anyway
             try:
-                await self._store(image)
+                await self._store(image, cold=True)
             except Exception as exc:
                 self.background_failures += 1
                 log.warning("background image store failed: %s", getattr(exc, "message", exc))

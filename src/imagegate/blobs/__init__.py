@@ -14,7 +14,7 @@ def make_store(config: StorageConfig) -> BlobStore:
     """The backend ``storage.backend`` names."""
     if config.backend == "s3":
         return S3BlobStore(config)
-    return LocalBlobStore(config.path)
+    return LocalBlobStore(config.path, direct_io=config.direct_io)
 
 
 __all__ = [

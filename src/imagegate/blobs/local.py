@@ -2,7 +2,8 @@
 
 File IO runs in a worker thread so a slow disk never stalls the event loop. A write goes to a
 temporary file first and is renamed into place, so a reader (another worker process, or the
-file endpoint) never sees half an image.
+file endpoint) never sees half an image. ``cold`` writes (archive copies nobody is about to
+read) of ``DIRECT_MIN`` bytes or more bypass the page cache; see ``direct``.
 """
 
 from __future__ import annotations
@@ -13,41 +14,76 @@ import os
 import tempfile
 from pathlib import Path
 
+from . import direct
 from .store import BlobStoreError, is_blob_key
+
+DIRECT_MIN = 256 * 1024  # below this a direct write saves nothing worth its padding
 
 
 class LocalBlobStore:
     """Content-addressed files under ``root`` (created on first write)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, direct_io: bool = True) -> None:
         self.root = Path(root).expanduser()
+        self.direct_io = direct_io and direct.supported()
+        self.direct_writes = 0  # how many writes went around the page cache
 
     def path_for(self, key: str) -> Path:
         if not is_blob_key(key):
             raise ValueError(f"not a blob key: {key!r}")
         return self.root / key[:2] / key
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
-        await asyncio.to_thread(self.put_sync, key, data)
+    async def put(self, key: str, data: bytes, content_type: str, *, cold: bool = False) -> None:
+        await asyncio.to_thread(self.put_sync, key, data, cold=cold)
 
-    def put_sync(self, key: str, data: bytes) -> None:
+    def put_sync(self, key: str, data: bytes, *, cold: bool = False) -> None:
         """Blocking write (for callers already on a worker thread)."""
         path = self.path_for(key)
         if path.exists():
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            written = None
+            if cold and self.direct_io and len(data) >= DIRECT_MIN:
+                written = self._write_direct(path, data)
+            if written is None:
+                written = self._write_buffered(path, data)
+            os.replace(written, path)
         except OSError as exc:
             raise BlobStoreError(f"local blob store: cannot write {key}: {exc}") from None
+
+    @staticmethod
+    def _write_buffered(path: Path, data: bytes) -> str:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return tmp
+
+    def _write_direct(self, path: Path, data: bytes) -> str | None:
+        """The temporary file written around the page cache, or None to write normally."""
+        tmp = str(path.parent / f".tmp-{os.urandom(8).hex()}")
+        fd = direct.open_direct(tmp)
+        if fd is None:
+            self.direct_io = False  # this filesystem cannot; stop trying
+            return None
+        try:
+            direct.write_all(fd, data)
+        except OSError:  # e.g. a device with larger blocks: fall back, keep trying next time
+            os.close(fd)
+            os.unlink(tmp)
+            return None
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        self.direct_writes += 1
+        return tmp
 
     async def get(self, key: str) -> bytes | None:
         return await asyncio.to_thread(self._read, key)

@@ -103,7 +103,7 @@ class S3BlobStore:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise BlobStoreError(f"s3 blob store: {method} {key}: {exc}") from None
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
+    async def put(self, key: str, data: bytes, content_type: str, *, cold: bool = False) -> None:
         status, body = await self._request(
             "PUT", key, data=data, payload_sha256=key, headers={"Content-Type": content_type}
         )

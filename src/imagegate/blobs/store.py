@@ -49,8 +49,9 @@ def content_type_of(data: bytes, hint: str | None = None) -> str:
 class BlobStore(Protocol):
     """Where image bytes live. Writes are idempotent: a key always names the same bytes."""
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
-        """Store ``data`` under ``key`` (a no-op when it is already there)."""
+    async def put(self, key: str, data: bytes, content_type: str, *, cold: bool = False) -> None:
+        """Store ``data`` under ``key`` (a no-op when it is already there). ``cold``: nobody
+        is about to read it (an archive copy), so a backend may skip its read caches."""
         ...
 
     async def get(self, key: str) -> bytes | None:
