@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -160,6 +161,20 @@ def test_edits_with_different_image_bytes_never_collide(
     out = [base64.b64decode(r.json()["data"][0]["b64_json"]) for r in (a, b, a_again, b_again)]
     assert out[0] != out[1]
     assert out[0] == out[2] and out[1] == out[3]
+
+
+def test_spooled_edits_are_keyed_by_their_bytes(make_config: Any, redis_prefix: str) -> None:
+    """Uploads past ``spool_bytes`` live in temp files; the key hashes them from there."""
+    first_in = png_for("big-1") + os.urandom(200_000)
+    second_in = first_in[:-1] + bytes([first_in[-1] ^ 1])  # one bit differs, at the very end
+    with ImageServer("url") as fake:
+        config = make_config(providers=fake.providers(), cache=cache_config("redis", redis_prefix),
+                             uploads={"spool_bytes": 1024})  # fmt: skip
+        with live_gateway(config) as gw:
+            statuses = [edit(gw.url, image).headers["x-orq-cache"]
+                        for image in (first_in, second_in, first_in, second_in)]  # fmt: skip
+    assert statuses == ["MISS", "MISS", "HIT", "HIT"]
+    assert fake.calls == 2
 
 
 async def test_concurrent_identical_requests_make_one_upstream_call(

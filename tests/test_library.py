@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,19 @@ def test_upload_from_bytes_sniffs_and_hashes() -> None:
     data = tiny_png(3)
     upload = UploadedFile.from_bytes(data, "cat")
     assert (upload.kind, upload.filename, upload.size) == ("png", "cat.png", len(data))
-    assert upload.sha256 == hashlib.sha256(data).hexdigest()
+    assert upload.sha256 is None  # hashed only when something (the cache key) needs it
+    assert upload.digest() == upload.sha256 == hashlib.sha256(data).hexdigest()
     with pytest.raises(imagegate.GatewayError) as err:
         UploadedFile.from_bytes(b"hello, not an image")
     assert err.value.code == "unsupported_file_mimetype"
+
+
+def test_a_spooled_upload_is_hashed_from_its_file(tmp_path: Path) -> None:
+    data = tiny_png(4) + os.urandom(300_000)
+    path = tmp_path / "spooled.png"
+    path.write_bytes(data)
+    upload = UploadedFile("image", "a.png", "png", len(data), path=str(path))
+    assert upload.digest() == hashlib.sha256(data).hexdigest()
 
 
 async def test_generate_in_process(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Streaming ``multipart/form-data`` parser for edits and variations.
 
-Parts are parsed as they arrive: file parts are hashed on the fly, kept in memory up to
+Parts are parsed as they arrive (``formparser``): file parts are kept in memory up to
 ``spool_bytes`` and written to a temp file past it, and a file over ``max_file_bytes`` stops
 the upload at once with a 413. Image types are checked by magic bytes, not by the part's
 claimed content type. JSON parts (``orq``, ``retry``…) are decoded with or without a part
@@ -10,7 +10,6 @@ openai SDK sends ``extra_body``) are decoded into nested objects and lists.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tempfile
@@ -19,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 
 from ..config import UploadConfig
 from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedFileType
 from ..request import UploadedFile, sniff_image
+from .formparser import FormError, FormParser
 
 FILE_FIELDS = {"image": "image", "image[]": "image", "mask": "mask"}
 JSON_FIELDS = frozenset(
@@ -43,10 +42,9 @@ MAX_KEY_DEPTH = 8
 class _Part:
     name: str = ""
     filename: str | None = None
-    headers: dict[bytes, bytes] = field(default_factory=dict)
     buffer: io.BytesIO = field(default_factory=io.BytesIO)
     size: int = 0
-    hasher: Any = None
+    is_file: bool = False
     head: bytes = b""
     tmp: Any = None
     tmp_path: str | None = None
@@ -134,33 +132,15 @@ class _Collector:
         self.part: _Part | None = None
         self.parts = 0
         self.text_bytes = 0
-        self._hname = b""
-        self._hvalue = b""
         self.error: Exception | None = None
 
-    # parser callbacks -------------------------------------------------------------------
-    def on_part_begin(self) -> None:
+    # parser callbacks (formparser.PartSink) ---------------------------------------------
+    def begin(self, headers: dict[bytes, bytes]) -> None:
         self.parts += 1
         if self.parts > MAX_PARTS:
             raise InvalidRequest(f"too many form parts (max {MAX_PARTS})", param="body")
-        self.part = _Part()
-
-    def on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._hname += data[start:end]
-
-    def on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._hvalue += data[start:end]
-
-    def on_header_end(self) -> None:
-        assert self.part is not None
-        self.part.headers[self._hname.lower()] = self._hvalue
-        self._hname, self._hvalue = b"", b""
-
-    def on_headers_finished(self) -> None:
-        part = self.part
-        assert part is not None
-        disposition = part.headers.get(b"content-disposition", b"")
-        _, params = parse_options_header(disposition)
+        part = self.part = _Part()
+        _, params = parse_options_header(headers.get(b"content-disposition", b""))
         part.name = params.get(b"name", b"").decode("utf-8", "replace")
         raw_filename = params.get(b"filename")
         part.filename = raw_filename.decode("utf-8", "replace") if raw_filename else None
@@ -169,14 +149,13 @@ class _Collector:
                 raise InvalidRequest(
                     f"too many images (max {self.limits.max_files})", param=part.name
                 )
-            part.hasher = hashlib.sha256()
+            part.is_file = True
 
-    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+    def data(self, chunk: memoryview) -> None:
         part = self.part
         assert part is not None
-        chunk = memoryview(data)[start:end]  # no copy: hashed and written from the view
         part.size += len(chunk)
-        if part.hasher is None:
+        if not part.is_file:
             self.text_bytes += len(chunk)
             if part.size > MAX_FIELD_BYTES or self.text_bytes > MAX_TEXT_BYTES:
                 raise PayloadTooLarge(f"field {part.name!r} is too large", param=part.name)
@@ -185,7 +164,6 @@ class _Collector:
         if part.size > self.limits.max_file_bytes:
             limit = _human_bytes(self.limits.max_file_bytes)
             raise PayloadTooLarge(f"file {part.name!r} exceeds {limit}", param=part.name)
-        part.hasher.update(chunk)
         if len(part.head) < 16:
             part.head = (part.head + bytes(chunk[:16]))[:16]
         if part.tmp is None and part.size > self.limits.spool_bytes:
@@ -199,11 +177,11 @@ class _Collector:
         else:
             part.buffer.write(chunk)
 
-    def on_part_end(self) -> None:
+    def end(self) -> None:
         part = self.part
         assert part is not None
         self.part = None
-        if part.hasher is not None:
+        if part.is_file:
             self._finish_file(part)
         else:
             self._finish_field(part)
@@ -225,7 +203,6 @@ class _Collector:
             filename=part.filename or f"{FILE_FIELDS[part.name]}.{kind}",
             kind=kind,
             size=part.size,
-            sha256=part.hasher.hexdigest(),
             data=None if part.tmp_path else part.buffer.getvalue(),
             path=part.tmp_path,
         )
@@ -277,32 +254,16 @@ async def parse_multipart(
     if not boundary:
         raise InvalidRequest("multipart body without a boundary", param="body")
     collector = _Collector(limits)
-    callbacks: Any = {
-        "on_part_begin": collector.on_part_begin,
-        "on_part_data": collector.on_part_data,
-        "on_part_end": collector.on_part_end,
-        "on_header_field": collector.on_header_field,
-        "on_header_value": collector.on_header_value,
-        "on_header_end": collector.on_header_end,
-        "on_headers_finished": collector.on_headers_finished,
-    }
-    parser = MultipartParser(boundary, callbacks, max_header_count=16)
     try:
+        parser = FormParser(boundary, collector)
         async for chunk in stream:
             if chunk:
-                parser.write(chunk)
-        parser.finalize()
-        if parser.state != 13 and collector.parts == 0:  # 13 == MultipartState.END
-            raise InvalidRequest("malformed multipart body", param="body")
-    except (MultipartParseError, ValueError) as exc:
+                parser.feed(chunk)
+        parser.close()
+    except FormError as exc:
         collector.cleanup()
-        if isinstance(exc, InvalidRequest):
-            raise
         raise InvalidRequest(f"malformed multipart body: {exc}", param="body") from None
     except BaseException:
         collector.cleanup()
         raise
-    if collector.part is not None:
-        collector.cleanup()
-        raise InvalidRequest("malformed multipart body: truncated part", param="body")
     return ParsedForm(collector.fields, collector.images, collector.mask)

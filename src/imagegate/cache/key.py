@@ -11,6 +11,7 @@ normalised (absent means 1), since every provider defaults it so.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -47,13 +48,27 @@ def canonical(request: ImageRequest, scope: str | None) -> dict[str, Any]:
         "scope": scope or "",
         "operation": request.operation,
         "n": request.n_images,
-        "images": [upload.sha256 for upload in request.images],
-        "mask": request.mask.sha256 if request.mask is not None else None,
+        "images": [upload.digest() for upload in request.images],
+        "mask": request.mask.digest() if request.mask is not None else None,
         **routing_target(request),
     }
     for name in KEY_PARAMS:
         doc[name] = getattr(request, name)
     return doc
+
+
+INLINE_HASH_BYTES = 64 * 1024  # uploads up to this are hashed on the event loop
+
+
+async def digest_uploads(request: ImageRequest) -> None:
+    """Hash the uploads the key needs, off the event loop unless they are small."""
+    uploads = [*request.images, *([request.mask] if request.mask is not None else [])]
+    todo = [upload for upload in uploads if upload.sha256 is None]
+    if sum(upload.size for upload in todo) <= INLINE_HASH_BYTES:
+        for upload in todo:
+            upload.digest()
+    elif todo:
+        await asyncio.to_thread(lambda: [upload.digest() for upload in todo])
 
 
 def cache_key(request: ImageRequest, scope: str | None) -> str:

@@ -24,7 +24,7 @@ from ..request import ImageRequest
 from . import manifest
 from .backend import CacheBackend
 from .coalesce import InFlight
-from .key import cache_key
+from .key import cache_key, digest_uploads
 from .memory import MemoryBackend
 from .redis import RedisBackend
 
@@ -74,6 +74,7 @@ class CacheLayer:
         scope: str | None,
         produce: Callable[[], Awaitable[Served]],
     ) -> tuple[Served, Status]:
+        await digest_uploads(request)
         key = cache_key(request, scope)
         hit = await self.lookup(key, request.response_format)
         if hit is not None:
