@@ -17,6 +17,7 @@ import orjson
 
 from ..config import ProviderConfig
 from ..errors import UpstreamConnectionError, UpstreamHTTPError
+from . import jsonsplice
 
 CONTENT_POLICY_MARKERS = ("content_policy", "safety", "moderation_blocked", "nsfw")
 
@@ -150,6 +151,6 @@ class HTTPProvider:
         """``send`` and decode a JSON body (a broken body is a connection failure)."""
         _, body, _ = await self.send(method, url, **kwargs)
         try:
-            return orjson.loads(body)
+            return jsonsplice.loads(body)
         except orjson.JSONDecodeError:
             raise UpstreamConnectionError(f"{self.name}: response is not JSON") from None
