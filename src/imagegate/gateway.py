@@ -101,7 +101,7 @@ class Gateway:
         self.traces: TraceSink = traces or (self.control.writer if config.traces else NullSink())
         self.output = Output(config)
         self.cache_layer = CacheLayer(config.cache, self.output)
-        self._blob_jobs: dict[str, tuple[asyncio.Task[None], Served]] = {}
+        self._blob_jobs: dict[str, tuple[asyncio.Future[None], Served]] = {}
         self.rng = rng or random.Random()
         self.metrics = Metrics()
         self._started = False
@@ -244,7 +244,7 @@ class Gateway:
             return
         task, served = job
 
-        def submit(_: asyncio.Task[None]) -> None:
+        def submit(_: asyncio.Future[None]) -> None:
             trace.output_blobs = served.blob_keys()
             self.traces.submit(trace)
 

@@ -21,12 +21,13 @@ import binascii
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import pybase64
 
+from .archive import ArchiveWriter
 from .blobs import (
     BlobStore,
     BlobStoreError,
@@ -76,7 +77,7 @@ class Served:
     usage: dict[str, Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
-    pending: asyncio.Task[None] | None = None  # background blob writes still running
+    pending: asyncio.Future[None] | None = None  # background blob writes still running
 
     def blob_keys(self) -> list[str]:
         return [image.key for image in self.images if image.key is not None]
@@ -128,7 +129,14 @@ class Output:
         )
         self._jobs: set[asyncio.Task[None]] = set()
         self._known: OrderedDict[str, None] = OrderedDict()
-        self.background_failures = 0
+        self._failures = 0
+        # Stores that can write synchronously get archive threads; others a task per answer.
+        self._put_sync: Callable[..., None] | None = getattr(self.store, "put_sync", None)
+        self.archive = ArchiveWriter() if self._put_sync is not None else None
+
+    @property
+    def background_failures(self) -> int:
+        return self._failures + (self.archive.failures if self.archive is not None else 0)
 
     # --- provider result → Served -------------------------------------------------------
     async def prepare(
@@ -219,7 +227,21 @@ class Output:
                 self._known.popitem(last=False)
         image.key, image.stored = key, True
 
-    async def _background(self, images: list[StoredImage]) -> asyncio.Task[None] | None:
+    async def _background(self, images: list[StoredImage]) -> asyncio.Future[None] | None:
+        if self.archive is not None and self._put_sync is not None:
+            put_sync = self._put_sync
+
+            def work() -> None:
+                for image in images:
+                    data, key = _digest(image)
+                    put_sync(key, data, cold=True)
+                    image.key, image.stored = key, True
+
+            size = sum(len(image.b64 or "") + len(image.data or b"") for image in images)
+            future = self.archive.submit(work, size)
+            if self.archive.saturated:  # back-pressure: wait for our own images
+                await asyncio.gather(future, return_exceptions=True)
+            return future
         if len(self._jobs) >= MAX_BACKGROUND_JOBS:
             await self._store_quietly(images)
             return None
@@ -233,7 +255,7 @@ class Output:
             try:
                 await self._store(image, cold=True)
             except Exception as exc:
-                self.background_failures += 1
+                self._failures += 1
                 log.warning("background image store failed: %s", getattr(exc, "message", exc))
 
     # --- Served from a cache manifest -----------------------------------------------------
@@ -291,8 +313,12 @@ class Output:
         """Wait for background writes (shutdown, tests)."""
         while self._jobs:
             await asyncio.gather(*list(self._jobs), return_exceptions=True)
+        if self.archive is not None:
+            await self.archive.drain()
 
     async def close(self) -> None:
         await self.drain()
+        if self.archive is not None:
+            await self.archive.close()
         await self.fetcher.close()
         await self.store.close()
