@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import sqlite3
 import stat
 import uuid
 from collections.abc import Iterator
@@ -63,7 +64,7 @@ def test_data_uris_decode() -> None:
 
 # --- local ----------------------------------------------------------------------------------
 async def test_local_store_roundtrip_and_idempotent(tmp_path: Path) -> None:
-    store = LocalBlobStore(tmp_path / "blobs")
+    store = LocalBlobStore(tmp_path / "blobs", pack_max_bytes=0)  # every blob a file
     assert await store.get(KEY) is None
     assert not await store.exists(KEY)
     await store.put(KEY, PNG, "image/png")
@@ -74,6 +75,38 @@ async def test_local_store_roundtrip_and_idempotent(tmp_path: Path) -> None:
     assert files == [tmp_path / "blobs" / KEY[:2] / KEY]
     with pytest.raises(ValueError):
         store.path_for("../../x")
+
+
+async def test_small_blobs_are_packed_and_shared_between_processes(tmp_path: Path) -> None:
+    root = tmp_path / "blobs"
+    store = LocalBlobStore(root, pack_max_bytes=4096)
+    big = PNG + os.urandom(5000)
+    big_key = hashlib.sha256(big).hexdigest()
+    assert await store.get(KEY) is None and not await store.exists(KEY)
+    await store.put(KEY, PNG, "image/png")
+    await store.put(KEY, PNG, "image/png")  # stored once (INSERT OR IGNORE)
+    await store.put(big_key, big, "image/png")
+    files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert f"{big_key[:2]}/{big_key}" in files  # over the limit: a file
+    assert not any(KEY in f for f in files)  # the small one: a row of pack.db, no file
+    assert "pack.db" in files
+    # Another worker process (its own store object and connections) reads both.
+    other = LocalBlobStore(root, pack_max_bytes=4096)
+    assert await other.get(KEY) == PNG and await other.exists(KEY)
+    assert await other.get(big_key) == big
+    await store.close()
+    await other.close()
+    with sqlite3.connect(root / "pack.db") as db:
+        assert db.execute("SELECT count(*) FROM blobs").fetchone() == (1,)
+
+
+async def test_an_unwritable_pack_is_a_blob_store_error(tmp_path: Path) -> None:
+    root = tmp_path / "blobs"
+    root.mkdir()
+    (root / "pack.db").mkdir()  # a directory where the database should be
+    store = LocalBlobStore(root)
+    with pytest.raises(BlobStoreError):
+        await store.put(KEY, PNG, "image/png")
 
 
 @pytest.mark.parametrize(

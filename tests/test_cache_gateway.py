@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -247,7 +248,8 @@ def test_a_hit_whose_blob_vanished_is_served_upstream(
         with live_gateway(config) as gw:
             assert gen(gw.url, response_format="url").headers["x-orq-cache"] == "MISS"
             key = blob_key(fake.image_bytes()[0])
-            (Path(config.storage.path) / key[:2] / key).unlink()
+            with sqlite3.connect(Path(config.storage.path) / "pack.db") as db:  # small: packed
+                assert db.execute("DELETE FROM blobs WHERE key = ?", (key,)).rowcount == 1
             again = gen(gw.url, response_format="url")
             assert again.headers["x-orq-cache"] == "MISS"
             assert image_of(again.json()["data"][0]) == fake.image_bytes()[0]

@@ -7,6 +7,7 @@ a URL-returning and a base64-returning provider.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import time
@@ -18,6 +19,7 @@ import pytest
 from fakes.urlserver import ImageServer
 from live import live_gateway
 
+from imagegate.blobs import LocalBlobStore
 from imagegate.gateway import Gateway
 from imagegate.telemetry.trace import NullSink, TraceRecord
 
@@ -81,9 +83,8 @@ def test_b64_passthrough_is_the_providers_string_and_is_stored_in_background(
             trace = wait_trace(sink, r.headers["x-orq-trace-id"])
     key = hashlib.sha256(base64.b64decode(fake.sent_b64[0])).hexdigest()
     assert trace.output_blobs == [key]
-    stored = config.storage.path + f"/{key[:2]}/{key}"
-    with open(stored, "rb") as fh:
-        assert fh.read() == base64.b64decode(fake.sent_b64[0])
+    stored = asyncio.run(LocalBlobStore(config.storage.path).get(key))  # file or pack row
+    assert stored == base64.b64decode(fake.sent_b64[0])
 
 
 @pytest.mark.parametrize("mode,expected", [("url", "url"), ("data", "url"), ("b64", "b64_json")])

@@ -79,6 +79,7 @@ class StorageConfig(_Section):
     fetch_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
     fetch_timeout_s: float = Field(60.0, gt=0)
     direct_io: bool = True  # local: archive copies (b64 answers) bypass the page cache
+    pack_max_bytes: int = Field(64 * 1024, ge=0)  # local: blobs up to this in pack.db; 0: off
 
 
 class UploadConfig(_Section):

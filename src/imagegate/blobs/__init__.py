@@ -14,7 +14,9 @@ def make_store(config: StorageConfig) -> BlobStore:
     """The backend ``storage.backend`` names."""
     if config.backend == "s3":
         return S3BlobStore(config)
-    return LocalBlobStore(config.path, direct_io=config.direct_io)
+    return LocalBlobStore(
+        config.path, direct_io=config.direct_io, pack_max_bytes=config.pack_max_bytes
+    )
 
 
 __all__ = [

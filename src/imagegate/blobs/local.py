@@ -3,7 +3,8 @@
 File IO runs in a worker thread so a slow disk never stalls the event loop. A write goes to a
 temporary file first and is renamed into place, so a reader (another worker process, or the
 file endpoint) never sees half an image. ``cold`` writes (archive copies nobody is about to
-read) of ``DIRECT_MIN`` bytes or more bypass the page cache; see ``direct``.
+read) of ``DIRECT_MIN`` bytes or more bypass the page cache; see ``direct``. Blobs up to
+``pack_max_bytes`` are rows of ``<root>/pack.db`` instead of files; see ``pack``.
 """
 
 from __future__ import annotations
@@ -15,18 +16,28 @@ import tempfile
 from pathlib import Path
 
 from . import direct
+from .pack import BlobPack
 from .store import BlobStoreError, is_blob_key
 
 DIRECT_MIN = 256 * 1024  # below this a direct write saves nothing worth its padding
+PACK_MAX = 64 * 1024  # default: blobs up to this size go to the pack, not to files
 
 
 class LocalBlobStore:
     """Content-addressed files under ``root`` (created on first write)."""
 
-    def __init__(self, root: str | os.PathLike[str], *, direct_io: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        direct_io: bool = True,
+        pack_max_bytes: int = PACK_MAX,
+    ) -> None:
         self.root = Path(root).expanduser()
         self.direct_io = direct_io and direct.supported()
         self.direct_writes = 0  # how many writes went around the page cache
+        self.pack_max_bytes = pack_max_bytes
+        self.pack = BlobPack(self.root / "pack.db") if pack_max_bytes > 0 else None
 
     def path_for(self, key: str) -> Path:
         if not is_blob_key(key):
@@ -39,6 +50,9 @@ class LocalBlobStore:
     def put_sync(self, key: str, data: bytes, *, cold: bool = False) -> None:
         """Blocking write (for callers already on a worker thread)."""
         path = self.path_for(key)
+        if self.pack is not None and len(data) <= self.pack_max_bytes:
+            self.pack.put_many([(key, data)])
+            return
         if path.exists():
             return
         try:
@@ -92,12 +106,18 @@ class LocalBlobStore:
         try:
             return self.path_for(key).read_bytes()
         except FileNotFoundError:
-            return None
+            pass
         except OSError as exc:
             raise BlobStoreError(f"local blob store: cannot read {key}: {exc}") from None
+        return self.pack.get(key) if self.pack is not None else None
 
     async def exists(self, key: str) -> bool:
-        return self.path_for(key).is_file()
+        if self.path_for(key).is_file():
+            return True
+        if self.pack is None:
+            return False
+        return await asyncio.to_thread(self.pack.exists, key)
 
     async def close(self) -> None:
-        return None
+        if self.pack is not None:
+            self.pack.close()

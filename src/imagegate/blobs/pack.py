@@ -1,0 +1,98 @@
+"""Small blobs packed into one SQLite file instead of one file each.
+
+A file per image costs an inode, a directory entry and a page-cache page, and on ext4 the
+inode allocation itself is what a small write spends its kernel time on (~0.3 ms per 1 KB
+image measured on the benchmark VM once many files had come and gone, against ~0.03 ms for a
+row in a batched SQLite transaction). Images up to ``storage.pack_max_bytes`` (thumbnails,
+small webps) go to ``<storage.path>/pack.db``: WAL mode, one table keyed by the blob key,
+written in one transaction per batch. Several worker processes share it (SQLite locks; a
+writer waits up to ``BUSY_TIMEOUT_MS``).
+
+Blocking, like the rest of the local store: called from worker threads. One connection per
+thread (``sqlite3`` connections must not be shared between threads without a lock).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from .store import BlobStoreError
+
+BUSY_TIMEOUT_MS = 10_000
+SCHEMA = "CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID"
+
+
+class BlobPack:
+    """Key → bytes in ``path`` (an SQLite database created on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(
+                    self.path,
+                    isolation_level=None,
+                    timeout=BUSY_TIMEOUT_MS / 1000,
+                    check_same_thread=False,  # used by its thread only; closed by any
+                )
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute(SCHEMA)
+            except (sqlite3.Error, OSError) as exc:
+                raise BlobStoreError(f"blob pack {self.path}: {exc}") from None
+            self._local.db = db
+            with self._lock:
+                self._all.append(db)
+        return db
+
+    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Store every (key, data) in one transaction; keys already there are left alone."""
+        rows = list(items)
+        if not rows:
+            return
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT OR IGNORE INTO blobs (key, data) VALUES (?, ?)", rows)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise BlobStoreError(f"blob pack {self.path}: cannot write: {exc}") from None
+
+    def get(self, key: str) -> bytes | None:
+        if not self.path.exists():
+            return None
+        try:
+            row = self._db().execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise BlobStoreError(f"blob pack {self.path}: cannot read: {exc}") from None
+        return bytes(row[0]) if row is not None else None
+
+    def exists(self, key: str) -> bool:
+        if not self.path.exists():
+            return False
+        try:
+            row = self._db().execute("SELECT 1 FROM blobs WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise BlobStoreError(f"blob pack {self.path}: cannot read: {exc}") from None
+        return row is not None
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._all = self._all, []
+        for db in connections:
+            db.close()
+        self._local = threading.local()
