@@ -48,32 +48,50 @@ def loads(body: bytes) -> Any:
 
 
 def _spans(body: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each long string value under one of ``KEYS`` (quotes excluded)."""
+    """(start, end) of each long string value under one of ``KEYS`` (quotes excluded).
+
+    A key is only looked for between the values already found, so the megabytes of base64
+    are scanned once, not once per key."""
     spans: list[tuple[int, int]] = []
     for key in KEYS:
-        pos = 0
-        while (found := body.find(key, pos)) >= 0:
-            pos = found + len(key)
-            while pos < len(body) and body[pos] in SPACE:
-                pos += 1
-            if body[pos : pos + 1] != b":":
-                continue
-            pos += 1
-            while pos < len(body) and body[pos] in SPACE:
-                pos += 1
-            if body[pos : pos + 1] != b'"':
-                continue
-            start = pos + 1
-            end = body.find(b'"', start)
-            if end < 0:
-                return []  # unterminated: let the parser report it
-            pos = end + 1
-            if end - start < MIN_VALUE:
-                continue
-            if body.find(b"\\", start, end) >= 0:
-                return []  # an escape inside: not plain base64, parse it the normal way
-            spans.append((start, end))
+        gaps, last = [], 0
+        for start, end in sorted(spans):
+            gaps.append((last, start))
+            last = end
+        gaps.append((last, len(body)))
+        for gap_start, gap_end in gaps:
+            found_spans = _spans_of(body, key, gap_start, gap_end)
+            if found_spans is None:
+                return []
+            spans += found_spans
     spans.sort()
+    return spans
+
+
+def _spans_of(body: bytes, key: bytes, pos: int, stop: int) -> list[tuple[int, int]] | None:
+    """Long values under ``key`` in ``body[pos:stop]``; None when one must not be spliced."""
+    spans: list[tuple[int, int]] = []
+    while (found := body.find(key, pos, stop)) >= 0:
+        pos = found + len(key)
+        while pos < len(body) and body[pos] in SPACE:
+            pos += 1
+        if body[pos : pos + 1] != b":":
+            continue
+        pos += 1
+        while pos < len(body) and body[pos] in SPACE:
+            pos += 1
+        if body[pos : pos + 1] != b'"':
+            continue
+        start = pos + 1
+        end = body.find(b'"', start)
+        if end < 0:
+            return None  # unterminated: let the parser report it
+        pos = end + 1
+        if end - start < MIN_VALUE:
+            continue
+        if body.find(b"\\", start, end) >= 0:
+            return None  # an escape inside: not plain base64, parse it the normal way
+        spans.append((start, end))
     return spans
 
 
