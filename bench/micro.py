@@ -8,16 +8,22 @@ steadier numbers.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import io
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+
+from imagegate.blobs import LocalBlobStore
+from imagegate.providers import jsonsplice
+from imagegate.telemetry.trace import new_trace_id
 
 from .upstream import b64_text, noise_png
 
@@ -44,7 +50,14 @@ def steps() -> list[tuple[str, Callable[[], Any]]]:
     answer = {"created": 1, "data": [{"b64_json": text}]}
     upload = noise_png(1_000_000)
     chunks = [upload[i : i + 65536] for i in range(0, len(upload), 65536)]
-    tmpdir = tempfile.mkdtemp(prefix="imagegate-micro-")
+    tmpdir = tempfile.mkdtemp(prefix="imagegate-micro-", dir=os.getcwd())  # the real disk
+    files = LocalBlobStore(os.path.join(tmpdir, "store"))
+    files_only = LocalBlobStore(os.path.join(tmpdir, "files"), pack_max_bytes=0)
+    form = (b"--" + FORM_BOUNDARY + b'\r\nContent-Disposition: form-data; name="image"; '
+            b'filename="a.png"\r\nContent-Type: image/png\r\n\r\n' + upload
+            + b"\r\n--" + FORM_BOUNDARY + b"--\r\n")  # fmt: skip
+    form_chunks = [form[i : i + 65536] for i in range(0, len(form), 65536)]
+    atexit.register(shutil.rmtree, tmpdir, True)
     out: list[tuple[str, Callable[[], Any]]] = [
         ("orjson.loads(1.5 MB upstream body)", lambda: orjson.loads(upstream_body)),
         ("orjson.dumps(answer with 1.5 MB str)", lambda: orjson.dumps(answer)),
@@ -58,7 +71,14 @@ def steps() -> list[tuple[str, Callable[[], Any]]]:
         ("sha256 of 1.1 MB image", lambda: hashlib.sha256(raw).digest()),
         ("blake2b of 1.1 MB image", lambda: hashlib.blake2b(raw, digest_size=32).digest()),
         ("sha256 of 1 MB upload in 64 KB chunks", lambda: _chunked_sha(chunks)),
-        ("write 1.1 MB blob (tmp + rename)", lambda: _write_blob(tmpdir, raw)),
+        ("write 1.1 MB blob (tmp + rename, same name)", lambda: _write_blob(tmpdir, raw)),
+        ("write 1.1 MB blob, new file (LocalBlobStore)", lambda: _put(files, raw, cold=False)),
+        ("write 1.1 MB blob, new file, O_DIRECT (cold)", lambda: _put(files, raw, cold=True)),
+        ("write 1 KB blob, new file", lambda: _put(files_only, os.urandom(1000))),
+        ("write 1 KB blob, pack.db row", lambda: _put(files, os.urandom(1000))),
+        ("jsonsplice.loads(1.5 MB upstream body)", lambda: jsonsplice.loads(upstream_body)),
+        ("multipart 1 MB: python-multipart", lambda: _python_multipart(form_chunks)),
+        ("new_trace_id()", new_trace_id),
         ("BytesIO(1 MB).getbuffer() (forces a copy)", lambda: _bytesio_copy(upload)),
         ("1 MB upload: BytesIO writes + getvalue", lambda: _bytesio_collect(chunks)),
         ("1 MB upload: list + b''.join", lambda: b"".join(list(chunks))),
@@ -132,6 +152,22 @@ def _write_blob(directory: str, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, os.path.join(directory, "blob"))
+
+
+FORM_BOUNDARY = b"micro-boundary-5d1"
+
+
+def _put(store: LocalBlobStore, data: bytes, *, cold: bool = False) -> None:
+    store.put_sync(hashlib.sha256(data + os.urandom(8)).hexdigest(), data, cold=cold)
+
+
+def _python_multipart(chunks: list[bytes]) -> None:
+    from python_multipart.multipart import MultipartParser
+
+    parser = MultipartParser(FORM_BOUNDARY, {"on_part_data": lambda data, start, end: None})
+    for chunk in chunks:
+        parser.write(chunk)
+    parser.finalize()
 
 
 def _bytesio_copy(data: bytes) -> None:

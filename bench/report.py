@@ -114,7 +114,8 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> str:
         lines.append(f"| {g['goal']} | ≤ {g['limit']:g} | {_fmt(g['value'])} | {mark} |")
     lines += ["", "### All runs", "",
               "| scenario | target | conc | req/s | p50 ms | p99 ms | +p50 ms | +p99 ms "
-              "| gateway CPU ms/req | of which loop | of which kernel | RSS peak MB | errors | load |",
+              "| gateway CPU ms/req | of which loop | of which kernel | RSS peak MB "
+              "| errors | load |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         if "failed" in r:

@@ -204,7 +204,8 @@ def _line(row: dict[str, Any]) -> str:
     return (f"{row['scenario']:7s} {row['target']:9s} c={row['conc']:<5d} rps={row['rps']:9.1f} "
             f"p50={row['p50_ms']:9.3f} p99={row['p99_ms']:9.3f} errors="
             f"{row['errors'] + row['non2xx']} cpu/req={cpu if cpu is not None else '-'} "
-            f"loop={row.get('gw_loop_cpu_ms_per_req', '-')} sys={row.get('gw_sys_cpu_ms_per_req', '-')} "
+            f"loop={row.get('gw_loop_cpu_ms_per_req', '-')} "
+            f"sys={row.get('gw_sys_cpu_ms_per_req', '-')} "
             f"rss_peak={row.get('rss_peak_mb', '-')}")  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 """Streaming ``multipart/form-data`` parser for edits and variations.
 
-Parts are parsed as they arrive (``formparser``): file parts are kept in memory up to
+Parts are parsed as they arrive (python-multipart): file parts are kept in memory up to
 ``spool_bytes`` and written to a temp file past it, and a file over ``max_file_bytes`` stops
 the upload at once with a 413. Image types are checked by magic bytes, not by the part's
 claimed content type. JSON parts (``orq``, ``retry``…) are decoded with or without a part
@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from python_multipart.multipart import parse_options_header
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ..config import UploadConfig
 from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedFileType
 from ..request import UploadedFile, sniff_image
-from .formparser import FormError, FormParser
 
 FILE_FIELDS = {"image": "image", "image[]": "image", "mask": "mask"}
 JSON_FIELDS = frozenset(
@@ -135,7 +135,7 @@ class _Collector:
         self.text_bytes = 0
         self.error: Exception | None = None
 
-    # parser callbacks (formparser.PartSink) ---------------------------------------------
+    # part events (from _Events) -----------------------------------------------------------
     def begin(self, headers: dict[bytes, bytes]) -> None:
         self.parts += 1
         if self.parts > MAX_PARTS:
@@ -246,6 +246,47 @@ class _Collector:
                 os.unlink(part.tmp_path)
 
 
+class _Events:
+    """python-multipart's callbacks turned into whole-part events for the collector."""
+
+    def __init__(self, collector: _Collector) -> None:
+        self.collector = collector
+        self.headers: dict[bytes, bytes] = {}
+        self._name = b""
+        self._value = b""
+
+    def callbacks(self) -> Any:  # python-multipart's MultipartCallbacks (a TypedDict)
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.collector.end,
+        }
+
+    def on_part_begin(self) -> None:
+        self.headers = {}
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.headers[self._name.strip().lower()] = self._value.strip()
+        self._name, self._value = b"", b""
+
+    def on_headers_finished(self) -> None:
+        self.collector.begin(self.headers)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        # A view, not a slice: the parser hands over immutable bytes, so no copy is needed.
+        self.collector.data(memoryview(data)[start:end])
+
+
 async def parse_multipart(
     content_type: str, stream: AsyncIterator[bytes], limits: UploadConfig
 ) -> ParsedForm:
@@ -255,16 +296,23 @@ async def parse_multipart(
     if not boundary:
         raise InvalidRequest("multipart body without a boundary", param="body")
     collector = _Collector(limits)
+    parser = MultipartParser(boundary, _Events(collector).callbacks(), max_header_count=16)
     try:
-        parser = FormParser(boundary, collector)
         async for chunk in stream:
             if chunk:
-                parser.feed(chunk)
-        parser.close()
-    except FormError as exc:
+                parser.write(chunk)
+        parser.finalize()
+        if parser.state != 13 and collector.parts == 0:  # 13 == MultipartState.END
+            raise InvalidRequest("malformed multipart body", param="body")
+    except (MultipartParseError, ValueError) as exc:
         collector.cleanup()
+        if isinstance(exc, InvalidRequest):
+            raise
         raise InvalidRequest(f"malformed multipart body: {exc}", param="body") from None
     except BaseException:
         collector.cleanup()
         raise
+    if collector.part is not None:
+        collector.cleanup()
+        raise InvalidRequest("malformed multipart body: truncated part", param="body")
     return ParsedForm(collector.fields, collector.images, collector.mask)
