@@ -8,6 +8,7 @@ import hashlib
 import os
 import sqlite3
 import stat
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,3 +270,44 @@ def test_s3_without_a_bucket_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match=r"storage\.bucket"):
         make_store(StorageConfig(backend="s3"))
+
+
+def test_a_fresh_pack_takes_concurrent_first_writes_from_threads_and_processes(
+    tmp_path: Path,
+) -> None:
+    """Many writers at once on a pack that does not exist yet: two store objects (two
+    worker processes) with 24 threads each. None may fail with 'database is locked'."""
+    root = tmp_path / "blobs"
+    stores = [LocalBlobStore(root), LocalBlobStore(root)]
+    blobs = [PNG + os.urandom(100) for _ in range(48)]
+    barrier = threading.Barrier(len(blobs))
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        barrier.wait()
+        try:
+            stores[i % 2].put_sync(hashlib.sha256(blobs[i]).hexdigest(), blobs[i])
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(blobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    for blob in blobs:
+        assert asyncio.run(stores[0].get(hashlib.sha256(blob).hexdigest())) == blob
+
+
+def test_a_read_leaves_no_snapshot_behind_that_would_block_a_later_write(tmp_path: Path) -> None:
+    """A read must end its transaction: a stale WAL snapshot on this thread's connection
+    would make its next write fail at once with 'database is locked' (and stall checkpoints)."""
+    root = tmp_path / "blobs"
+    mine, other = LocalBlobStore(root), LocalBlobStore(root)
+    first, second, third = (PNG + bytes([i]) * 50 for i in range(3))
+    mine.put_sync(blob_key(first), first)
+    assert mine._read(blob_key(first)) == first  # a read on this thread's connection
+    other.put_sync(blob_key(second), second)  # another process commits meanwhile
+    mine.put_sync(blob_key(third), third)  # must not fail
+    assert mine._read(blob_key(second)) == second and mine._read(blob_key(third)) == third

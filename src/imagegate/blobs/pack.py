@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +24,21 @@ from .store import BlobStoreError
 
 BUSY_TIMEOUT_MS = 10_000
 SCHEMA = "CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID"
+
+
+def _set_up(db: sqlite3.Connection) -> None:
+    """WAL mode and the table, once per process. Switching to WAL needs a moment alone with
+    the file, which the busy handler does not wait for: retry while another process has it."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class BlobPack:
@@ -33,25 +49,27 @@ class BlobPack:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._ready = False
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(
-                    self.path,
-                    isolation_level=None,
-                    timeout=BUSY_TIMEOUT_MS / 1000,
-                    check_same_thread=False,  # used by its thread only; closed by any
-                )
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute(SCHEMA)
-            except (sqlite3.Error, OSError) as exc:
-                raise BlobStoreError(f"blob pack {self.path}: {exc}") from None
-            self._local.db = db
-            with self._lock:
+            with self._lock:  # one thread sets the database up; the others wait for it
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    db = sqlite3.connect(
+                        self.path,
+                        isolation_level=None,
+                        timeout=BUSY_TIMEOUT_MS / 1000,
+                        check_same_thread=False,  # used by its thread only; closed by any
+                    )
+                    if not self._ready:
+                        _set_up(db)
+                        self._ready = True
+                    db.execute("PRAGMA synchronous=NORMAL")
+                except (sqlite3.Error, OSError) as exc:
+                    raise BlobStoreError(f"blob pack {self.path}: {exc}") from None
+                self._local.db = db
                 self._all.append(db)
         return db
 
