@@ -19,6 +19,7 @@ from ..config import ProviderConfig
 from ..errors import UpstreamConnectionError, UpstreamHTTPError
 from . import jsonsplice
 
+READ_BUFSIZE = 2 * 1024 * 1024
 CONTENT_POLICY_MARKERS = ("content_policy", "safety", "moderation_blocked", "nsfw")
 
 
@@ -98,6 +99,9 @@ class HTTPProvider:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
                 json_serialize=lambda o: orjson.dumps(o).decode(),
                 auto_decompress=True,
+                # Image answers are megabytes: with aiohttp's 64 KB default the connection is
+                # paused and resumed several times per answer (~0.1 ms of CPU per 1.5 MB).
+                read_bufsize=READ_BUFSIZE,
             )
         return self._session
 
