@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ import pytest
 from fakes.urlserver import ImageServer
 from live import live_gateway
 
-from imagegate.blobs import LocalBlobStore
+from imagegate.blobs import LocalBlobStore, direct
 from imagegate.gateway import Gateway
+from imagegate.output import Output
+from imagegate.request import GeneratedImage, ImageResult
 from imagegate.telemetry.trace import NullSink, TraceRecord
 
 MODEL = "urlprov/dall-e-2"
@@ -232,3 +235,41 @@ async def test_library_urls_use_public_url(make_config: Any) -> None:
 def _query(url: str) -> tuple[str, str]:
     params = httpx.URL(url).params
     return params["expires"], params["sig"]
+
+
+async def test_archive_copies_go_around_the_page_cache_and_url_blobs_do_not(
+    make_config: Any,
+) -> None:
+    """b64 answers are archived by the archive threads with O_DIRECT (when the filesystem
+    can); an image answered as a URL is written normally, before the answer."""
+    config = make_config()
+    output = Output(config)
+    store = output.store
+    assert isinstance(store, LocalBlobStore)
+    os.makedirs(config.storage.path, exist_ok=True)
+    probe = direct.open_direct(os.path.join(config.storage.path, "probe"))
+    if probe is not None:
+        os.close(probe)
+    big = b"\x89PNG\r\n\x1a\n" + os.urandom(400_000)
+    text = base64.b64encode(big).decode()
+    try:
+        served = await output.prepare(
+            ImageResult(images=[GeneratedImage(b64=text)]), "b64_json", model="m"
+        )
+        assert served.pending is not None and served.images[0].key is None  # not waited for
+        await served.pending
+        key = hashlib.sha256(big).hexdigest()
+        assert served.blob_keys() == [key] and await store.get(key) == big
+        assert store.direct_writes == (1 if probe is not None else 0)
+
+        other = b"\x89PNG\r\n\x1a\n" + os.urandom(400_000)
+        url_served = await output.prepare(
+            ImageResult(images=[GeneratedImage(b64=base64.b64encode(other).decode())]),
+            "url",
+            model="m",
+        )
+        assert url_served.pending is None and url_served.images[0].stored  # written first
+        assert store.direct_writes == (1 if probe is not None else 0)  # and not around the cache
+        assert await store.get(hashlib.sha256(other).hexdigest()) == other
+    finally:
+        await output.close()
