@@ -16,6 +16,7 @@ from ..config import ProviderConfig
 from ..errors import UpstreamConnectionError
 from ..request import GeneratedImage, ImageRequest, ImageResult, UploadedFile
 from .base import Capabilities
+from .form import form_body
 from .http import HTTPProvider
 
 ALL_FORMATS = frozenset({"png", "jpeg", "webp"})
@@ -141,18 +142,26 @@ class OpenAIProvider(HTTPProvider):
         params: dict[str, str] | None = None,
     ) -> Any:
         """Edits and variations as multipart: text fields, ``image`` (``image[]`` when several),
-        and the mask on edits. Spooled files are streamed and closed afterwards."""
+        and the mask on edits. In-memory uploads go as a ``form.FormBody``; spooled files are
+        streamed through aiohttp's ``FormData`` and closed afterwards."""
+        images = request.images if request.operation == "edits" else request.images[:1]
+        image_field = "image[]" if len(images) > 1 else "image"
+        uploads = [(image_field, upload) for upload in images]
+        if request.operation == "edits" and request.mask is not None:
+            uploads.append(("mask", request.mask))
+        text = [(key, str(value)) for key, value in fields.items()]
+        body = form_body(text, uploads)
+        if body is not None:
+            return await self.send_json(
+                "POST", url, headers=self._headers(), data=body, params=params
+            )
         form = aiohttp.FormData(quote_fields=False)
         files: list[Any] = []
         try:
-            for key, value in fields.items():
-                form.add_field(key, str(value))
-            images = request.images if request.operation == "edits" else request.images[:1]
-            image_field = "image[]" if len(images) > 1 else "image"
-            for upload in images:
-                files.append(self._add_file(form, image_field, upload))
-            if request.operation == "edits" and request.mask is not None:
-                files.append(self._add_file(form, "mask", request.mask))
+            for key, value in text:
+                form.add_field(key, value)
+            for name, upload in uploads:
+                files.append(self._add_file(form, name, upload))
             return await self.send_json(
                 "POST", url, headers=self._headers(), data=form, params=params
             )
