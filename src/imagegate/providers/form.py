@@ -11,6 +11,7 @@ LF → ``%0A``)::
 
     body = form_body([("model", "dall-e-2"), ("prompt", "a hat")], [("image", upload)])
     await session.post(url, data=body)   # body is None when an upload is on disk
+    body = form_parts([("prompt", "a hat")], [("image", "a.png", "image/png", png_bytes)])
 """
 
 from __future__ import annotations
@@ -55,13 +56,23 @@ def _quote(value: str) -> bytes:
     )
 
 
+FilePart = tuple[str, str, str, bytes]  # (field name, filename, content type, bytes)
+
+
 def form_body(
     fields: Iterable[tuple[str, str]], files: Iterable[tuple[str, UploadedFile]]
 ) -> FormBody | None:
-    """The body for ``fields`` then ``files``; None when a file is spooled to disk."""
-    uploads = list(files)
-    if any(upload.data is None for _, upload in uploads):
-        return None
+    """The body for ``fields`` then the uploads; None when one is spooled to disk."""
+    parts: list[FilePart] = []
+    for name, upload in files:
+        if upload.data is None:
+            return None
+        parts.append((name, upload.filename, upload.content_type, upload.data))
+    return form_parts(fields, parts)
+
+
+def form_parts(fields: Iterable[tuple[str, str]], files: Iterable[FilePart]) -> FormBody:
+    """The body for ``fields`` then ``files`` (bytes already in memory)."""
     boundary = f"imagegate-{_rng.getrandbits(128):032x}"
     dash = b"--" + boundary.encode()
     head: list[bytes] = []
@@ -69,12 +80,11 @@ def form_body(
         head += [dash, b'\r\nContent-Disposition: form-data; name="', _quote(name),
                  b'"\r\n\r\n', value.encode("utf-8"), b"\r\n"]  # fmt: skip
     parts: list[bytes] = []
-    for name, upload in uploads:
-        assert upload.data is not None
+    for name, filename, content_type, data in files:
         head += [dash, b'\r\nContent-Disposition: form-data; name="', _quote(name),
-                 b'"; filename="', _quote(upload.filename), b'"\r\nContent-Type: ',
-                 upload.content_type.encode(), b"\r\n\r\n"]  # fmt: skip
-        parts += [b"".join(head), upload.data]
+                 b'"; filename="', _quote(filename), b'"\r\nContent-Type: ',
+                 _quote(content_type), b"\r\n\r\n"]  # fmt: skip
+        parts += [b"".join(head), data]
         head = [b"\r\n"]
     head += [dash, b"--\r\n"]
     parts.append(b"".join(head))

@@ -23,13 +23,12 @@ import asyncio
 import base64
 from typing import Any
 
-import aiohttp
-
 from ..config import ProviderConfig
 from ..errors import UpstreamHTTPError
 from ..request import GeneratedImage, ImageRequest, ImageResult, sniff_image
 from .base import Capabilities
 from .fanout import fan_out
+from .form import form_parts
 from .http import HTTPProvider
 from .openai import parse_images_response
 from .sizes import nearest_size
@@ -161,14 +160,9 @@ class RecraftProvider(HTTPProvider):
             return await self.send_json("POST", url, headers=self._headers(), json=fields)
         path = {"variations": "variateImage", "edits": "inpaint" if mask_png else "imageToImage"}
         url = f"{self.base_url}/images/{path[request.operation]}"
-        form = aiohttp.FormData(quote_fields=False)
-        for key, value in fields.items():
-            form.add_field(key, str(value))
         upload = request.images[0]
-        form.add_field(
-            "image", upload.read_bytes(), filename=upload.filename,
-            content_type=upload.content_type,
-        )  # fmt: skip
+        files = [("image", upload.filename, upload.content_type, upload.read_bytes())]
         if mask_png is not None:
-            form.add_field("mask", mask_png, filename="mask.png", content_type="image/png")
+            files.append(("mask", "mask.png", "image/png", mask_png))
+        form = form_parts([(key, str(value)) for key, value in fields.items()], files)
         return await self.send_json("POST", url, headers=self._headers(), data=form)

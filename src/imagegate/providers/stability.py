@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
 from ..config import ProviderConfig
@@ -30,6 +29,7 @@ from . import inputs
 from .base import Capabilities
 from .failures import content_policy, looks_like_policy
 from .fanout import fan_out
+from .form import form_parts
 from .http import HTTPProvider
 from .polling import interval_option
 from .sizes import aspect_ratio
@@ -147,11 +147,7 @@ class StabilityProvider(HTTPProvider):
     async def _post(
         self, path: str, fields: dict[str, str], files: list[tuple[str, str, str, bytes]]
     ) -> GeneratedImage:
-        form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
-        for key, value in fields.items():
-            form.add_field(key, value)
-        for field, filename, content_type, data in files:
-            form.add_field(field, data, filename=filename, content_type=content_type)
+        form = form_parts(list(fields.items()), files)  # always multipart, as Stability wants
         headers = {"Accept": "image/*"}
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
