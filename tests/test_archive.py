@@ -55,3 +55,18 @@ async def test_queued_bytes_signal_saturation(monkeypatch: pytest.MonkeyPatch) -
     assert not writer.saturated
     await writer.drain()
     await writer.close()
+
+
+def test_one_writer_serves_event_loops_one_after_another() -> None:
+    """A library user may run the gateway under asyncio.run more than once: the threads must
+    keep serving the new loop after the old one closed."""
+    writer = ArchiveWriter(threads=1)
+    ran: list[int] = []
+
+    async def once(i: int) -> None:
+        await asyncio.wait_for(writer.submit(lambda: ran.append(i), size=1), timeout=10)
+
+    asyncio.run(once(1))
+    asyncio.run(once(2))  # a new loop; the thread started under the first one serves it
+    assert ran == [1, 2]
+    asyncio.run(writer.close())

@@ -59,7 +59,7 @@ class ArchiveWriter:
         """Queue ``work`` (``size``: bytes it holds); the future resolves when it has run."""
         loop = asyncio.get_running_loop()
         if not self._threads:
-            self._start(loop)
+            self._start()
         future: asyncio.Future[None] = loop.create_future()
         self.pending.add(future)
         future.add_done_callback(self.pending.discard)
@@ -72,15 +72,15 @@ class ArchiveWriter:
     def saturated(self) -> bool:
         return self.queued_bytes > MAX_QUEUED_BYTES
 
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _start(self) -> None:
         for i in range(self._count):
             thread = threading.Thread(
-                target=self._run, args=(loop,), name=f"imagegate-archive-{i}", daemon=True
+                target=self._run, name=f"imagegate-archive-{i}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
 
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _run(self) -> None:
         while True:
             job = self._queue.get()
             batch: list[Job] = []
@@ -103,11 +103,14 @@ class ArchiveWriter:
                 self.queued_bytes -= sum(item.size for item in batch)
                 self.failures += failed
                 self.written += len(batch) - failed
-            if batch:
+            by_loop: dict[asyncio.AbstractEventLoop, list[Job]] = {}
+            for item in batch:  # each future on its own loop (a library may run several)
+                by_loop.setdefault(item.future.get_loop(), []).append(item)
+            for loop, jobs in by_loop.items():
                 try:
-                    loop.call_soon_threadsafe(_resolve, batch)
-                except RuntimeError:  # the loop is closed: nobody is waiting any more
-                    return
+                    loop.call_soon_threadsafe(_resolve, jobs)
+                except RuntimeError:  # that loop is closed: nobody is waiting there any more
+                    pass
             if job is None:
                 return
 
