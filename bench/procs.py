@@ -63,24 +63,24 @@ def tree(root: int) -> list[int]:
     return out
 
 
-def sys_seconds(root: int) -> float:
-    """system (kernel) CPU seconds used so far by ``root``'s tree."""
+def _tree_sum(root: int, *indexes: int) -> int:
+    """Sum of the given /proc/<pid>/stat fields (after the command) over ``root``'s tree."""
     total = 0
     for pid in tree(root):
         fields = _stat_fields(pid)
         if fields is not None:
-            total += int(fields[12])
-    return total / TICK
+            total += sum(int(fields[i]) for i in indexes)
+    return total
+
+
+def sys_seconds(root: int) -> float:
+    """system (kernel) CPU seconds used so far by ``root``'s tree."""
+    return _tree_sum(root, 12) / TICK
 
 
 def cpu_seconds(root: int) -> float:
     """user+system CPU seconds used so far by ``root``'s tree."""
-    total = 0
-    for pid in tree(root):
-        fields = _stat_fields(pid)
-        if fields is not None:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICK
+    return _tree_sum(root, 11, 12) / TICK
 
 
 def main_thread_seconds(root: int) -> float:
@@ -99,12 +99,7 @@ def main_thread_seconds(root: int) -> float:
 
 def minor_faults(root: int) -> int:
     """Minor page faults of ``root``'s tree so far: fresh memory touched (big buffers)."""
-    total = 0
-    for pid in tree(root):
-        fields = _stat_fields(pid)
-        if fields is not None:
-            total += int(fields[7])
-    return total
+    return _tree_sum(root, 7)
 
 
 def rss_bytes(root: int) -> int:

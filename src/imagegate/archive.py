@@ -20,17 +20,12 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Protocol
 
 log = logging.getLogger("imagegate.archive")
 
 THREADS = 2
 MAX_QUEUED_BYTES = 256 * 1024 * 1024
 BATCH = 64  # images taken at once by one thread
-
-
-class SyncStore(Protocol):
-    def put_sync(self, key: str, data: bytes, *, cold: bool = False) -> None: ...
 
 
 class Job:

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from .store import BlobStoreError
 
@@ -91,22 +92,20 @@ class BlobPack:
             raise BlobStoreError(f"blob pack {self.path}: cannot write: {exc}") from None
 
     def get(self, key: str) -> bytes | None:
-        if not self.path.exists():
-            return None
-        try:
-            row = self._db().execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
-        except sqlite3.Error as exc:
-            raise BlobStoreError(f"blob pack {self.path}: cannot read: {exc}") from None
+        row = self._row("SELECT data FROM blobs WHERE key = ?", key)
         return bytes(row[0]) if row is not None else None
 
     def exists(self, key: str) -> bool:
+        return self._row("SELECT 1 FROM blobs WHERE key = ?", key) is not None
+
+    def _row(self, sql: str, key: str) -> tuple[Any, ...] | None:
         if not self.path.exists():
-            return False
+            return None
         try:
-            row = self._db().execute("SELECT 1 FROM blobs WHERE key = ?", (key,)).fetchone()
+            row: tuple[Any, ...] | None = self._db().execute(sql, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise BlobStoreError(f"blob pack {self.path}: cannot read: {exc}") from None
-        return row is not None
+        return row
 
     def close(self) -> None:
         with self._lock:
