@@ -273,3 +273,22 @@ async def test_archive_copies_go_around_the_page_cache_and_url_blobs_do_not(
         assert await store.get(hashlib.sha256(other).hexdigest()) == other
     finally:
         await output.close()
+
+
+async def test_a_failed_archive_copy_loses_only_its_own_image(make_config: Any) -> None:
+    output = Output(make_config())
+    good = b"\x89PNG\r\n\x1a\n" + os.urandom(2000)
+    try:
+        served = await output.prepare(
+            ImageResult(images=[GeneratedImage(b64="not base64 at all!"),
+                                GeneratedImage(b64=base64.b64encode(good).decode())]),
+            "b64_json",
+            model="m",
+        )  # fmt: skip
+        assert served.pending is not None
+        await served.pending
+        assert served.blob_keys() == [hashlib.sha256(good).hexdigest()]
+        assert await output.store.get(hashlib.sha256(good).hexdigest()) == good
+        assert output.background_failures == 1
+    finally:
+        await output.close()

@@ -25,7 +25,7 @@ log = logging.getLogger("imagegate.archive")
 
 THREADS = 2
 MAX_QUEUED_BYTES = 256 * 1024 * 1024
-BATCH = 64  # images taken at once by one thread
+BATCH = 64  # jobs taken at once by one thread
 
 
 class Job:

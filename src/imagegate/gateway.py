@@ -101,7 +101,7 @@ class Gateway:
         self.traces: TraceSink = traces or (self.control.writer if config.traces else NullSink())
         self.output = Output(config)
         self.cache_layer = CacheLayer(config.cache, self.output)
-        self._blob_jobs: dict[str, tuple[asyncio.Future[None], Served]] = {}
+        self._blob_jobs: dict[str, tuple[asyncio.Future[Any], Served]] = {}
         self.rng = rng or random.Random()
         self.metrics = Metrics()
         self._started = False
@@ -242,13 +242,13 @@ class Gateway:
         if job is None:
             self.traces.submit(trace)
             return
-        task, served = job
+        pending, served = job
 
-        def submit(_: asyncio.Future[None]) -> None:
+        def submit(_: asyncio.Future[Any]) -> None:
             trace.output_blobs = served.blob_keys()
             self.traces.submit(trace)
 
-        task.add_done_callback(submit)
+        pending.add_done_callback(submit)
 
     def record_rejected(self, operation: Operation, ctx: CallContext, error: GatewayError) -> None:
         """Trace a request refused before the pipeline (bad body), so its trace id resolves."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -77,7 +78,7 @@ class Served:
     usage: dict[str, Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
-    pending: asyncio.Future[None] | None = None  # background blob writes still running
+    pending: asyncio.Future[Any] | None = None  # background blob writes still running
 
     def blob_keys(self) -> list[str]:
         return [image.key for image in self.images if image.key is not None]
@@ -227,21 +228,20 @@ class Output:
                 self._known.popitem(last=False)
         image.key, image.stored = key, True
 
-    async def _background(self, images: list[StoredImage]) -> asyncio.Future[None] | None:
-        if self.archive is not None and self._put_sync is not None:
-            put_sync = self._put_sync
-
-            def work() -> None:
-                for image in images:
-                    data, key = _digest(image)
-                    put_sync(key, data, cold=True)
-                    image.key, image.stored = key, True
-
-            size = sum(len(image.b64 or "") + len(image.data or b"") for image in images)
-            future = self.archive.submit(work, size)
+    async def _background(self, images: list[StoredImage]) -> asyncio.Future[Any] | None:
+        if self.archive is not None:
+            # One job per image, so a failed write loses only its own image.
+            futures = [
+                self.archive.submit(
+                    functools.partial(self._archive_sync, image),
+                    len(image.b64 or "") + len(image.data or b""),  # bytes it holds
+                )
+                for image in images
+            ]
+            pending = futures[0] if len(futures) == 1 else asyncio.gather(*futures)
             if self.archive.saturated:  # back-pressure: wait for our own images
-                await asyncio.gather(future, return_exceptions=True)
-            return future
+                await asyncio.gather(pending, return_exceptions=True)
+            return pending
         if len(self._jobs) >= MAX_BACKGROUND_JOBS:
             await self._store_quietly(images)
             return None
@@ -249,6 +249,13 @@ class Output:
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
         return task
+
+    def _archive_sync(self, image: StoredImage) -> None:
+        """Decode, hash and write one archive copy (on an archive thread)."""
+        assert self._put_sync is not None
+        data, key = _digest(image)
+        self._put_sync(key, data, cold=True)
+        image.key, image.stored = key, True
 
     async def _store_quietly(self, images: list[StoredImage]) -> None:
         for image in images:  # one after another: this runs in the background anyway
