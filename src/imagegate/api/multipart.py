@@ -41,6 +41,7 @@ MAX_KEY_DEPTH = 8
 class _Part:
     name: str = ""
     filename: str | None = None
+    headers: dict[bytes, bytes] = field(default_factory=dict)
     # Views of the received chunks, joined once at the end: a growing BytesIO re-copies
     # itself on every resize (~8 copies of a 1 MB upload).
     chunks: list[bytes | memoryview] = field(default_factory=list)
@@ -133,15 +134,32 @@ class _Collector:
         self.part: _Part | None = None
         self.parts = 0
         self.text_bytes = 0
-        self.error: Exception | None = None
+        self._hname = b""
+        self._hvalue = b""
 
-    # part events (from _Events) -----------------------------------------------------------
-    def begin(self, headers: dict[bytes, bytes]) -> None:
+    # parser callbacks -------------------------------------------------------------------
+    def on_part_begin(self) -> None:
         self.parts += 1
         if self.parts > MAX_PARTS:
             raise InvalidRequest(f"too many form parts (max {MAX_PARTS})", param="body")
-        part = self.part = _Part()
-        _, params = parse_options_header(headers.get(b"content-disposition", b""))
+        self.part = _Part()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._hname += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._hvalue += data[start:end]
+
+    def on_header_end(self) -> None:
+        assert self.part is not None
+        self.part.headers[self._hname.lower()] = self._hvalue
+        self._hname, self._hvalue = b"", b""
+
+    def on_headers_finished(self) -> None:
+        part = self.part
+        assert part is not None
+        disposition = part.headers.get(b"content-disposition", b"")
+        _, params = parse_options_header(disposition)
         part.name = params.get(b"name", b"").decode("utf-8", "replace")
         raw_filename = params.get(b"filename")
         part.filename = raw_filename.decode("utf-8", "replace") if raw_filename else None
@@ -152,9 +170,10 @@ class _Collector:
                 )
             part.is_file = True
 
-    def data(self, chunk: memoryview) -> None:
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self.part
         assert part is not None
+        chunk = memoryview(data)[start:end]  # no copy: the parser hands over immutable bytes
         part.size += len(chunk)
         if not part.is_file:
             self.text_bytes += len(chunk)
@@ -178,7 +197,7 @@ class _Collector:
         else:
             part.chunks.append(chunk)
 
-    def end(self) -> None:
+    def on_part_end(self) -> None:
         part = self.part
         assert part is not None
         self.part = None
@@ -246,47 +265,6 @@ class _Collector:
                 os.unlink(part.tmp_path)
 
 
-class _Events:
-    """python-multipart's callbacks turned into whole-part events for the collector."""
-
-    def __init__(self, collector: _Collector) -> None:
-        self.collector = collector
-        self.headers: dict[bytes, bytes] = {}
-        self._name = b""
-        self._value = b""
-
-    def callbacks(self) -> Any:  # python-multipart's MultipartCallbacks (a TypedDict)
-        return {
-            "on_part_begin": self.on_part_begin,
-            "on_header_field": self.on_header_field,
-            "on_header_value": self.on_header_value,
-            "on_header_end": self.on_header_end,
-            "on_headers_finished": self.on_headers_finished,
-            "on_part_data": self.on_part_data,
-            "on_part_end": self.collector.end,
-        }
-
-    def on_part_begin(self) -> None:
-        self.headers = {}
-
-    def on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._name += data[start:end]
-
-    def on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def on_header_end(self) -> None:
-        self.headers[self._name.strip().lower()] = self._value.strip()
-        self._name, self._value = b"", b""
-
-    def on_headers_finished(self) -> None:
-        self.collector.begin(self.headers)
-
-    def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        # A view, not a slice: the parser hands over immutable bytes, so no copy is needed.
-        self.collector.data(memoryview(data)[start:end])
-
-
 async def parse_multipart(
     content_type: str, stream: AsyncIterator[bytes], limits: UploadConfig
 ) -> ParsedForm:
@@ -296,7 +274,16 @@ async def parse_multipart(
     if not boundary:
         raise InvalidRequest("multipart body without a boundary", param="body")
     collector = _Collector(limits)
-    parser = MultipartParser(boundary, _Events(collector).callbacks(), max_header_count=16)
+    callbacks: Any = {
+        "on_part_begin": collector.on_part_begin,
+        "on_part_data": collector.on_part_data,
+        "on_part_end": collector.on_part_end,
+        "on_header_field": collector.on_header_field,
+        "on_header_value": collector.on_header_value,
+        "on_header_end": collector.on_header_end,
+        "on_headers_finished": collector.on_headers_finished,
+    }
+    parser = MultipartParser(boundary, callbacks, max_header_count=16)
     try:
         async for chunk in stream:
             if chunk:
