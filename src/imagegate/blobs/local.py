@@ -51,7 +51,7 @@ class LocalBlobStore:
         """Blocking write (for callers already on a worker thread)."""
         path = self.path_for(key)
         if self.pack is not None and len(data) <= self.pack_max_bytes:
-            self.pack.put_many([(key, data)])
+            self.pack.put(key, data)
             return
         if path.exists():
             return

@@ -3,9 +3,9 @@
 A file per image costs an inode, a directory entry and a page-cache page, and on ext4 the
 inode allocation itself is what a small write spends its kernel time on (~0.3 ms per 1 KB
 image measured on the benchmark VM once many files had come and gone, against ~0.03 ms for a
-row in a batched SQLite transaction). Images up to ``storage.pack_max_bytes`` (thumbnails,
+row in SQLite). Images up to ``storage.pack_max_bytes`` (thumbnails,
 small webps) go to ``<storage.path>/pack.db``: WAL mode, one table keyed by the blob key,
-written in one transaction per batch. Several worker processes share it (SQLite locks; a
+one transaction per blob. Several worker processes share it (SQLite locks; a
 writer waits up to ``BUSY_TIMEOUT_MS``).
 
 Blocking, like the rest of the local store: called from worker threads. One connection per
@@ -17,7 +17,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +73,13 @@ class BlobPack:
                 self._all.append(db)
         return db
 
-    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
-        """Store every (key, data) in one transaction; keys already there are left alone."""
-        rows = list(items)
-        if not rows:
-            return
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` (a key already there is left alone)."""
         db = self._db()
         try:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")  # take the write lock first (the busy handler waits)
             try:
-                db.executemany("INSERT OR IGNORE INTO blobs (key, data) VALUES (?, ?)", rows)
+                db.execute("INSERT OR IGNORE INTO blobs (key, data) VALUES (?, ?)", (key, data))
             except BaseException:
                 db.execute("ROLLBACK")
                 raise

@@ -16,17 +16,13 @@ LF → ``%0A``)::
 
 from __future__ import annotations
 
-import os
-import random
 from collections.abc import Iterable
 from typing import Any
 
 from aiohttp.payload import Payload
 
+from ..ids import random_bits
 from ..request import UploadedFile
-
-_rng = random.Random(os.urandom(16))
-os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(16)))
 
 
 class FormBody(Payload):
@@ -73,7 +69,7 @@ def form_body(
 
 def form_parts(fields: Iterable[tuple[str, str]], files: Iterable[FilePart]) -> FormBody:
     """The body for ``fields`` then ``files`` (bytes already in memory)."""
-    boundary = f"imagegate-{_rng.getrandbits(128):032x}"
+    boundary = f"imagegate-{random_bits(128):032x}"
     dash = b"--" + boundary.encode()
     head: list[bytes] = []
     for name, value in fields:

@@ -5,24 +5,19 @@ It never holds base64 or secrets: images are referenced by blob key, the API key
 
 from __future__ import annotations
 
-import os
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ulid import ULID
 
-# Trace ids are ULIDs (ms timestamp + 80 random bits). The random part comes from a
-# per-process generator seeded from the OS, not from os.urandom per request: that syscall
-# releases the GIL, and on a busy gateway getting it back cost ~0.5 ms of latency (a trace
-# id names a request; it is not a secret — reading a trace needs an API key).
-_rng = random.Random(os.urandom(32))
-os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(32)))
+from ..ids import random_bits
 
 
 def new_trace_id() -> str:
-    return str(ULID.from_int((time.time_ns() // 1_000_000) << 80 | _rng.getrandbits(80)))
+    """A ULID (ms timestamp + 80 random bits). It names a request, it is not a secret:
+    reading a trace needs an API key."""
+    return str(ULID.from_int((time.time_ns() // 1_000_000) << 80 | random_bits(80)))
 
 
 @dataclass(slots=True)
