@@ -12,12 +12,21 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import uvicorn
 from aiohttp import web
 
 from imagegate.api.app import create_app
 from imagegate.config import Config
 from imagegate.gateway import Gateway
+
+GEN = "/v2/router/images/generations"
+EDITS = "/v2/router/images/edits"
+
+
+def post(gw: LiveGateway, path: str, **kwargs: Any) -> httpx.Response:
+    """POST to a running gateway (``path`` like ``GEN``), with a 10 s timeout."""
+    return httpx.post(f"{gw.url}{path}", timeout=10, **kwargs)
 
 
 class LiveGateway:

@@ -10,11 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from fakes.openai import FakeOpenAI, Reply
-from live import LiveGateway, live_gateway
+from live import GEN, LiveGateway, live_gateway
 
 from imagegate.config import load_config
-
-GEN = "/v2/router/images/generations"
 
 
 @pytest.fixture(scope="module")

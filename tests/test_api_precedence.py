@@ -9,12 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from fakes.openai import FakeOpenAI
-from live import LiveGateway, live_gateway
+from live import GEN, LiveGateway, live_gateway
 
 from imagegate.gateway import Gateway
 from imagegate.telemetry.trace import NullSink, TraceRecord
-
-GEN = "/v2/router/images/generations"
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from live import LiveGateway, live_gateway
+from live import GEN, LiveGateway, live_gateway
 from orq_ai_sdk import Orq
 from orq_ai_sdk.models import APIErrorResponse
 
@@ -17,7 +17,6 @@ from imagegate.errors import AuthenticationRequired, InvalidApiKey
 
 CLEAR = "sk-clear-key"
 HASHED = "sk-hashed-key"
-GEN = "/v2/router/images/generations"
 BODY = {"model": "placeholder/x", "prompt": "p", "size": "16x16"}
 
 

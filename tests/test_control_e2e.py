@@ -8,10 +8,8 @@ import json
 from typing import Any
 
 import httpx
-from live import live_gateway
+from live import GEN, live_gateway
 from PIL import Image
-
-GEN = "/v2/router/images/generations"
 
 
 def png(side: int = 32) -> bytes:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from live import live_gateway
+from live import GEN, live_gateway
 
 KEY = "sk-metrics"
-GEN = "/v2/router/images/generations"
 
 
 def test_metrics_count_requests_attempts_and_cache(make_config: Any) -> None:

@@ -11,13 +11,11 @@ import httpx
 import orjson
 import pytest
 import yaml
-from live import live_gateway
+from live import GEN, live_gateway
 
 from imagegate.cli import main
 from imagegate.config import load_config
 from imagegate.gateway import Gateway
-
-GEN = "/v2/router/images/generations"
 
 
 def test_prompt_api_lifecycle_and_errors(make_config: Any) -> None:

@@ -8,15 +8,12 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fakes.bedrock import FakeBedrock, Reply, aws_error
 from fakes.recorder import answer_images, upload
-from live import live_gateway
+from live import EDITS, GEN, live_gateway, post
 from PIL import Image
 
-GEN = "/v2/router/images/generations"
-EDITS = "/v2/router/images/edits"
 TITAN = "amazon.titan-image-generator-v2:0"
 NOVA = "amazon.nova-canvas-v1:0"
 SD35 = "stability.sd3-5-large-v1:0"
@@ -26,10 +23,6 @@ SD35 = "stability.sd3-5-large-v1:0"
 def fake() -> Iterator[FakeBedrock]:
     with FakeBedrock() as server:
         yield server
-
-
-def post(gw: Any, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.post(f"{gw.url}{path}", timeout=10, **kwargs)
 
 
 def test_titan_generation_is_signed_and_batched(fake: FakeBedrock, make_config: Any) -> None:

@@ -8,25 +8,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fakes.bfl import FakeBFL, Reply
 from fakes.recorder import answer_images, upload
-from live import live_gateway
+from live import EDITS, GEN, live_gateway, post
 from PIL import Image
-
-GEN = "/v2/router/images/generations"
-EDITS = "/v2/router/images/edits"
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeBFL]:
     with FakeBFL() as server:
         yield server
-
-
-def post(gw: Any, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.post(f"{gw.url}{path}", timeout=10, **kwargs)
 
 
 def test_generation_translates_size_fans_out_n_and_polls(fake: FakeBFL, make_config: Any) -> None:

@@ -6,15 +6,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fakes.fal import FakeFal, Reply
 from fakes.recorder import answer_images, decode_data_uri, upload
-from live import live_gateway
+from live import EDITS, GEN, live_gateway, post
 from PIL import Image
 
-GEN = "/v2/router/images/generations"
-EDITS = "/v2/router/images/edits"
 DEV = "fal/fal-ai/flux/dev"
 
 
@@ -22,10 +19,6 @@ DEV = "fal/fal-ai/flux/dev"
 def fake() -> Iterator[FakeFal]:
     with FakeFal() as server:
         yield server
-
-
-def post(gw: Any, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.post(f"{gw.url}{path}", timeout=10, **kwargs)
 
 
 def test_queue_generation_batches_num_images(fake: FakeFal, make_config: Any) -> None:

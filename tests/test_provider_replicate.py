@@ -7,15 +7,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fakes.recorder import answer_images, decode_data_uri, upload
 from fakes.replicate import FakeReplicate, Reply
-from live import live_gateway
+from live import EDITS, GEN, live_gateway, post
 from PIL import Image
 
-GEN = "/v2/router/images/generations"
-EDITS = "/v2/router/images/edits"
 SCHNELL = "replicate/black-forest-labs/flux-schnell"
 PRO = "replicate/black-forest-labs/flux-1.1-pro"
 
@@ -24,10 +21,6 @@ PRO = "replicate/black-forest-labs/flux-1.1-pro"
 def fake() -> Iterator[FakeReplicate]:
     with FakeReplicate() as server:
         yield server
-
-
-def post(gw: Any, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.post(f"{gw.url}{path}", timeout=10, **kwargs)
 
 
 def test_batching_model_gets_num_outputs(fake: FakeReplicate, make_config: Any) -> None:

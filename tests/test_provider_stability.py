@@ -10,21 +10,14 @@ import httpx
 import pytest
 from fakes.recorder import answer_images, upload
 from fakes.stability import FakeStability, Reply
-from live import live_gateway
+from live import EDITS, GEN, live_gateway, post
 from PIL import Image
-
-GEN = "/v2/router/images/generations"
-EDITS = "/v2/router/images/edits"
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeStability]:
     with FakeStability() as server:
         yield server
-
-
-def post(gw: Any, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.post(f"{gw.url}{path}", timeout=10, **kwargs)
 
 
 def edit(gw: Any, model: str, *, mask: bytes | None = None, side: int = 40) -> httpx.Response:

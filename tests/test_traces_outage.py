@@ -25,9 +25,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from live import live_gateway
-
-GEN = "/v2/router/images/generations"
+from live import GEN, live_gateway
 
 
 def _pg_bin() -> Path | None:
