@@ -89,6 +89,44 @@ class UploadConfig(_Section):
     tmp_dir: str | None = None
 
 
+class LimitsConfig(_Section):
+    """Hard bounds on what one request may ask for, checked before any work starts.
+
+    Every bound here is documented in docs/configuration.md and docs/security.md.
+    """
+
+    # routing fan-out
+    max_fallbacks: int = Field(10, ge=0)
+    max_load_balancer_models: int = Field(10, ge=1)
+    max_attempts: int = Field(24, ge=1)  # (1 + retry.count) x candidates, per request
+    # text
+    max_prompt_chars: int = Field(32_000, ge=1)
+    max_expanded_prompt_chars: int = Field(64_000, ge=1)  # after a stored template is applied
+    max_name_chars: int = Field(256, ge=1)  # orq.name, identity/thread/prompt ids, model names
+    max_metadata_keys: int = Field(64, ge=0)
+    max_metadata_bytes: int = Field(16 * 1024, ge=0)  # request metadata, keys + values, UTF-8
+    max_tags: int = Field(32, ge=0)  # identity.tags, thread.tags
+    max_tag_chars: int = Field(128, ge=1)
+    max_identity_metadata_bytes: int = Field(16 * 1024, ge=0)  # identity.metadata as JSON
+    # bodies
+    max_json_bytes: int = Field(1024 * 1024, ge=1024)
+    max_json_depth: int = Field(16, ge=4)
+    max_multipart_bytes: int = Field(100 * 1024 * 1024, ge=1024)  # all parts of one request
+    max_spooled_bytes: int = Field(1024 * 1024 * 1024, ge=0)  # all requests of one process
+    body_timeout_s: float = Field(300.0, gt=0)  # whole request body
+    body_idle_timeout_s: float = Field(30.0, gt=0)  # between two chunks of a body
+    # images
+    max_image_pixels: int = Field(40_000_000, ge=1)  # inputs, masks and provider answers
+    image_workers: int = Field(2, ge=1)  # threads for Pillow work (decode, masks)
+    max_provider_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+
+
+class FetchConfig(_Section):
+    """Outbound fetches of URLs that did not come from config (provider image URLs...)."""
+
+    allow_private: bool = False  # open loopback/private ranges (tests, private deployments)
+
+
 class Config(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -104,6 +142,8 @@ class Config(_Section):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     uploads: UploadConfig = Field(default_factory=UploadConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    fetch: FetchConfig = Field(default_factory=FetchConfig)
     traces: bool = True
 
     @model_validator(mode="after")
