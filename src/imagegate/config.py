@@ -98,7 +98,7 @@ class LimitsConfig(_Section):
     # routing fan-out
     max_fallbacks: int = Field(10, ge=0)
     max_load_balancer_models: int = Field(10, ge=1)
-    max_attempts: int = Field(24, ge=1)  # (1 + retry.count) x candidates, per request
+    max_attempts: int = Field(32, ge=1)  # (1 + retry.count) x candidates, per request
     # text
     max_prompt_chars: int = Field(32_000, ge=1)
     max_expanded_prompt_chars: int = Field(64_000, ge=1)  # after a stored template is applied

@@ -18,6 +18,8 @@ import re
 import time
 
 from .config import Config
+from .errors import InvalidRequest
+from .limits import expanded_length
 from .pricing import PriceBook
 from .request import ImageRequest, ImageResult
 from .store import (
@@ -43,8 +45,22 @@ NOTE_PROMPT_NOT_FOUND = "prompt_not_found"
 NOTE_PROMPT_UNAVAILABLE = "prompt_store_unavailable"
 
 
-def render_template(template: str, text: str | None) -> str:
-    """``{{input}}`` (spaces allowed inside the braces) stands for the caller's prompt."""
+def render_template(template: str, text: str | None, max_chars: int | None = None) -> str:
+    """``{{input}}`` (spaces allowed inside the braces) stands for the caller's prompt.
+
+    With ``max_chars``, the length of the result is computed first and a result over it is a
+    400 before anything is built (a template of thousands of ``{{input}}`` times a long
+    prompt would otherwise expand to gigabytes).
+    """
+    if max_chars is not None:
+        matches = list(INPUT.finditer(template))
+        size = expanded_length(template, matches, text)
+        if size > max_chars:
+            raise InvalidRequest(
+                f"prompt: the stored prompt's template expands to {size} characters with this"
+                f" prompt, at most {max_chars}",
+                param="orq.prompt",
+            )
     return INPUT.sub(lambda _: text or "", template)
 
 
@@ -102,6 +118,7 @@ class ControlPlane:
         self.writer = writer or BatchingWriter(self.store)
         self.prompts = PromptCache(self.store)
         self.prices = prices or PriceBook.load()
+        self.max_prompt_chars = config.limits.max_expanded_prompt_chars
         self._provider_types = {
             name: entry.type for name, entry in config.providers.items() if entry.type
         }
@@ -154,7 +171,7 @@ class ControlPlane:
         if version is None:
             trace.notes.append(NOTE_PROMPT_NOT_FOUND)
             return
-        apply_version(request, version)
+        apply_version(request, version, self.max_prompt_chars)
         trace.prompt_id, trace.prompt_version = version.prompt_id, version.version
         trace.requested_model = request.model
         trace.n, trace.size, trace.quality = request.n_images, request.size, request.quality
@@ -177,10 +194,12 @@ class ControlPlane:
         )
 
 
-def apply_version(request: ImageRequest, version: PromptVersion) -> None:
+def apply_version(
+    request: ImageRequest, version: PromptVersion, max_chars: int | None = None
+) -> None:
     """Template → prompt, model → model, defaults → parameters the caller left unset."""
     if version.template is not None:
-        request.prompt = render_template(version.template, request.prompt)
+        request.prompt = render_template(version.template, request.prompt, max_chars)
     if version.model:
         request.model = version.model
     for name, value in version.parameters.items():

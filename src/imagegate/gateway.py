@@ -21,6 +21,7 @@ from .cache.layer import CacheLayer
 from .config import Config
 from .control import ControlPlane
 from .errors import GatewayError, InternalError
+from .limits import check_request
 from .options import build_request
 from .output import Output, Served
 from .providers.registry import Registry
@@ -143,6 +144,11 @@ class Gateway:
 
     # --- the pipeline --------------------------------------------------------------------
     async def handle(self, request: ImageRequest, ctx: CallContext) -> ImagesResponse:
+        try:  # before any store, cache or plan work; the trace keeps none of the oversize
+            check_request(request, self.config.limits)
+        except GatewayError as exc:
+            self.record_rejected(request.operation, ctx, exc)
+            raise
         trace = self._new_trace(request, ctx)
         attempts: list[Attempt] = []
         started = time.perf_counter()

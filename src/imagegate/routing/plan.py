@@ -19,6 +19,7 @@ without replacement at once, and it keeps ``execute`` free of randomness about m
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,21 +63,15 @@ def weighted_order(weighted: Sequence[tuple[str, float]], rng: random.Random) ->
     """Sequential weighted draws without replacement: the order models are tried in.
 
     Each step picks among the models not drawn yet with probability weight / remaining weight,
-    which is exactly "draw one, and on failure re-draw among the rest".
+    which is exactly "draw one, and on failure re-draw among the rest". Drawn in one sort
+    (O(n log n)): each model gets the key ``log(u) / weight`` for a uniform ``u`` in (0, 1],
+    and sorting by key, largest first, gives that same distribution over orders (an
+    exponential race: ``-log(u) / w`` is exponential with rate ``w``, and the first to
+    finish among the rest is the model drawn next, with probability w / remaining weight).
     """
-    pool = list(weighted)
-    order: list[str] = []
-    while pool:
-        total = sum(weight for _, weight in pool)
-        point = rng.random() * total
-        index = len(pool) - 1  # float rounding can leave point == total; take the last
-        for i, (_, weight) in enumerate(pool):
-            point -= weight
-            if point < 0:
-                index = i
-                break
-        order.append(pool.pop(index)[0])
-    return order
+    keyed = [(math.log(1.0 - rng.random()) / weight, i) for i, (_, weight) in enumerate(weighted)]
+    keyed.sort(key=lambda pair: (-pair[0], pair[1]))
+    return [weighted[i][0] for _, i in keyed]
 
 
 def _resolve(
