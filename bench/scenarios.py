@@ -8,10 +8,11 @@ direct target gets the same bytes (the fake upstream ignores what it does not kn
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from .upstream import noise_png
 
 Kind = Literal["throughput", "memory", "soak"]
 BOUNDARY = "imagegate-bench-7c1e9a"
@@ -101,8 +102,8 @@ def generation(model: str, size: str, response_format: str, **orq: Any) -> bytes
 
 
 def image_bytes(n: int) -> bytes:
-    """A PNG signature then noise: passes magic-byte sniffing, does not compress."""
-    return (b"\x89PNG\r\n\x1a\n" + random.Random(n).randbytes(max(0, n - 8)))[:n]
+    """PNG headers then noise: passes the magic-byte and pixel checks, does not compress."""
+    return noise_png(n)
 
 
 def multipart_edit(model: str, image_size: int) -> bytes:

@@ -30,7 +30,9 @@ import random
 import re
 import signal
 import socket
+import struct
 import sys
+import zlib
 from typing import Any, cast
 
 import httptools
@@ -42,14 +44,23 @@ DEFAULT_B64 = 1_024
 MAX_JSON = 1024 * 1024
 SLOW = re.compile(rb'"model"\s*:\s*"(?:[^"/]*/)?slow-(\d+)')
 REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 413: b"Payload Too Large"}
-MARK_AT = 16  # base64 chars into the image (past the PNG signature) where the counter goes
+MARK_AT = 56  # base64 chars into the image (past the PNG headers) where the counter goes
 Body = tuple[bytes | memoryview, ...]
 
 
+def png_header(width: int = 1024, height: int = 1024) -> bytes:
+    """PNG signature + IHDR chunk (33 bytes): what the gateway checks before answering."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    crc = zlib.crc32(b"IHDR" + ihdr)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", crc)
+
+
 def noise_png(n: int) -> bytes:
-    """``n`` bytes that start like a PNG and do not compress (like a real image)."""
-    body = random.Random(n).randbytes(max(0, n - 8))
-    return (b"\x89PNG\r\n\x1a\n" + body)[:n]
+    """``n`` bytes with a real PNG header, then noise that does not compress (like a real
+    image): the gateway checks magic bytes and dimensions, never decodes the pixels."""
+    size = max(0, n - 41)
+    head = png_header() + struct.pack(">I", size) + b"IDAT"  # 41 bytes, then the "pixels"
+    return (head + random.Random(n).randbytes(size))[:n]
 
 
 def b64_text(n: int) -> str:
