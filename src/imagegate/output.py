@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pybase64
 
@@ -40,10 +40,14 @@ from .blobs import (
     load_signing_key,
     make_store,
 )
-from .blobs.store import OCTET_STREAM
 from .config import Config
 from .errors import ProviderError, ServiceUnavailable, UpstreamConnectionError
-from .request import GeneratedImage, ImageResult
+from .imageinfo import ImageInfo, probe, probe_b64
+from .net import Origin, trusted_origins
+from .request import MIME_BY_KIND, GeneratedImage, ImageResult
+
+if TYPE_CHECKING:
+    from .routing.plan import Candidate
 
 log = logging.getLogger("imagegate.output")
 T = TypeVar("T")
@@ -123,8 +127,11 @@ class Output:
         self.store: BlobStore = store or make_store(storage)
         self.signer = URLSigner(load_signing_key(config), storage.url_ttl_s)
         self.fetcher = ImageFetcher(
-            max_bytes=storage.fetch_max_bytes, timeout_s=storage.fetch_timeout_s
+            max_bytes=storage.fetch_max_bytes,
+            timeout_s=storage.fetch_timeout_s,
+            allow_private=config.fetch.allow_private,
         )
+        self.max_pixels = config.limits.max_image_pixels
         self.default_base_url = (config.public_url or f"http://{config.host}:{config.port}").rstrip(
             "/"
         )
@@ -169,32 +176,63 @@ class Output:
             served.pending = await self._background(later)
         return served
 
-    async def fetch_remote(self, result: ImageResult) -> ImageResult:
-        """Download the provider's http(s) image URLs into ``data`` (``url`` kept as the source).
+    async def fetch_remote(
+        self, result: ImageResult, candidate: Candidate | None = None
+    ) -> ImageResult:
+        """Check every image of ``result`` is one; download http(s) and ``data:`` URLs.
 
-        Run inside the routing attempt: a URL that cannot be fetched, is too large or is not an
-        image is an ``UpstreamConnectionError`` of that attempt, so it is retried or falls back.
+        Run inside the routing attempt (``finish``): an image that cannot be fetched, is too
+        large or is not a png/jpeg/webp of at most ``limits.max_image_pixels`` is an
+        ``UpstreamConnectionError`` of that attempt, so it is retried or falls back. Base64
+        and bytes are only header-probed here (a few dozen bytes); URLs on the serving
+        provider's configured host:port are trusted, any other goes through the address guard.
         """
+        who = f"{candidate.provider_name}: " if candidate is not None else ""
+        trusted: frozenset[Origin] | None = None
 
         async def one(image: GeneratedImage) -> None:
-            if image.url is None or image.b64 is not None or image.data is not None:
-                return
-            if image.url[:5].lower() == "data:":
-                return
-            try:
-                data, mime = await self.fetcher.fetch(image.url)
-            except FetchError as exc:
-                raise UpstreamConnectionError(f"provider image: {exc}") from None
-            hint = image.mime or mime
-            if content_type_of(data, hint) == OCTET_STREAM:
-                raise UpstreamConnectionError("provider image URL did not return an image")
-            image.data, image.mime = data, hint
+            nonlocal trusted
+            if image.b64 is not None:
+                self._checked(probe_b64(image.b64), who)
+            elif image.data is not None:
+                self._checked(probe(image.data), who)
+            elif image.url is not None:
+                if trusted is None:
+                    trusted = trusted_origins(candidate.provider) if candidate else frozenset()
+                image.data, image.mime = await self._download(image.url, trusted, who)
 
         await each([one(image) for image in result.images])
         return result
 
+    def _checked(self, info: ImageInfo | None, who: str = "") -> ImageInfo:
+        """``info`` when it describes an acceptable image; else a failure of the attempt."""
+        if info is None:
+            raise UpstreamConnectionError(f"{who}provider answer is not a png, jpeg or webp image")
+        if info.pixels > self.max_pixels:
+            raise UpstreamConnectionError(
+                f"{who}provider image is {info.width}x{info.height}, over the "
+                f"{self.max_pixels} pixel limit"
+            )
+        return info
+
+    async def _download(
+        self, url: str, trusted: frozenset[Origin], who: str = ""
+    ) -> tuple[bytes, str]:
+        """The checked bytes behind a provider URL and their type (from the bytes, never
+        from the provider's or the server's hint)."""
+        try:
+            data, _ = await self.fetcher.fetch(url, trusted=trusted)
+        except FetchError as exc:
+            raise UpstreamConnectionError(f"{who}{exc}") from None
+        info = self._checked(probe(data), who)
+        return data, MIME_BY_KIND[info.kind]
+
     async def _inline(self, image: GeneratedImage) -> StoredImage:
-        """Bring the image into memory: b64 kept as text, URLs fetched, data: URIs decoded."""
+        """Bring the image into memory: b64 kept as text, URLs fetched, data: URIs decoded.
+
+        Results that went through ``fetch_remote`` hold no URL left to fetch; one that did
+        not is fetched here with no trusted host (every URL through the guard).
+        """
         mime, revised = image.mime, image.revised_prompt
         if image.b64 is not None:
             return StoredImage("b64_json", b64=image.b64, mime=mime, revised_prompt=revised)
@@ -204,13 +242,10 @@ class Output:
         if image.url is None:
             raise ProviderError("provider returned an image with neither data nor URL")
         try:
-            data, mime = await self.fetcher.fetch(image.url)
-        except FetchError as exc:
-            raise ProviderError(f"provider image: {exc}") from None
-        hint = image.mime or mime
-        if content_type_of(data, hint) == OCTET_STREAM:
-            raise ProviderError("provider image URL did not return an image")
-        return StoredImage("url", data=data, mime=hint, revised_prompt=image.revised_prompt)
+            data, mime = await self._download(image.url, frozenset())
+        except UpstreamConnectionError as exc:
+            raise ProviderError(exc.message) from None
+        return StoredImage("url", data=data, mime=mime, revised_prompt=image.revised_prompt)
 
     async def _store(self, image: StoredImage, *, cold: bool = False) -> None:
         """Hash and write one image (off the event loop); sets ``image.key``. ``cold``: an

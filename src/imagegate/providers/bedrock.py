@@ -40,6 +40,7 @@ from yarl import URL
 
 from ..config import ProviderConfig
 from ..errors import UpstreamConnectionError, UpstreamHTTPError
+from ..net import BodyTooLarge, read_capped
 from ..request import GeneratedImage, ImageRequest, ImageResult, Operation
 from . import inputs
 from .base import Capabilities
@@ -256,10 +257,14 @@ class BedrockProvider(HTTPProvider):
             async with self.session.post(
                 URL(url, encoded=True), data=payload, headers={**self.config.headers, **headers}
             ) as resp:
-                raw = await resp.read()
+                raw = await read_capped(resp, self.max_response_bytes)
                 status, resp_headers = resp.status, resp.headers
         except asyncio.CancelledError:
             raise
+        except BodyTooLarge:
+            raise UpstreamConnectionError(
+                f"{self.name}: response over {self.max_response_bytes} bytes"
+            ) from None
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
             raise UpstreamConnectionError(f"{self.name}: broken response: {exc}") from None
         except (aiohttp.ClientError, OSError) as exc:

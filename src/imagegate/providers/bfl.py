@@ -6,7 +6,10 @@ https://docs.bfl.ai/api-reference (``POST https://api.bfl.ai/v1/{model}`` with h
 → ``result.sample`` is a signed image URL valid for 10 minutes). Other final statuses
 (https://docs.bfl.ai/api_integration/errors): ``Request Moderated`` / ``Content Moderated``
 → 400 ``content_policy_violation``; ``Error``, ``Failed``, ``Task not found`` → 502.
-BFL has no cancel call, so an abandoned task is simply no longer polled.
+BFL has no cancel call, so an abandoned task is simply no longer polled. ``polling_url`` is
+only followed (with the ``x-key``) on the configured host or, with the default base URL, on an
+https ``*.bfl.ai`` host (BFL answers regional ones such as ``api.eu1.bfl.ai``); any other
+fails the attempt.
 
 Translation: ``size`` → ``width``/``height`` rounded to the model's step and range (FLUX 1.x
 pro/dev: multiples of 32 in 256–1440; FLUX.2: multiples of 16 from 64) or the nearest
@@ -89,6 +92,8 @@ def fit_size(wh: tuple[int, int], step: int, side: tuple[int, int]) -> tuple[int
 class BFLProvider(HTTPProvider):
     """``bfl/<endpoint>``, e.g. ``bfl/flux-pro-1.1`` or ``bfl/flux-kontext-pro``."""
 
+    api_host_family = "bfl.ai"
+
     def __init__(self, name: str, config: ProviderConfig) -> None:
         super().__init__(name, config)
         self.base_url = (config.base_url or BASE_URL).rstrip("/")
@@ -163,7 +168,10 @@ class BFLProvider(HTTPProvider):
         task = await self.send_json("POST", url, headers=headers, json=body)
         if not isinstance(task, dict) or not task.get("id"):
             raise no_image(self.name, "submit answer has no task id")
-        polling_url = str(task.get("polling_url") or f"{self.base_url}/v1/get_result")
+        given = task.get("polling_url")
+        polling_url = (
+            self.own_url(str(given), "polling_url") if given else f"{self.base_url}/v1/get_result"
+        )
         params = None if task.get("polling_url") else {"id": str(task["id"])}
 
         async def fetch() -> Any:

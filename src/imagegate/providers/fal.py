@@ -13,7 +13,9 @@ Translation: ``size`` → ``image_size`` (a named preset when it is one, else
 batches where the model takes it, else parallel calls; edit images and masks are sent inline
 as ``data:`` URIs (``image_url``, ``mask_url``; masks converted to white-is-edit). Images
 flagged in ``has_nsfw_concepts`` are dropped; all flagged is a 400 content_policy_violation.
-Config: ``mode`` (``queue``|``sync``), ``queue_url``, ``poll_interval_s``.
+Config: ``mode`` (``queue``|``sync``), ``queue_url``, ``poll_interval_s``. The queue's
+``status_url``/``response_url``/``cancel_url`` are only called (with the key) on the
+configured hosts (``base_url``/``queue_url``); any other host fails the attempt.
 """
 
 from __future__ import annotations
@@ -105,6 +107,9 @@ class FalProvider(HTTPProvider):
         self.mode = str(config.option("mode", "queue"))
         self.jobs = Jobs(interval_option(config.option("poll_interval_s"), 0.5))
 
+    def origin_urls(self) -> tuple[str, ...]:
+        return (self.sync_url, self.queue_url)
+
     def capabilities(self, model: str) -> Capabilities:
         return MODELS.get(model, UNKNOWN).caps
 
@@ -177,9 +182,9 @@ class FalProvider(HTTPProvider):
         if not isinstance(ticket, dict) or not ticket.get("request_id"):
             raise no_image(self.name, "queue answer has no request_id")
         base = f"{self.queue_url}/{'/'.join(model.split('/')[:2])}/requests/{ticket['request_id']}"
-        status_url = str(ticket.get("status_url") or f"{base}/status")
-        response_url = str(ticket.get("response_url") or base)
-        cancel_url = str(ticket.get("cancel_url") or f"{base}/cancel")
+        status_url = self.own_url(str(ticket.get("status_url") or f"{base}/status"), "status_url")
+        response_url = self.own_url(str(ticket.get("response_url") or base), "response_url")
+        cancel_url = self.own_url(str(ticket.get("cancel_url") or f"{base}/cancel"), "cancel_url")
 
         async def status() -> Any:
             return await self.send_json("GET", status_url, headers=headers)

@@ -1,7 +1,14 @@
 """Shared plumbing for HTTP providers: one aiohttp session per provider, error mapping.
 
 Adapters build a request and call ``send``; this module turns statuses, resets and truncated
-bodies into ``UpstreamFailure`` values so every provider fails the same way.
+bodies into ``UpstreamFailure`` values so every provider fails the same way. Every body read
+is capped at ``max_response_bytes`` (``limits.max_provider_response_bytes``, set by the
+registry): an upstream that answers more is a broken response, not a memory spike.
+
+URLs a provider hands back for the adapter to call with its credentials (polling, result and
+cancel URLs) must be on the provider's own configured host:port, or in the vendor's API host
+family when the adapter names one (``own_url``); anything else fails the attempt and no
+request is sent to it.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ..config import ProviderConfig
+from ..config import LimitsConfig, ProviderConfig
 from ..errors import UpstreamConnectionError, UpstreamHTTPError
+from ..net import BodyTooLarge, in_family, origin_of, origins_of, read_capped
 from . import jsonsplice
 
 READ_BUFSIZE = 2 * 1024 * 1024
@@ -82,11 +90,44 @@ class HTTPProvider:
     """Base for adapters that speak HTTP: lazy shared session, uniform failures."""
 
     name: str = "http"
+    # limits.max_provider_response_bytes; the registry sets it from the full config
+    max_response_bytes: int = LimitsConfig().max_provider_response_bytes
+    # The vendor's API hosts (e.g. ``bfl.ai`` for BFL's regional ``api.eu1.bfl.ai``): https
+    # URLs there count as the provider's own while the configured host is in that family too.
+    api_host_family: str | None = None
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
         self.config = config
         self._session: aiohttp.ClientSession | None = None
+
+    def origin_urls(self) -> tuple[str, ...]:
+        """The base URL(s) this adapter calls (config's ``base_url`` or the vendor default):
+        image URLs on their host:port are trusted by the fetcher."""
+        base = getattr(self, "base_url", None)
+        return (base,) if isinstance(base, str) and base else ()
+
+    def own_url(self, url: str, what: str) -> str:
+        """``url`` when the provider's credentials may be sent to it, else a failure.
+
+        Why: polling and result URLs come from the upstream's answer; a hostile or broken
+        one must not make the gateway send its API key (or any request) elsewhere.
+        """
+        origin = origin_of(url)
+        own = origins_of(self.origin_urls())
+        if origin is not None and origin in own:
+            return url
+        family = self.api_host_family
+        if (
+            origin is not None
+            and family is not None
+            and url[:8].lower() == "https://"
+            and origin[1] == 443
+            and in_family(origin[0], family)
+            and any(in_family(host, family) for host, _ in own)
+        ):
+            return url
+        raise UpstreamConnectionError(f"{self.name}: {what} is not on the provider's host")
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -130,11 +171,15 @@ class HTTPProvider:
             async with self.session.request(
                 method, url, headers=all_headers, data=body_data, params=params
             ) as resp:
-                body = await resp.read()
+                body = await read_capped(resp, self.max_response_bytes)
                 status = resp.status
                 resp_headers = resp.headers
         except asyncio.CancelledError:
             raise
+        except BodyTooLarge:
+            raise UpstreamConnectionError(
+                f"{self.name}: response over {self.max_response_bytes} bytes"
+            ) from None
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
             raise UpstreamConnectionError(f"{self.name}: broken response: {exc}") from None
         except (aiohttp.ClientConnectionError, OSError) as exc:

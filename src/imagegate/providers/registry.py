@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from ..config import Config, ProviderConfig
 from .base import Provider
+from .http import HTTPProvider
 
 AdapterFactory = Callable[[str, ProviderConfig], Provider]
 
@@ -74,7 +75,10 @@ class Registry:
             if type_name in NEEDS_KEY and not entry.api_key and not entry.base_url:
                 self.unavailable[name] = "no api_key configured"
                 continue
-            self._providers[name] = load_adapter(type_name)(name, entry)
+            provider = load_adapter(type_name)(name, entry)
+            if isinstance(provider, HTTPProvider):  # adapters get ProviderConfig only
+                provider.max_response_bytes = config.limits.max_provider_response_bytes
+            self._providers[name] = provider
 
     def add(self, name: str, provider: Provider) -> None:
         self._providers[name] = provider

@@ -12,7 +12,9 @@ Translation: ``size`` → the model's nearest ``aspect_ratio``; ``n`` → ``num_
 where the model takes it (FLUX schnell/dev), else parallel predictions; ``output_format``
 ``jpeg`` → ``jpg``; edit images and masks go inline as ``data:`` URIs (masks white-is-edit).
 A failed prediction whose error reads like a safety refusal is a 400
-``content_policy_violation``; any other failed or canceled prediction is a 502.
+``content_policy_violation``; any other failed or canceled prediction is a 502. ``urls.get``
+and ``urls.cancel`` are only called (with the token) on the configured host; any other host
+fails the attempt.
 """
 
 from __future__ import annotations
@@ -174,8 +176,8 @@ class ReplicateProvider(HTTPProvider):
         found = prediction.get("urls")
         urls: dict[str, Any] = found if isinstance(found, dict) else {}
         own = f"{self.base_url}/predictions/{prediction['id']}"
-        get_url = str(urls.get("get") or own)
-        cancel_url = str(urls.get("cancel") or f"{own}/cancel")
+        get_url = self.own_url(str(urls.get("get") or own), "urls.get")
+        cancel_url = self.own_url(str(urls.get("cancel") or f"{own}/cancel"), "urls.cancel")
 
         async def fetch() -> Any:
             return await self.send_json("GET", get_url, headers=headers)

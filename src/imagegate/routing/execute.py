@@ -78,7 +78,9 @@ class Outcome:
     attempts: list[Attempt]
 
 
-Finish = Callable[[ImageResult], Awaitable[ImageResult]]
+# Completes a result inside its attempt; gets the candidate so it knows which provider (and so
+# which configured hosts) the result came from.
+Finish = Callable[[ImageResult, Candidate], Awaitable[ImageResult]]
 
 
 async def _call(
@@ -92,7 +94,7 @@ async def _call(
     try:
         async with asyncio.timeout(timeout_s):
             result = await candidate.provider.call(candidate.model_id, request)
-            return result if finish is None else await finish(result)
+            return result if finish is None else await finish(result, candidate)
     except TimeoutError:
         raise UpstreamTimeout(f"{candidate.model}: no answer within {timeout_s:.3g} s") from None
 
