@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import load, procs, profile, report, targets
+from . import abuse, load, procs, profile, report, targets
 from .measure import measure
-from .scenarios import BY_NAME, SCENARIOS, Scenario, Settings, write_body
+from .scenarios import BY_NAME, Scenario, Settings, write_body
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short runs (about 2 minutes)")
     mode.add_argument("--smoke", action="store_true", help="seconds; Python load; no docs")
-    p.add_argument("--scenarios", help=f"comma list of {','.join(BY_NAME)} (default: all)")
+    p.add_argument("--scenarios", help=f"comma list of {','.join(BY_NAME)},abuse (default: "
+                   "all; abuse only on a full run unless named)")  # fmt: skip
     p.add_argument("--targets", help="comma list of direct,imagegate,litellm "
                    "(default: direct,imagegate, plus litellm when installed)")  # fmt: skip
     p.add_argument("--duration", type=float, help="seconds per measured run")
@@ -219,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     gateway_cpus = (args.gateway_cpus or "1") if pin else None
     side_cpus = "0" if pin else None
     pinning = f"gateway cpu {gateway_cpus}, upstream+load cpu {side_cpus}" if pin else "none"
-    chosen = [BY_NAME[s] for s in args.scenarios.split(",")] if args.scenarios else list(SCENARIOS)
+    names = args.scenarios.split(",") if args.scenarios else [*BY_NAME, "abuse"]
+    run_abuse = "abuse" in names and (preset == "full" or bool(args.scenarios))
+    chosen = [BY_NAME[s] for s in names if s != "abuse"]
     litellm = targets.find_litellm(args.litellm)
     with_litellm = litellm is not None and preset != "smoke"  # smoke stays seconds-long
     wanted = args.targets.split(",") if args.targets else \
@@ -252,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in scenario.targets:
                 if name in wanted:
                     run_target(name, scenario, ctx, results)
+        if run_abuse and "imagegate" in wanted:
+            print("== abuse: hostile requests, one attack at a time", flush=True)
+            results["abuse"] = abuse.run(out, gateway_cpus=gateway_cpus, side_cpus=side_cpus)
     finally:
         for endpoint in shared.values():
             endpoint.stop()
