@@ -90,9 +90,7 @@ def test_make_run_path_answers_the_readme_curl_and_stops_on_sigterm(
     assert "Application shutdown complete" in stderr and "Traceback" not in stderr
 
 
-def test_env_overrides_reach_the_server(
-    tmp_path: Path, serve: list[subprocess.Popen[str]]
-) -> None:
+def test_env_overrides_reach_the_server(tmp_path: Path, serve: list[subprocess.Popen[str]]) -> None:
     port = free_port()
     with FakeOpenAI() as fake:
         _start(serve, [], tmp_path, port, IMAGEGATE_PORT=str(port),
@@ -121,6 +119,16 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path, yaml_text: str, key: s
 
 def test_public_bind_without_keys_is_refused(tmp_path: Path) -> None:
     done = _run(["serve", "--host", "0.0.0.0", "--port", str(free_port())], tmp_path)
+    assert done.returncode == 2
+    assert "api_keys" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("host", ['""', '"::"'])
+def test_every_interface_bind_without_keys_is_refused(tmp_path: Path, host: str) -> None:
+    """``host: ""`` binds every interface, like 0.0.0.0: not loopback."""
+    config = tmp_path / "imagegate.yaml"
+    config.write_text(f"host: {host}\nport: {free_port()}\n")
+    done = _run(["serve", "--config", str(config)], tmp_path)
     assert done.returncode == 2
     assert "api_keys" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 

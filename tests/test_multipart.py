@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -13,10 +14,12 @@ import pytest
 from live import LiveGateway, live_gateway
 from openai._qs import Querystring
 from PIL import Image
+from starlette.requests import ClientDisconnect
 
 from imagegate.api.multipart import parse_multipart, put_bracketed
-from imagegate.config import UploadConfig, load_config
-from imagegate.errors import InvalidRequest
+from imagegate.api.spool import SpoolBudget
+from imagegate.config import LimitsConfig, UploadConfig, load_config
+from imagegate.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable
 
 
 def image_bytes(fmt: str = "PNG", side: int = 16, noise: int = 0) -> bytes:
@@ -192,12 +195,16 @@ async def test_parts_are_the_same_however_the_body_is_chunked(chunk_size: int) -
     image = image_bytes() + b"\r\n--x\r\r\n-" * 500 + bytes(range(256)) * 40
     boundary = "b0undary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na fox\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="orq"\r\n'
-        'Content-Type: application/json\r\n\r\n{"retry": {"count": 2}}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + image + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na fox\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="orq"\r\n'
+            'Content-Type: application/json\r\n\r\n{"retry": {"count": 2}}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + image
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     limits = UploadConfig(spool_bytes=5_000)  # the image goes to a temp file past 5 KB
     form = await parse_multipart(
         f"multipart/form-data; boundary={boundary}", _chunks(body, chunk_size), limits
@@ -210,3 +217,56 @@ async def test_parts_are_the_same_however_the_body_is_chunked(chunk_size: int) -
     finally:
         for upload in form.images:
             upload.discard()
+
+
+def _spooled_form(image: bytes, boundary: str = "b0undary") -> bytes:
+    return (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + image
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+def test_spool_budget_is_exact_on_success_and_holds_keep_the_file() -> None:
+    budget = SpoolBudget(1 << 20)
+    image = image_bytes() + b"\0" * 20_000
+    body = _spooled_form(image)
+    form = asyncio.run(parse_multipart(
+        "multipart/form-data; boundary=b0undary", _chunks(body, 4096),
+        UploadConfig(spool_bytes=1024), spool=budget,
+    ))  # fmt: skip
+    [upload] = form.images
+    assert upload.path is not None and budget.held == len(image) == upload.spooled
+    path = upload.path
+    upload.hold()  # e.g. a coalesced cache flight
+    upload.discard()
+    upload.discard()  # the owner's discard is idempotent: it never drops someone's hold
+    assert os.path.exists(path) and budget.held == len(image)
+    upload.unhold()
+    assert not os.path.exists(path) and budget.held == 0
+
+
+async def _then_disconnect(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+    raise ClientDisconnect()
+
+
+@pytest.mark.parametrize("how", ["disconnect", "over-budget", "over-total"])
+def test_spool_budget_is_exact_on_errors(tmp_path: Path, how: str) -> None:
+    budget = SpoolBudget(30_000 if how == "over-budget" else 1 << 20)
+    image = image_bytes() + b"\0" * 40_000
+    body = _spooled_form(image)
+    stream = _then_disconnect(body[:30_000]) if how == "disconnect" else _chunks(body, 4096)
+    expected: type[Exception] = {"disconnect": ClientDisconnect, "over-budget": ServiceUnavailable,
+                                 "over-total": PayloadTooLarge}[how]  # fmt: skip
+    limits = UploadConfig(spool_bytes=1024, tmp_dir=str(tmp_path))
+    with pytest.raises(expected):
+        asyncio.run(parse_multipart(
+            "multipart/form-data; boundary=b0undary", stream, limits,
+            LimitsConfig(max_multipart_bytes=35_000), spool=budget,
+        ))  # fmt: skip
+    assert budget.held == 0
+    assert list(tmp_path.iterdir()) == []

@@ -62,10 +62,24 @@ class UnsupportedEngine(InvalidRequest):
     code = "unsupported_engine"
 
 
+class InvalidImage(InvalidRequest):
+    """An upload that declares more pixels than ``limits.max_image_pixels``."""
+
+    code = "invalid_image"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     code = "payload_too_large"
     type = "invalid_request_error"
+
+
+class RequestTimeout(GatewayError):
+    """The request body did not arrive in time (``limits.body_timeout_s`` / idle timeout)."""
+
+    status = 408
+    code = "request_timeout"
+    type = "timeout_error"
 
 
 class AuthenticationRequired(GatewayError):

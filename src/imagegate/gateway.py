@@ -21,6 +21,7 @@ from .cache.layer import CacheLayer
 from .config import Config
 from .control import ControlPlane
 from .errors import GatewayError, InternalError
+from .imaging import check_uploads, configure
 from .limits import check_request
 from .options import build_request
 from .output import Output, Served
@@ -97,6 +98,7 @@ class Gateway:
         control: ControlPlane | None = None,
     ) -> None:
         self.config = config
+        configure(config.limits)  # the Pillow pool and pixel cap of this process
         self.registry = registry or Registry(config)
         self.control = control or ControlPlane(config)
         self.traces: TraceSink = traces or (self.control.writer if config.traces else NullSink())
@@ -146,6 +148,8 @@ class Gateway:
     async def handle(self, request: ImageRequest, ctx: CallContext) -> ImagesResponse:
         try:  # before any store, cache or plan work; the trace keeps none of the oversize
             check_request(request, self.config.limits)
+            if request.images or request.mask is not None:  # pixel caps, before any decode
+                await check_uploads(request.uploads(), self.config.limits)
         except GatewayError as exc:
             self.record_rejected(request.operation, ctx, exc)
             raise

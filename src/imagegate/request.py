@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 from .models import RoutingOptions
 
@@ -31,12 +32,23 @@ def sniff_image(head: bytes) -> str | None:
     return None
 
 
+class SpoolAccount(Protocol):
+    """Where a spooled file's bytes are given back when it is deleted (``api/spool.py``)."""
+
+    def release(self, nbytes: int) -> None: ...
+
+
 @dataclass(slots=True)
 class UploadedFile:
     """An uploaded image: small ones in memory, large ones spooled to a temp file.
 
     ``sha256`` is computed on first use (``digest``): only the cache key needs it, and hashing
     every upload would cost ~0.6 ms of CPU per megabyte on requests that never ask for cache.
+
+    The temp file has one owner (the request; ``discard`` drops it) plus any number of holds
+    (``hold``/``unhold``): a coalesced cache flight holds the leader's uploads so the leader's
+    client leaving does not delete files the flight still sends. The file goes when the owner
+    has let go and the last hold is gone; its bytes then return to ``spool``.
     """
 
     field: str
@@ -46,6 +58,12 @@ class UploadedFile:
     sha256: str | None = None
     data: bytes | None = None
     path: str | None = None
+    head: bytes = b""  # first bytes of a spooled file, for header probes (pixel counts)
+    spool: SpoolAccount | None = None
+    spooled: int = 0  # bytes reserved in ``spool`` for the temp file
+    holds: int = 0
+    dropped: bool = False
+    derived: dict[Any, Any] | None = None  # per-request conversions (masks), made once
 
     def digest(self) -> str:
         """The SHA-256 of the bytes (hex), computed once; blocking for a spooled file."""
@@ -92,12 +110,31 @@ class UploadedFile:
         return open(self.path, "rb")
 
     def discard(self) -> None:
+        """The owner lets go (idempotent); the temp file goes now unless a hold keeps it."""
+        self.dropped = True
+        if self.holds == 0:
+            self._delete()
+
+    def hold(self) -> None:
+        """Keep the temp file past the owner's ``discard`` until ``unhold``."""
+        self.holds += 1
+
+    def unhold(self) -> None:
+        self.holds -= 1
+        if self.holds == 0 and self.dropped:
+            self._delete()
+
+    def _delete(self) -> None:
         if self.path is not None:
             try:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
             self.path = None
+        if self.spooled and self.spool is not None:
+            self.spool.release(self.spooled)
+        self.spooled = 0
+        self.derived = None
 
 
 # Parameters a provider may receive, in the order they are sent.
@@ -153,11 +190,26 @@ class ImageRequest:
     def n_images(self) -> int:
         return self.n or 1
 
+    def uploads(self) -> list[UploadedFile]:
+        return [*self.images, *([self.mask] if self.mask is not None else [])]
+
     def discard_files(self) -> None:
         for f in self.images:
             f.discard()
         if self.mask is not None:
             self.mask.discard()
+
+    def hold_files(self) -> Callable[[], None]:
+        """Hold every upload now; the returned call lets go (once, however often called)."""
+        held = self.uploads()
+        for upload in held:
+            upload.hold()
+
+        def release() -> None:
+            while held:
+                held.pop().unhold()
+
+        return release
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive
 
@@ -18,27 +18,35 @@ from ..request import ImageRequest, Operation
 from ..telemetry.trace import new_trace_id
 from .auth import Authenticator
 from .body import read_json
-from .multipart import parse_multipart
+from .multipart import framed_cap, parse_multipart
 from .responses import JSONResponse, error_response
+from .spool import process_budget
+from .stream import body_chunks, declared_length
 
 log = logging.getLogger("imagegate.api")
 CLIENT_CLOSED = 499
 
 
 async def read_request(request: Request, operation: Operation, gateway: Gateway) -> ImageRequest:
+    """The body as an ``ImageRequest``, every upload within the limits (sizes, pixels, time)."""
     raw_type = request.headers.get("content-type", "")
     content_type = raw_type.lower()  # for the checks; the boundary keeps its case
+    limits = gateway.config.limits
     if operation == "generations":
         if "multipart/" in content_type:
             raise InvalidRequest("generations take a JSON body", param="body")
-        return build_request("generations", await read_json(request))
+        return build_request("generations", await read_json(request, limits))
     if content_type.startswith("application/json"):
         raise InvalidRequest(
             f"images/{operation} takes multipart/form-data with an image file", param="image"
         )
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest("expected a multipart/form-data body", param="body")
-    form = await parse_multipart(raw_type, request.stream(), gateway.config.uploads)
+    declared_length(request, framed_cap(limits), "multipart body")
+    form = await parse_multipart(
+        raw_type, body_chunks(request, limits), gateway.config.uploads, limits,
+        process_budget(limits.max_spooled_bytes),
+    )  # fmt: skip
     try:
         return build_request(operation, form.fields, form.images, form.mask)
     except BaseException:
@@ -115,6 +123,9 @@ def make_endpoint(operation: Operation) -> Any:
             if image_request is None and ctx is not None:  # authenticated, refused body
                 gateway.record_rejected(operation, ctx, exc)
             return error_response(exc, trace_id)
+        except ClientDisconnect:  # gone while sending the body; its temp files are removed
+            log.info("client disconnected while sending the body of trace %s", trace_id)
+            return Response(status_code=CLIENT_CLOSED)
         except Exception:
             log.exception("unhandled error in trace %s", trace_id)
             return error_response(InternalError("internal error; see the gateway log"), trace_id)

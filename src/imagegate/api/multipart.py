@@ -1,11 +1,14 @@
 """Streaming ``multipart/form-data`` parser for edits and variations.
 
 Parts are parsed as they arrive (python-multipart): file parts are kept in memory up to
-``spool_bytes`` and written to a temp file past it, and a file over ``max_file_bytes`` stops
-the upload at once with a 413. Image types are checked by magic bytes, not by the part's
-claimed content type. JSON parts (``orq``, ``retry``…) are decoded with or without a part
-content type; ``fallback_on_codes[]`` may repeat; bracket names (``orq[retry][count]``, how the
-openai SDK sends ``extra_body``) are decoded into nested objects and lists.
+``spool_bytes`` and written to a temp file past it, and a file over ``max_file_bytes`` (or all
+parts together over ``limits.max_multipart_bytes``) stops the upload at once with a 413.
+Bytes written to temp files are reserved in the process-wide spool budget (``spool.py``) as
+they are written; a request that would pass it stops with a 503 and its files are removed.
+Image types are checked by magic bytes, not by the part's claimed content type. JSON parts
+(``orq``, ``retry``…) are decoded with or without a part content type;
+``fallback_on_codes[]`` may repeat; bracket names (``orq[retry][count]``, how the openai SDK
+sends ``extra_body``) are decoded into nested objects and lists.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import orjson
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ..config import UploadConfig
+from ..config import LimitsConfig, UploadConfig
 from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedFileType
 from ..request import UploadedFile, sniff_image
+from .spool import SpoolBudget
+from .stream import human_bytes
 
 FILE_FIELDS = {"image": "image", "image[]": "image", "mask": "mask"}
 JSON_FIELDS = frozenset(
@@ -35,6 +40,10 @@ MAX_TEXT_BYTES = 4 * 1024 * 1024  # all text fields together
 MAX_PARTS = 256  # the openai SDK sends every option leaf as its own part
 MAX_KEY_CHARS = 256
 MAX_KEY_DEPTH = 8
+FRAMING_BYTES = 1024 * 1024  # boundaries and part headers allowed beyond the parts' data
+HEAD_BYTES = 64 * 1024  # first bytes of a spooled file kept for the pixel-count probe
+MAX_HEADER_BYTES = 8 * 1024  # one part header's name or value
+_DEFAULT_LIMITS = LimitsConfig()
 
 
 @dataclass
@@ -50,6 +59,7 @@ class _Part:
     head: bytes = b""
     tmp: Any = None
     tmp_path: str | None = None
+    reserved: int = 0  # bytes taken from the spool budget for ``tmp``
 
 
 @dataclass
@@ -59,11 +69,9 @@ class ParsedForm:
     mask: UploadedFile | None
 
 
-def _human_bytes(n: int) -> str:
-    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
-        if n >= size and n % size == 0:
-            return f"{n // size} {unit}"
-    return f"{n} bytes"
+def framed_cap(limits: LimitsConfig) -> int:
+    """The most raw body bytes a form may take: its parts plus their framing."""
+    return limits.max_multipart_bytes + FRAMING_BYTES
 
 
 def split_bracketed(name: str) -> tuple[str, list[str]]:
@@ -126,8 +134,13 @@ def put_bracketed(fields: dict[str, Any], name: str, value: str) -> None:
 class _Collector:
     """Receives parser callbacks and builds fields and files with bounded memory."""
 
-    def __init__(self, limits: UploadConfig) -> None:
+    def __init__(
+        self, limits: UploadConfig, body_limits: LimitsConfig, spool: SpoolBudget | None
+    ) -> None:
         self.limits = limits
+        self.max_total = body_limits.max_multipart_bytes
+        self.spool = spool
+        self.total = 0  # data bytes of every part so far
         self.fields: dict[str, Any] = {}
         self.images: list[UploadedFile] = []
         self.mask: UploadedFile | None = None
@@ -146,9 +159,13 @@ class _Collector:
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._hname += data[start:end]
+        if len(self._hname) > MAX_HEADER_BYTES:
+            raise InvalidRequest("malformed multipart body: part header too long", param="body")
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
         self._hvalue += data[start:end]
+        if len(self._hvalue) > MAX_HEADER_BYTES:
+            raise InvalidRequest("malformed multipart body: part header too long", param="body")
 
     def on_header_end(self) -> None:
         assert self.part is not None
@@ -175,6 +192,11 @@ class _Collector:
         assert part is not None
         chunk = memoryview(data)[start:end]  # no copy: the parser hands over immutable bytes
         part.size += len(chunk)
+        self.total += len(chunk)
+        if self.total > self.max_total:
+            limit = human_bytes(self.max_total)
+            raise PayloadTooLarge(f"the form's parts exceed {limit} at {part.name!r}",
+                                  param=part.name)  # fmt: skip
         if not part.is_file:
             self.text_bytes += len(chunk)
             if part.size > MAX_FIELD_BYTES or self.text_bytes > MAX_TEXT_BYTES:
@@ -182,17 +204,16 @@ class _Collector:
             part.chunks.append(bytes(chunk))  # small: copied, not pinning whole chunks
             return
         if part.size > self.limits.max_file_bytes:
-            limit = _human_bytes(self.limits.max_file_bytes)
+            limit = human_bytes(self.limits.max_file_bytes)
             raise PayloadTooLarge(f"file {part.name!r} exceeds {limit}", param=part.name)
         if len(part.head) < 16:
             part.head = (part.head + bytes(chunk[:16]))[:16]
         if part.tmp is None and part.size > self.limits.spool_bytes:
-            fd, part.tmp_path = tempfile.mkstemp(prefix="imagegate-", dir=self.limits.tmp_dir)
-            part.tmp = os.fdopen(fd, "wb")
-            part.tmp.writelines(part.chunks)
-            part.chunks = []
-            part.tmp.write(chunk)
+            self._spool(part, chunk)
         elif part.tmp is not None:
+            self._reserve(part, len(chunk))
+            if len(part.head) < HEAD_BYTES:
+                part.head += bytes(chunk[: HEAD_BYTES - len(part.head)])
             part.tmp.write(chunk)
         else:
             part.chunks.append(chunk)
@@ -207,13 +228,45 @@ class _Collector:
             self._finish_field(part)
 
     # helpers ----------------------------------------------------------------------------
+    def _reserve(self, part: _Part, nbytes: int) -> None:
+        if self.spool is not None:
+            self.spool.reserve(nbytes)  # the 503 when the process holds too much on disk
+            part.reserved += nbytes
+
+    def _spool(self, part: _Part, chunk: memoryview) -> None:
+        """Move the part to a temp file: budget first, so a refused part leaves nothing."""
+        self._reserve(part, part.size)
+        fd, part.tmp_path = tempfile.mkstemp(prefix="imagegate-", dir=self.limits.tmp_dir)
+        part.tmp = os.fdopen(fd, "wb")
+        head = bytearray()
+        for piece in (*part.chunks, chunk):
+            if len(head) >= HEAD_BYTES:
+                break
+            head += piece[: HEAD_BYTES - len(head)]
+        part.head = bytes(head)
+        part.tmp.writelines(part.chunks)
+        part.chunks = []
+        part.tmp.write(chunk)
+
+    def _drop_part(self, part: _Part) -> None:
+        """Close and delete an unfinished part's temp file and give its bytes back."""
+        if part.tmp is not None:
+            part.tmp.close()
+            part.tmp = None
+        if part.tmp_path:
+            os.unlink(part.tmp_path)
+            part.tmp_path = None
+        if part.reserved and self.spool is not None:
+            self.spool.release(part.reserved)
+        part.reserved = 0
+
     def _finish_file(self, part: _Part) -> None:
         if part.tmp is not None:
             part.tmp.close()
+            part.tmp = None
         kind = sniff_image(part.head)
         if kind is None:
-            if part.tmp_path:
-                os.unlink(part.tmp_path)
+            self._drop_part(part)
             raise UnsupportedFileType(
                 f"{part.name}: unsupported file type; send a png, jpeg or webp image",
                 param=part.name,
@@ -225,7 +278,11 @@ class _Collector:
             size=part.size,
             data=None if part.tmp_path else b"".join(part.chunks),
             path=part.tmp_path,
+            head=part.head if part.tmp_path else b"",
+            spool=self.spool,
+            spooled=part.reserved,
         )
+        part.tmp_path, part.reserved = None, 0  # the upload owns the file and its bytes now
         if upload.field == "mask":
             if self.mask is not None:
                 self.mask.discard()
@@ -258,22 +315,27 @@ class _Collector:
             upload.discard()
         if self.mask is not None:
             self.mask.discard()
-        part = self.part
-        if part is not None and part.tmp is not None:
-            part.tmp.close()
-            if part.tmp_path:
-                os.unlink(part.tmp_path)
+        if self.part is not None:
+            self._drop_part(self.part)
 
 
 async def parse_multipart(
-    content_type: str, stream: AsyncIterator[bytes], limits: UploadConfig
+    content_type: str,
+    stream: AsyncIterator[bytes],
+    limits: UploadConfig,
+    body_limits: LimitsConfig | None = None,
+    spool: SpoolBudget | None = None,
 ) -> ParsedForm:
-    """Parse a multipart body from ``stream``; on any error, temp files are removed."""
+    """Parse a multipart body from ``stream``; on any error, temp files are removed and
+    their bytes returned to ``spool`` (None: temp files are not counted, for library use)."""
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidRequest("multipart body without a boundary", param="body")
-    collector = _Collector(limits)
+    body_limits = body_limits or _DEFAULT_LIMITS
+    raw_cap = framed_cap(body_limits)
+    received = 0
+    collector = _Collector(limits, body_limits, spool)
     callbacks: Any = {
         "on_part_begin": collector.on_part_begin,
         "on_part_data": collector.on_part_data,
@@ -286,6 +348,10 @@ async def parse_multipart(
     parser = MultipartParser(boundary, callbacks, max_header_count=16)
     try:
         async for chunk in stream:
+            received += len(chunk)
+            if received > raw_cap:  # framing without end (e.g. an endless epilogue)
+                raise PayloadTooLarge(f"multipart body exceeds {human_bytes(raw_cap)}",
+                                      param="body")  # fmt: skip
             if chunk:
                 parser.write(chunk)
         parser.finalize()

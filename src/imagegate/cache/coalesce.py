@@ -3,6 +3,9 @@
 The first caller (the leader) starts the work as its own task; later callers with the same
 key await that task. The work is shielded from any one caller's cancellation and is only
 cancelled when the last caller waiting on it goes away (e.g. every client disconnected).
+Whatever the work needs from the leader (its uploads) must therefore be owned by the work, not
+by the leader's request: ``produce`` is called once, synchronously, when the flight starts, so
+it can take its holds there and give them back when its task ends (see ``CacheLayer.serve``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ class InFlight(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._flights)
+
+    def waiters(self) -> int:
+        """Callers waiting on any flight now (for metrics and tests)."""
+        return sum(flight.waiters for flight in self._flights.values())
 
     async def run(self, key: str, produce: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """The work's result and whether this caller started it."""

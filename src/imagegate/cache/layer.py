@@ -14,6 +14,7 @@ stored; a failing backend is a miss, never an error.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -92,7 +93,15 @@ class CacheLayer:
                 await self.store(key, served, ttl_s)
             return served, "miss"
 
-        (served, status), leader = await self.inflight.run(key, lead)
+        def start() -> asyncio.Task[tuple[Served, Status]]:
+            """The flight owns the leader's uploads: held from the moment it exists (the
+            leader's client may leave at once) until it ends, however it ends."""
+            release = request.hold_files()
+            task = asyncio.ensure_future(lead())
+            task.add_done_callback(lambda _: release())
+            return task
+
+        (served, status), leader = await self.inflight.run(key, start)
         if not leader:
             status = "coalesced"
         if status == "hit":

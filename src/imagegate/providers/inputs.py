@@ -4,7 +4,8 @@ Why: OpenAI's edit contract marks the area to change with *transparent* mask pix
 no mask, transparent pixels of the image). Most other providers want an opaque mask where
 *white* means "change this" (Stability, BFL Fill, fal, Replicate); Amazon Titan and Nova
 Canvas want *black* for it. JSON APIs want the bytes as base64 or a ``data:`` URI.
-Conversions run in a worker thread so a large upload never stalls the event loop.
+Conversions run on the Pillow pool (``imaging``) with the pixel cap checked before decoding,
+and are made once per request: a retry or a fallback reuses the converted mask.
 """
 
 from __future__ import annotations
@@ -12,14 +13,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-from typing import Literal
+from typing import Any, Literal
 
 from PIL import Image
 
+from .. import imaging
 from ..errors import UpstreamHTTPError
 from ..request import UploadedFile
 
 EditColour = Literal["white", "black"]
+_MISSING: Any = object()
+
+
+def remembered(upload: UploadedFile, key: object) -> Any:
+    """A conversion of ``upload`` made earlier in this request, or ``_MISSING``."""
+    derived = upload.derived
+    return derived.get(key, _MISSING) if derived is not None else _MISSING
+
+
+def remember(upload: UploadedFile, key: object, value: Any) -> None:
+    if upload.derived is None:
+        upload.derived = {}
+    upload.derived[key] = value
+
+
+def is_missing(value: Any) -> bool:
+    return value is _MISSING
 
 
 async def read(upload: UploadedFile) -> bytes:
@@ -41,14 +60,24 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _convert_mask(raw: bytes, edit: EditColour) -> bytes:
+def too_many_pixels(exc: imaging.ImageRejected) -> UpstreamHTTPError:
+    """The caller's 400 ``invalid_image`` for an oversized input found at decode time."""
+    return UpstreamHTTPError(str(exc), status=400, code="invalid_image")
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+
+
+def _convert_mask(raw: bytes, edit: EditColour, what: str = "mask") -> bytes:
     try:
-        img = Image.open(io.BytesIO(raw))
+        img = imaging.open_image(io.BytesIO(raw), what)
         img.load()
+    except imaging.ImageRejected as exc:
+        raise too_many_pixels(exc) from None
     except Exception:
         raise UpstreamHTTPError("mask is not a readable image", status=400) from None
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
-    if has_alpha:
+    if _has_alpha(img):
         alpha = img.convert("RGBA").getchannel("A")
         # OpenAI: transparent = edit. Result: 255 where the provider should edit.
         white_edit = alpha.point(lambda a: 255 if a < 128 else 0)
@@ -63,22 +92,31 @@ def _convert_mask(raw: bytes, edit: EditColour) -> bytes:
 
 async def provider_mask(upload: UploadedFile, edit: EditColour = "white") -> bytes:
     """An OpenAI-style mask as an opaque PNG where ``edit``-coloured pixels are to change."""
-    return await asyncio.to_thread(_convert_mask, await read(upload), edit)
+    key = ("provider_mask", edit)
+    png: bytes = remembered(upload, key)
+    if is_missing(png):
+        png = await imaging.run(_convert_mask, await read(upload), edit, upload.field)
+        remember(upload, key, png)
+    return png
+
+
+def _alpha_mask(raw: bytes, edit: EditColour, what: str) -> bytes | None:
+    try:
+        img = imaging.open_image(io.BytesIO(raw), what)
+    except imaging.ImageRejected as exc:
+        raise too_many_pixels(exc) from None
+    except Exception:
+        return None
+    if not _has_alpha(img):
+        return None
+    return _convert_mask(raw, edit, what)
 
 
 async def alpha_mask(upload: UploadedFile, edit: EditColour = "white") -> bytes | None:
     """The image's own transparency as a mask (OpenAI's no-mask rule), or None if opaque."""
-    raw = await read(upload)
-
-    def convert() -> bytes | None:
-        try:
-            img = Image.open(io.BytesIO(raw))
-        except Exception:
-            return None
-        if img.mode not in ("RGBA", "LA", "PA") and not (
-            img.mode == "P" and "transparency" in img.info
-        ):
-            return None
-        return _convert_mask(raw, edit)
-
-    return await asyncio.to_thread(convert)
+    key = ("alpha_mask", edit)
+    png: bytes | None = remembered(upload, key)
+    if is_missing(png):
+        png = await imaging.run(_alpha_mask, await read(upload), edit, upload.field)
+        remember(upload, key, png)
+    return png

@@ -7,20 +7,20 @@ no network and needs no key; it is what ``make run`` serves out of the box.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import time
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from .. import imaging
 from ..config import ProviderConfig
 from ..errors import UpstreamHTTPError
 from ..request import GeneratedImage, ImageRequest, ImageResult, UploadedFile
 from .base import Capabilities
+from .inputs import too_many_pixels
 
 MAX_SIDE = 2048
-MAX_INPUT_PIXELS = 40_000_000
 CAPS = Capabilities(
     operations=frozenset({"generations", "edits", "variations"}),
     sizes=None,
@@ -94,17 +94,18 @@ def render(
 
 
 def load_input(upload: UploadedFile) -> Image.Image:
-    """Decode an input image; a corrupt or oversized one is the caller's 400, not our 500."""
+    """Decode an input image; a corrupt or oversized one is the caller's 400, not our 500.
+
+    The pixel cap (``limits.max_image_pixels``) is checked on the header, before decoding.
+    """
     try:
         with upload.open() as fh:
-            img = Image.open(fh)
-            if img.width * img.height > MAX_INPUT_PIXELS:
-                raise UpstreamHTTPError(
-                    f"{upload.filename}: {img.width}x{img.height} is too many pixels", status=400
-                )
+            img = imaging.open_image(fh, f"{upload.field} {upload.filename!r}")
             img.load()
             return img
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except imaging.ImageRejected as exc:
+        raise too_many_pixels(exc) from None
+    except (OSError, ValueError, SyntaxError) as exc:
         message = f"{upload.filename}: not a decodable image ({type(exc).__name__})"
         raise UpstreamHTTPError(message, status=400) from None
 
@@ -120,7 +121,7 @@ class PlaceholderProvider:
         return CAPS
 
     async def call(self, model: str, request: ImageRequest) -> ImageResult:
-        return await asyncio.to_thread(self._render_all, model, request)
+        return await imaging.run(self._render_all, model, request)  # on the Pillow pool
 
     def _render_all(self, model: str, request: ImageRequest) -> ImageResult:
         fmt = request.output_format or "png"
@@ -134,7 +135,12 @@ class PlaceholderProvider:
         images = [
             GeneratedImage(
                 data=render(
-                    f"{model}:{prompt}", size, i, request.seed, fmt, base,
+                    f"{model}:{prompt}",
+                    size,
+                    i,
+                    request.seed,
+                    fmt,
+                    base,
                     request.output_compression,
                 ),
                 mime=f"image/{fmt}",

@@ -19,7 +19,6 @@ default 0.5).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from typing import Any
 
@@ -32,7 +31,7 @@ from .form import form_parts
 from .http import HTTPProvider
 from .openai import parse_images_response
 from .sizes import nearest_size
-from .translate import RatioSizes, batches, edit_mask, remap_policy
+from .translate import RatioSizes, batches, edit_mask_png, remap_policy
 
 RATIOS = ("1:1", "2:1", "1:2", "3:2", "2:3", "4:3", "3:4", "5:4", "4:5", "6:10", "14:10",
           "10:14", "16:9", "9:16")  # fmt: skip
@@ -134,7 +133,7 @@ class RecraftProvider(HTTPProvider):
             raise UpstreamHTTPError("an input image is required", status=400)
         mask_png: bytes | None = None
         if request.operation == "edits" and request.mask is not None:
-            mask_png = await asyncio.to_thread(edit_mask, request.mask, request.images[0])
+            mask_png = await edit_mask_png(request.mask, request.images[0])
         counts = batches(request.n_images, PER_CALL)
 
         async def one(i: int) -> list[GeneratedImage]:

@@ -18,9 +18,11 @@ from typing import Any
 
 from PIL import Image
 
+from .. import imaging
 from ..errors import UpstreamHTTPError
 from ..request import UploadedFile
 from .http import CONTENT_POLICY_MARKERS
+from .inputs import is_missing, remember, remembered, too_many_pixels
 
 # Every size the OpenAI images API accepts for some model.
 OPENAI_SIZES = frozenset(
@@ -97,25 +99,39 @@ def side_tier(size: str | None, tiers: tuple[tuple[int, str], ...]) -> str | Non
     return tiers[-1][1]
 
 
-def edit_mask(mask: UploadedFile | None, image: UploadedFile) -> bytes:
+async def edit_mask_png(mask: UploadedFile | None, image: UploadedFile) -> bytes:
     """An OpenAI mask (transparent = edit here) as a black/white PNG (white = edit here).
 
     Without a mask the whole image may change (OpenAI's semantics), so the mask is all white.
-    A mask without an alpha channel is taken as already black/white.
+    A mask without an alpha channel is taken as already black/white. Runs on the Pillow pool,
+    made once per request: retries and fallbacks reuse it.
     """
-    if mask is None:
-        with image.open() as fh:
-            size = Image.open(fh).size
-        canvas = Image.new("L", size, 255)
-    else:
-        with mask.open() as fh:
-            src = Image.open(fh)
-            src.load()
-        if src.mode in ("RGBA", "LA", "PA") or "transparency" in src.info:
-            alpha = src.convert("RGBA").getchannel("A")
-            canvas = alpha.point(lambda a: 255 if a < 128 else 0)
-        else:
-            canvas = src.convert("L").point(lambda v: 255 if v >= 128 else 0)
+    owner, key = (mask, "edit_mask") if mask is not None else (image, "edit_mask_all")
+    png: bytes = remembered(owner, key)
+    if is_missing(png):
+        png = await imaging.run(_edit_mask, mask, image)
+        remember(owner, key, png)
+    return png
+
+
+def _edit_mask(mask: UploadedFile | None, image: UploadedFile) -> bytes:
+    source = mask if mask is not None else image
+    try:
+        with source.open() as fh:
+            src = imaging.open_image(fh, source.field)
+            if mask is None:
+                canvas = Image.new("L", src.size, 255)
+            else:
+                src.load()
+                if src.mode in ("RGBA", "LA", "PA") or "transparency" in src.info:
+                    alpha = src.convert("RGBA").getchannel("A")
+                    canvas = alpha.point(lambda a: 255 if a < 128 else 0)
+                else:
+                    canvas = src.convert("L").point(lambda v: 255 if v >= 128 else 0)
+    except imaging.ImageRejected as exc:
+        raise too_many_pixels(exc) from None
+    except (OSError, ValueError, SyntaxError):
+        raise UpstreamHTTPError(f"{source.field} is not a readable image", status=400) from None
     out = io.BytesIO()
     canvas.save(out, "PNG")
     return out.getvalue()

@@ -18,7 +18,6 @@ aiplatform.googleapis.com), ``base_url``, ``api_version`` (default ``v1``), cred
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ..config import ProviderConfig
@@ -30,7 +29,7 @@ from .fanout import fan_out
 from .google import gather_gemini, gather_imagen, remap_error
 from .google_auth import TokenSource
 from .http import HTTPProvider
-from .translate import batches, edit_mask
+from .translate import batches, edit_mask_png
 
 
 class VertexProvider(HTTPProvider):
@@ -108,7 +107,7 @@ class VertexProvider(HTTPProvider):
     async def _edit(self, url: str, request: ImageRequest, extra: dict[str, Any]) -> ImageResult:
         if not request.images:
             raise UpstreamHTTPError("an input image is required", status=400)
-        mask_png = await asyncio.to_thread(edit_mask, request.mask, request.images[0])
+        mask_png = await edit_mask_png(request.mask, request.images[0])
         counts = batches(request.n_images, 4)
         image_b64 = await inputs.b64(request.images[0])  # once for every batch call
 
