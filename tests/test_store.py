@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,12 +15,14 @@ from imagegate.store import (
     Conflict,
     IdentityUpsert,
     SqlStore,
+    StoreUnavailable,
     ThreadUpsert,
     TraceQuery,
 )
 from imagegate.store.migrations import MIGRATIONS
-from imagegate.store.postgres import PostgresDriver
+from imagegate.store.postgres import PostgresDriver, is_transient
 from imagegate.store.sqlite import SqliteDriver
+from imagegate.store.sqlite import _is_transient as _sqlite_transient
 from imagegate.telemetry.trace import TraceRecord, new_trace_id
 
 PG_DSN = os.environ.get("IMAGEGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -237,3 +240,146 @@ async def test_list_identities_pages_by_id(store: SqlStore) -> None:
     assert [i.id for i in page.items] == ["id-0", "id-1"]
     page = await store.list_identities(page.next_cursor, 10)
     assert [i.id for i in page.items] == ["id-2", "id-3", "id-4"] and page.next_cursor is None
+
+
+# --- strings the databases would refuse ------------------------------------------------------
+BAD = "a\x00b\x07c\ud800d\t\n\re"  # NUL, BEL, a lone surrogate, then tab/LF/CR (kept)
+CLEAN = "a\ufffdb\ufffdc\ufffdd\t\n\re"
+
+
+async def test_nul_control_characters_and_surrogates_are_stored_as_replacement(
+    store: SqlStore,
+) -> None:
+    trace = make_trace(
+        name="a\x00b",
+        error_message=BAD,
+        requested_model=BAD,
+        identity_id="u\x00",
+        thread_id="t\x00",
+        metadata={"k\x00": BAD, "\ud800": "v"},
+        attempts=[{"error": BAD, "nested": [{"deep": "\x00"}]}],
+        notes=[BAD],
+        usage={"big": 2**70, "ok": 1},
+    )
+    await store.write_batch(
+        [
+            trace,
+            IdentityUpsert(
+                "u\x00",
+                1.0,
+                display_name=BAD,
+                email=BAD,
+                logo_url=BAD,
+                metadata=[{"k\x00": BAD}],
+                tags=[BAD],
+            ),  # fmt: skip
+            ThreadUpsert("t\x00", 1.0, [BAD]),
+        ]
+    )
+    got = await store.get_trace(trace.id)
+    assert got is not None
+    assert got.name == "a\ufffdb" and got.error_message == CLEAN and got.requested_model == CLEAN
+    assert got.metadata == {"k\ufffd": CLEAN, "\ufffd": "v"}
+    assert got.attempts == [{"error": CLEAN, "nested": [{"deep": "\ufffd"}]}]
+    assert got.notes == [CLEAN] and got.usage == {"big": str(2**70), "ok": 1}
+    # looked up with the raw value, found under the stored one
+    assert [t.id for t in (await store.list_traces(TraceQuery(name="a\x00b"))).items] == [trace.id]
+    assert [t.id for t in await store.thread_traces("t\x00", 10)] == [trace.id]
+    ident = await store.get_identity("u\x00")
+    assert ident is not None and ident.id == "u\ufffd"
+    assert (ident.display_name, ident.email, ident.logo_url) == (CLEAN, CLEAN, CLEAN)
+    assert ident.metadata == [{"k\ufffd": CLEAN}] and ident.tags == [CLEAN]
+    thread = await store.get_thread("t\x00")
+    assert thread is not None and thread.tags == [CLEAN]
+    await store.create_prompt("p\x00", BAD, BAD, 1.0)
+    version = await store.add_prompt_version("p\x00", BAD, BAD, {"k": BAD}, 2.0)
+    assert version is not None and version.template == CLEAN
+    got_version = await store.get_prompt_version("p\ufffd", None)
+    assert got_version is not None and got_version.model == CLEAN
+    assert got_version.parameters == {"k": CLEAN}
+
+
+async def test_json_too_deep_for_orjson_is_kept_as_text(store: SqlStore) -> None:
+    deep: object = "bottom"
+    for _ in range(400):  # orjson refuses more than 255 levels
+        deep = [deep]
+    trace = make_trace(usage={"deep": deep}, metadata={"m": "v"})
+    await store.write_batch([trace])
+    got = await store.get_trace(trace.id)
+    assert got is not None and got.metadata == {"m": "v"}
+    assert got.usage is not None
+    level = got.usage["deep"]
+    depth = 1
+    while isinstance(level, list):
+        level, depth = level[0], depth + 1
+    assert isinstance(level, str) and level.startswith("[[") and "bottom" in level
+    assert depth < 100  # the deep part is a string, the top stays JSON
+
+
+async def test_a_row_the_database_rejects_is_not_transient(store: SqlStore) -> None:
+    """An out-of-range integer fails on its own data: an ordinary error, not StoreUnavailable."""
+    with pytest.raises(Exception) as caught:
+        await store.write_batch([make_trace(n=2**70)])
+    assert not isinstance(caught.value, StoreUnavailable)
+    with pytest.raises(Exception) as caught:
+        await store.write_batch([make_trace(name=None)])  # NOT NULL
+    assert not isinstance(caught.value, StoreUnavailable)
+    assert await store.count_traces() == 0
+
+
+# --- transient or permanent --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "exc",
+    [
+        asyncpg.exceptions.InvalidPasswordError("password rotated"),
+        asyncpg.exceptions.InvalidAuthorizationSpecificationError("no such role"),
+        asyncpg.exceptions.ReadOnlySQLTransactionError("read-only replica"),
+        asyncpg.exceptions.AdminShutdownError("57P01"),
+        asyncpg.exceptions.CannotConnectNowError("57P03"),
+        asyncpg.exceptions.SerializationError("40001"),
+        asyncpg.exceptions.DeadlockDetectedError("40P01"),
+        asyncpg.exceptions.DiskFullError("53100"),
+        asyncpg.exceptions.TooManyConnectionsError("53300"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("08003"),
+        asyncpg.exceptions.InvalidCachedStatementError("0A000"),
+        ConnectionRefusedError(),
+        TimeoutError(),
+        asyncpg.exceptions.InterfaceError("connection is closed"),
+    ],
+)
+def test_postgres_transient_errors(exc: BaseException) -> None:
+    assert is_transient(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        asyncpg.exceptions.NotNullViolationError("23502"),
+        asyncpg.exceptions.UniqueViolationError("23505"),
+        asyncpg.exceptions.CharacterNotInRepertoireError("22021"),
+        asyncpg.exceptions.NumericValueOutOfRangeError("22003"),
+        asyncpg.exceptions.UndefinedColumnError("42703"),
+        asyncpg.exceptions._base.DataError("client-side encoding"),
+        asyncpg.exceptions.FeatureNotSupportedError("0A000 other"),
+    ],
+)
+def test_postgres_permanent_errors(exc: BaseException) -> None:
+    assert not is_transient(exc)
+
+
+def test_sqlite_transient_errors() -> None:
+    assert _sqlite_transient(sqlite3.OperationalError("database is locked"))
+    assert _sqlite_transient(sqlite3.OperationalError("database or disk is full"))
+    assert _sqlite_transient(sqlite3.OperationalError("attempt to write a readonly database"))
+    assert not _sqlite_transient(sqlite3.IntegrityError("NOT NULL constraint failed"))
+
+
+async def test_real_postgres_refusals_that_are_transient() -> None:
+    """A read-only server (a failover to a replica) and a refused role raise StoreUnavailable."""
+    read_only = SqlStore(PostgresDriver(f"{PG_DSN}?default_transaction_read_only=on",
+                                        schema=f"ig_ro_{uuid.uuid4().hex[:8]}"))  # fmt: skip
+    role = SqlStore(PostgresDriver(PG_DSN.replace("postgres@", "no_such_role_ig@")))
+    for s in (read_only, role):
+        with pytest.raises(StoreUnavailable):
+            await s.write_batch([make_trace()])
+        await s.close()

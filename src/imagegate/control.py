@@ -115,7 +115,7 @@ class ControlPlane:
         prices: PriceBook | None = None,
     ) -> None:
         self.store = store or open_store(config)
-        self.writer = writer or BatchingWriter(self.store)
+        self.writer = writer or BatchingWriter(self.store, data_dir=config.data_dir)
         self.prompts = PromptCache(self.store)
         self.prices = prices or PriceBook.load()
         self.max_prompt_chars = config.limits.max_expanded_prompt_chars

@@ -23,15 +23,34 @@ log = logging.getLogger("imagegate.store")
 MIGRATION_LOCK_KEY = 0x1A6E6A7E  # any constant shared by every imagegate process
 
 
+# SQLSTATE classes and codes that say "not now", never "not this row": the same statement is
+# expected to succeed later (after a restart, a failover, a password rotation, a retry).
+TRANSIENT_CLASSES = (
+    "08",  # connection exception
+    "28",  # invalid authorization (a rotated password, a role not yet granted)
+    "40",  # transaction rollback: serialization failure, deadlock
+    "53",  # insufficient resources: disk full, out of memory, too many connections
+    "57",  # operator intervention: admin/crash shutdown (57P01/2), cannot connect now (57P03)
+    "58",  # system error: I/O error
+)
+# read-only transaction (a failover landed on a replica), lock not available
+TRANSIENT_CODES = frozenset({"25006", "55P03"})
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Connectivity problems worth waiting out, as opposed to bugs or bad data."""
+    """Problems worth waiting out (the server, the network, the role), as opposed to a row the
+    database rejects for its data (SQLSTATE 22, 23: a poison row) or a bug."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, asyncpg.exceptions.PostgresError) and isinstance(sqlstate, str):
+        if isinstance(exc, asyncpg.exceptions.InvalidCachedStatementError):
+            return True  # a migration changed a table under a prepared statement
+        return sqlstate[:2] in TRANSIENT_CLASSES or sqlstate in TRANSIENT_CODES
+    if isinstance(exc, ValueError):
+        return False  # asyncpg could not encode a value (its client-side DataError): the row
     transient = (
         OSError,
         TimeoutError,
-        asyncpg.exceptions.InterfaceError,
-        asyncpg.exceptions.PostgresConnectionError,
-        asyncpg.exceptions.OperatorInterventionError,
-        asyncpg.exceptions.InsufficientResourcesError,
+        asyncpg.exceptions.InterfaceError,  # connection closed / pool closing
     )
     return isinstance(exc, transient)
 

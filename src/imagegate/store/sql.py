@@ -29,6 +29,8 @@ from .driver import Conn, Driver
 from .migrations import MIGRATIONS, render
 from .rows import (
     TRACE_COLUMNS,
+    clean,
+    clean_opt,
     dumps,
     identity_from_row,
     prompt_from_row,
@@ -139,6 +141,7 @@ class SqlStore:
     # --- reads ---------------------------------------------------------------------------
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
         await self.connect()
+        args = tuple(clean_opt(a) for a in args)  # look values up as they were stored
         async with self.driver.reader() as conn:
             return await conn.fetch(sql, *args)
 
@@ -242,7 +245,7 @@ class SqlStore:
                 "INSERT INTO prompts (id, name, description, latest_version, created_at,"
                 " updated_at) VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING"
                 " RETURNING *",
-                prompt_id, name, description, now, now,
+                clean(prompt_id), clean_opt(name), clean_opt(description), now, now,
             )  # fmt: skip
         if not rows:
             raise Conflict(f"prompt {prompt_id!r} already exists", param="id")
@@ -261,7 +264,7 @@ class SqlStore:
             rows = await conn.fetch(
                 "UPDATE prompts SET latest_version = latest_version + 1, updated_at = ?"
                 " WHERE id = ? RETURNING latest_version",
-                now, prompt_id,
+                now, clean(prompt_id),
             )  # fmt: skip
             if not rows:
                 return None
@@ -269,9 +272,12 @@ class SqlStore:
             await conn.execute(
                 "INSERT INTO prompt_versions (prompt_id, version, template, model,"
                 " parameters, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                prompt_id, version, template, model, dumps(parameters) or "{}", now,
+                clean(prompt_id), version, clean_opt(template), clean_opt(model),
+                dumps(parameters) or "{}", now,
             )  # fmt: skip
-        return PromptVersion(prompt_id, version, template, model, dict(parameters), now)
+        return PromptVersion(
+            clean(prompt_id), version, clean_opt(template), clean_opt(model), dict(parameters), now
+        )
 
     async def get_prompt(self, prompt_id: str) -> Prompt | None:
         rows = await self._fetch("SELECT * FROM prompts WHERE id = ?", prompt_id)
@@ -313,17 +319,19 @@ def _merge_upserts(
     """One row per identity and per thread in a batch (a busy identity is one upsert).
 
     Later given fields replace earlier ones, exactly as applying the upserts in order would.
+    Strings are cleaned here (``rows.clean``), like every other value the store writes.
     """
     idents: dict[str, list[Any]] = {}
     threads: dict[str, list[Any]] = {}
     tags: dict[tuple[str, str], None] = {}
     for item in items:
         if isinstance(item, IdentityUpsert):
-            given = [item.display_name, item.email, item.logo_url,
-                     dumps(item.metadata), dumps(item.tags)]  # fmt: skip
-            row = idents.get(item.id)
+            given = [clean_opt(item.display_name), clean_opt(item.email),
+                     clean_opt(item.logo_url), dumps(item.metadata), dumps(item.tags)]  # fmt: skip
+            ident_id = clean(item.id)
+            row = idents.get(ident_id)
             if row is None:
-                idents[item.id] = [item.id, *given, item.seen_at, item.seen_at, item.seen_at]
+                idents[ident_id] = [ident_id, *given, item.seen_at, item.seen_at, item.seen_at]
                 continue
             for k, value in enumerate(given, start=1):
                 if value is not None:
@@ -331,9 +339,10 @@ def _merge_upserts(
             row[6] = min(row[6], item.seen_at)
             row[7] = row[8] = max(row[8], item.seen_at)
         elif isinstance(item, ThreadUpsert):
-            seen = threads.setdefault(item.id, [item.id, item.seen_at, item.seen_at])
+            thread_id = clean(item.id)
+            seen = threads.setdefault(thread_id, [thread_id, item.seen_at, item.seen_at])
             seen[1], seen[2] = min(seen[1], item.seen_at), max(seen[2], item.seen_at)
-            tags.update(((item.id, tag), None) for tag in item.tags)
+            tags.update(((thread_id, clean(str(tag))), None) for tag in item.tags)
     return (
         [tuple(r) for r in idents.values()],
         [tuple(r) for r in threads.values()],

@@ -20,9 +20,16 @@ from .base import StoreUnavailable
 from .driver import Conn, Row
 
 TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly", "disk is full")
+# Primary result codes that mean "not now": BUSY, LOCKED, NOMEM, READONLY, INTERRUPT, IOERR,
+# FULL, CANTOPEN, PROTOCOL. A constraint or type failure (a poison row) is none of these.
+TRANSIENT_CODES = frozenset({5, 6, 7, 8, 9, 10, 13, 14, 15})
 
 
 def _is_transient(exc: sqlite3.Error) -> bool:
+    """Locked, busy, disk full, read-only file, I/O error: the writer waits them out."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in TRANSIENT_CODES:
+        return True
     text = str(exc).lower()
     return isinstance(exc, sqlite3.OperationalError) and any(t in text for t in TRANSIENT)
 

@@ -61,30 +61,76 @@ def render(
             out.append(f"{name}{labels} {value:g}")
 
     requests = sorted(metrics.requests.items())
-    family("imagegate_requests_total", "counter", "Image requests answered, by status.",
-           ((_labels(operation=op, status=st), n) for (op, st), n in requests))
-    family("imagegate_images_total", "counter", "Images answered.",
-           ((_labels(operation=op), n) for op, n in sorted(metrics.images.items())))
-    family("imagegate_request_duration_seconds_sum", "counter", "Summed request time.",
-           ((_labels(operation=op), s) for op, s in sorted(metrics.duration_s.items())))
-    family("imagegate_cost_usd_total", "counter", "Summed known cost of answered requests.",
-           ((_labels(operation=op), c) for op, c in sorted(metrics.cost_usd.items())))
-    family("imagegate_upstream_attempts_total", "counter", "Provider attempts, by result.",
-           ((_labels(provider=p, result=r), n) for (p, r), n in sorted(metrics.attempts.items())))
-    family("imagegate_cache_lookups_total", "counter", "Exact-match cache lookups.",
-           ((_labels(result=k), v) for k, v in sorted(cache.items())))
+    family(
+        "imagegate_requests_total",
+        "counter",
+        "Image requests answered, by status.",
+        ((_labels(operation=op, status=st), n) for (op, st), n in requests),
+    )
+    family(
+        "imagegate_images_total",
+        "counter",
+        "Images answered.",
+        ((_labels(operation=op), n) for op, n in sorted(metrics.images.items())),
+    )
+    family(
+        "imagegate_request_duration_seconds_sum",
+        "counter",
+        "Summed request time.",
+        ((_labels(operation=op), s) for op, s in sorted(metrics.duration_s.items())),
+    )
+    family(
+        "imagegate_cost_usd_total",
+        "counter",
+        "Summed known cost of answered requests.",
+        ((_labels(operation=op), c) for op, c in sorted(metrics.cost_usd.items())),
+    )
+    family(
+        "imagegate_upstream_attempts_total",
+        "counter",
+        "Provider attempts, by result.",
+        ((_labels(provider=p, result=r), n) for (p, r), n in sorted(metrics.attempts.items())),
+    )
+    family(
+        "imagegate_cache_lookups_total",
+        "counter",
+        "Exact-match cache lookups.",
+        ((_labels(result=k), v) for k, v in sorted(cache.items())),
+    )
     if cache_backend_errors is not None:
-        family("imagegate_cache_backend_errors_total", "counter",
-               "Cache backend (Redis) errors; requests were served uncached.",
-               [("", cache_backend_errors)])
-    family("imagegate_blob_background_failures_total", "counter",
-           "Background image writes that failed.", [("", blob_background_failures)])
+        family(
+            "imagegate_cache_backend_errors_total",
+            "counter",
+            "Cache backend (Redis) errors; requests were served uncached.",
+            [("", cache_backend_errors)],
+        )
+    family(
+        "imagegate_blob_background_failures_total",
+        "counter",
+        "Background image writes that failed.",
+        [("", blob_background_failures)],
+    )
     if writer is not None:
-        family("imagegate_trace_writer_pending", "gauge", "Traces and upserts waiting.",
-               [("", writer["pending"])])
-        for key, help_text in (("written", "Items written to the store."),
-                               ("dropped", "Items dropped (buffer full or unwritable)."),
-                               ("failures", "Failed batch writes (retried).")):
+        for key, gauge, help_text in WRITER_GAUGES:
+            family(f"imagegate_trace_writer_{gauge}", "gauge", help_text, [("", writer[key])])
+        for key, help_text in WRITER_COUNTERS:
             family(f"imagegate_trace_writer_{key}_total", "counter", help_text,
-                   [("", writer[key])])
+                   [("", writer[key])])  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+# (stats key, metric name, help) of the trace writer's gauges and counters
+WRITER_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("pending", "pending", "Traces and upserts not yet in the store (memory and spill files)."),
+    ("buffered", "buffered_items", "Traces and upserts waiting in memory."),
+    ("buffered_bytes", "buffered_bytes", "Estimated bytes waiting in memory."),
+    ("spill_pending", "spill_pending_items", "Items waiting in spill files."),
+)
+WRITER_COUNTERS: tuple[tuple[str, str], ...] = (
+    ("written", "Items written to the store."),
+    ("spilled", "Items moved to a spill file (memory budget, outage or shutdown)."),
+    ("replayed", "Items written to the store from a spill file."),
+    ("poison", "Items the store rejected on their own, kept in spill/poison.jsonl."),
+    ("dropped", "Items lost (only when no spill directory is usable)."),
+    ("failures", "Failed batch writes (retried)."),
+)

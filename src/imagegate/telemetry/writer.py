@@ -1,36 +1,75 @@
-"""The batching writer: traces and per-request upserts reach the database off the hot path.
+"""The batching writer: traces and per-request upserts reach the database off the hot path,
+and none is ever dropped.
 
-``submit`` is a synchronous append to an in-memory buffer; one background task drains it in
-batches (one transaction each, in submission order). When the database is down the batch is
-kept and retried with capped backoff, so everything waits in the buffer until it returns. The
-buffer is bounded: past ``max_buffer`` new items are dropped, counted and logged (a burst
-must not exhaust memory). ``close`` flushes within ``close_timeout_s``; whatever is still
-unwritten then is counted as dropped and logged.
+``submit`` is a synchronous append to an in-memory buffer (plus a cheap size estimate); one
+background task writes batches (one transaction each, in submission order). The buffer is
+bounded in bytes: past ``max_buffer_bytes`` its oldest items move to an append-only spill
+file under ``<data_dir>/spill/`` (``spill.py``), written in a thread. Items always leave in
+submission order: the batch being written, then the spill files, then memory.
 
-    writer = BatchingWriter(store)
+Failures are of two kinds. ``StoreUnavailable`` (the driver's verdict: connection refused or
+lost, authentication failure, read-only replica, shutdown, serialization failure, database
+locked, disk full) keeps the batch and retries with capped backoff; after ``spill_after_s``
+down, memory is moved to disk so a crash loses nothing. Any other error retries the batch one
+item at a time: an item that still fails alone is a poison item, appended to
+``spill/poison.jsonl`` with its error and logged once. ``close`` flushes within
+``close_timeout_s`` and spills whatever is still unwritten; the next ``start`` on the same
+``data_dir`` (or any other process sharing it, once the owner is gone) replays it first.
+
+Without a ``data_dir`` nothing can be spilled: past the budget, after the close timeout and
+for poison items the old rule applies (dropped, counted, logged).
+
+    writer = BatchingWriter(store, data_dir=".imagegate")
     await writer.start()
     writer.submit(trace)            # never blocks, never raises
-    await writer.close()            # graceful shutdown: flushes
+    await writer.close()            # graceful shutdown: flushes, spills the rest
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
+import os
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any, Protocol
 
-from ..store.base import StoreUnavailable
+from ..ids import random_bits
+from ..store.base import IdentityUpsert, StoreUnavailable, ThreadUpsert
+from . import spill
 from .trace import TraceRecord
 
 log = logging.getLogger("imagegate.traces")
 
+SPILL_CHUNK = 2048  # items per spill append (one thread hop, one write)
+
 
 class BatchTarget(Protocol):
     async def write_batch(self, items: list[Any]) -> None: ...
+
+
+def estimate(item: Any) -> int:
+    """Rough bytes an item costs, from lengths already known: no serialisation, no walk."""
+    try:
+        if type(item) is TraceRecord:
+            return trace_size(item)
+        if type(item) is IdentityUpsert:
+            return 256 + 128 * len(item.metadata or ()) + 32 * len(item.tags or ())
+        if type(item) is ThreadUpsert:
+            return 128 + 32 * len(item.tags)
+    except TypeError:  # a malformed item (None where a list belongs): the store will say
+        pass
+    return 1024
+
+
+def trace_size(t: TraceRecord) -> int:
+    """A trace's rough size: fixed fields plus its open-ended strings and lists."""
+    return (
+        768 + len(t.name) + len(t.error_message or "")
+        + 192 * len(t.attempts) + 96 * len(t.metadata)
+    )  # fmt: skip
 
 
 class BatchingWriter:
@@ -40,8 +79,10 @@ class BatchingWriter:
         self,
         store: BatchTarget,
         *,
+        data_dir: str | Path | None = None,
         max_batch: int = 256,
-        max_buffer: int = 50_000,
+        max_buffer_bytes: int = 64 << 20,
+        spill_after_s: float = 5.0,
         retry_base_s: float = 0.05,
         retry_max_s: float = 1.0,
         close_timeout_s: float = 10.0,
@@ -49,53 +90,84 @@ class BatchingWriter:
         linger_s: float = 0.02,
     ) -> None:
         self.store = store
+        self.spill_dir = Path(data_dir) / "spill" if data_dir is not None else None
         self.max_batch = max_batch
-        self.max_buffer = max_buffer
+        self.max_buffer_bytes = max_buffer_bytes
+        self.spill_after_s = spill_after_s
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.close_timeout_s = close_timeout_s
         self.log_every_s = log_every_s
         self.linger_s = linger_s  # gather a few traces per transaction under load
-        self._buffer: deque[Any] = deque()
+        self._buffer: deque[tuple[Any, int]] = deque()  # (item, estimated bytes), newest last
+        self._bytes = 0
+        self._popped = 0  # submission number of _buffer[0]
+        self._disk: deque[spill.Segment] = deque()  # items older than all of _buffer
+        self._disk_lock = asyncio.Lock()  # one spill-file operation at a time
+        self._inflight: list[Any] = []  # the batch being written: older than all of _disk
+        self._inflight_seq = 0  # submission number of its first item (when from memory)
+        self._inflight_seg: spill.Segment | None = None  # or the segment it was read from
+        self._inflight_end = 0
+        self._inflight_count = 0
         self._wake = asyncio.Event()
+        self._spill_wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._spiller: asyncio.Task[None] | None = None
         self._stopping = False
+        self._spill_stop = False
         self._closed = False
-        self._submitted = 0  # items accepted into the buffer, ever
-        self._settled = 0  # items written or given up on, ever
+        self._run_ns = time.time_ns()
+        self._tag = ""  # pid-random of the process that started us (set in start)
+        self._submitted = 0  # items accepted, ever
+        self._settled = 0  # of those, items written or set aside as poison
         self._last_log: dict[str, float] = {}
         self.written = 0
         self.written_traces = 0
         self.dropped = 0
         self.dropped_traces = 0
+        self.spilled = 0
+        self.replayed = 0
+        self.poisoned = 0
         self.failures = 0
         self.batches = 0
         self.available = True
 
     # --- the hot path ------------------------------------------------------------------
     def submit(self, record: TraceRecord) -> None:
-        self._put(record)
+        try:
+            size = trace_size(record)
+        except TypeError:
+            size = 1024
+        self._put(record, size)
 
     def submit_op(self, item: Any) -> None:
-        self._put(item)
+        self._put(item, estimate(item))
 
-    def _put(self, item: Any) -> None:
-        if self._closed or len(self._buffer) >= self.max_buffer:
-            self._drop([item], "closed" if self._closed else "buffer full")
+    def _put(self, item: Any, size: int) -> None:
+        if self._closed:
+            self._after_close(item)
             return
-        self._buffer.append(item)
+        self._buffer.append((item, size))
+        self._bytes += size
         self._submitted += 1
+        if self._bytes > self.max_buffer_bytes:
+            self._spill_wake.set()
         self._wake.set()
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._stopping = self._closed = False
-            self._task = asyncio.create_task(self._run(), name="imagegate-trace-writer")
+        if self._task is not None and not self._task.done():
+            return
+        self._stopping = self._spill_stop = self._closed = False
+        self._tag = f"{os.getpid()}-{random_bits(32):08x}"  # this process (workers fork)
+        if self.spill_dir is not None:
+            await self._claim_leftovers()
+        self._task = asyncio.create_task(self._run(), name="imagegate-trace-writer")
+        self._spiller = asyncio.create_task(self._spill_loop(), name="imagegate-trace-spill")
 
     async def close(self) -> None:
-        """Flush what is buffered (bounded by ``close_timeout_s``), then stop."""
+        """Flush (bounded by ``close_timeout_s``), then spill what is left, then stop."""
         if self._closed:
             return
         self._stopping = True
@@ -108,12 +180,29 @@ class BatchingWriter:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self._spill_stop = True
+        self._spill_wake.set()
+        if self._spiller is not None:
+            await self._spiller  # never cancelled: it may be mid-append
         self._closed = True
-        if self._buffer:
-            left = list(self._buffer)
+        if self.spill_dir is None:
+            left = [*self._inflight, *(item for item, _ in self._buffer)]
+            self._inflight.clear()
             self._buffer.clear()
-            self._settle(len(left))
-            self._drop(left, "unwritten at shutdown", force_log=True)
+            self._bytes = 0
+            if left:
+                self._settle(len(left))
+                self._drop(left, "unwritten at shutdown", force_log=True)
+            return
+        await self._spill_everything()
+        async with self._disk_lock:
+            segments = list(self._disk)
+            self._disk.clear()
+            kept = sum(s.unread for s in segments)
+            for segment in segments:
+                await asyncio.to_thread(segment.release)
+        if kept:
+            log.warning("%d item(s) unwritten at shutdown kept in %s", kept, self.spill_dir)
 
     async def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until everything submitted so far is settled; False on timeout."""
@@ -130,80 +219,263 @@ class BatchingWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        """Items not yet in the store: in memory, being written, or in spill files."""
+        return self.buffered + self.on_disk
+
+    @property
+    def buffered(self) -> int:
+        inflight = 0 if self._inflight_seg is not None else len(self._inflight)
+        return len(self._buffer) + inflight
+
+    @property
+    def on_disk(self) -> int:
+        return sum(s.unread for s in self._disk)
 
     def stats(self) -> dict[str, Any]:
         return {
-            "pending": self.pending, "written": self.written,
-            "written_traces": self.written_traces, "dropped": self.dropped,
-            "dropped_traces": self.dropped_traces, "failures": self.failures,
-            "batches": self.batches, "available": self.available,
+            "pending": self.pending, "buffered": self.buffered,
+            "buffered_bytes": self._bytes, "spill_pending": self.on_disk,
+            "written": self.written, "written_traces": self.written_traces,
+            "dropped": self.dropped, "dropped_traces": self.dropped_traces,
+            "spilled": self.spilled, "replayed": self.replayed, "poison": self.poisoned,
+            "failures": self.failures, "batches": self.batches, "available": self.available,
         }  # fmt: skip
 
-    # --- the background task -------------------------------------------------------------
+    # --- the writing task ----------------------------------------------------------------
     async def _run(self) -> None:
         attempt = 0
+        down_since: float | None = None
         while True:
-            if not self._buffer:
-                if self._stopping:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if self.linger_s and len(self._buffer) < self.max_batch and not self._stopping:
-                await asyncio.sleep(self.linger_s)
-            batch = list(itertools.islice(self._buffer, self.max_batch))
+            if not self._inflight:
+                if (
+                    self.linger_s and not self._disk and not self._stopping
+                    and 0 < len(self._buffer) < self.max_batch
+                ):  # fmt: skip
+                    await asyncio.sleep(self.linger_s)
+                if not await self._take():
+                    if self._stopping:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
             try:
-                await self._write(batch)
+                await self._write_inflight()
             except StoreUnavailable as exc:
                 self.failures += 1
                 self.available = False
                 self._warn("down", f"store unavailable, {self.pending} item(s) waiting: {exc}")
-                delay = min(self.retry_max_s, self.retry_base_s * 2**attempt)
+                if self._stopping and self.spill_dir is not None:
+                    return  # shutting down: close() spills the rest, the next start replays
+                now = time.monotonic()
+                down_since = down_since if down_since is not None else now
+                if self.spill_dir is not None and now - down_since >= self.spill_after_s:
+                    # a long outage: keep it all on disk (shielded: a cancel mid-append
+                    # would leave a half-registered segment behind)
+                    await asyncio.shield(self._spill_everything())
+                await asyncio.sleep(min(self.retry_max_s, self.retry_base_s * 2**attempt))
                 attempt += 1
-                await asyncio.sleep(delay)
                 continue
             if not self.available:
                 log.info("store available again; resuming writes (%d pending)", self.pending)
+                if self.spill_dir is not None:
+                    await self._claim_leftovers()  # a worker that died meanwhile
             self.available = True
             attempt = 0
+            down_since = None
 
-    async def _write(self, batch: list[Any]) -> None:
+    async def _take(self) -> bool:
+        """Load the next batch: from the oldest spill file, else from memory."""
+        async with self._disk_lock:
+            while self._disk:
+                segment = self._disk[0]
+                if segment.exhausted:
+                    self._disk.popleft()
+                    await asyncio.to_thread(segment.release)
+                    continue
+                items, bad, end, count = await asyncio.to_thread(
+                    spill.read_items, segment, self.max_batch
+                )
+                if not count:  # shorter than counted (cut short): nothing more to read
+                    segment.commit(segment.size, segment.unread)
+                    continue
+                if bad:
+                    await self._poison(bad)
+                self._inflight = items
+                self._inflight_seg, self._inflight_end = segment, end
+                self._inflight_count = count
+                if not items:
+                    self._finish()
+                    continue
+                return True
+            if not self._buffer:
+                return False
+            count = min(self.max_batch, len(self._buffer))
+            self._inflight_seq = self._popped
+            self._inflight = [self._pop_memory() for _ in range(count)]
+            self._inflight_seg = None
+            self._inflight_count = count
+            return True
+
+    def _pop_memory(self) -> Any:
+        item, size = self._buffer.popleft()
+        self._bytes -= size
+        self._popped += 1
+        return item
+
+    async def _write_inflight(self) -> None:
         try:
-            await self.store.write_batch(batch)
+            await self.store.write_batch(self._inflight)
         except StoreUnavailable:
             raise
-        except Exception:
-            log.exception("batch of %d failed; retrying its items one by one", len(batch))
-            await self._write_singly(len(batch))
-            return
-        self._pop(len(batch), written=True)
+        except Exception as exc:
+            log.warning("batch of %d failed (%r); writing its items one by one",
+                        len(self._inflight), exc)  # fmt: skip
+            await self._write_singly()
+        else:
+            self._count_written(self._inflight)
+            self._inflight = []
+        self.batches += 1
+        self._finish()
 
-    async def _write_singly(self, count: int) -> None:
-        """Isolate the item(s) that cannot be written; drop only those."""
-        for _ in range(count):
-            item = self._buffer[0]
+    async def _write_singly(self) -> None:
+        """Isolate the item(s) that cannot be written; set only those aside."""
+        while self._inflight:
+            item = self._inflight[0]
             try:
                 await self.store.write_batch([item])
             except StoreUnavailable:
                 raise
             except Exception as exc:
-                self._pop(1, written=False)
-                self._drop([item], f"rejected by the store: {exc!r}", force_log=True)
+                self._inflight.pop(0)
+                await self._poison([(item, repr(exc))])
             else:
-                self._pop(1, written=True)
+                self._inflight.pop(0)
+                self._count_written([item])
 
-    def _pop(self, count: int, *, written: bool) -> None:
-        for _ in range(count):
-            item = self._buffer.popleft()
-            if written:
-                self.written += 1
-                if isinstance(item, TraceRecord):
-                    self.written_traces += 1
-        if written:
-            self.batches += 1
-        self._settle(count)
+    def _count_written(self, items: list[Any]) -> None:
+        self.written += len(items)
+        self.written_traces += sum(type(i) is TraceRecord for i in items)
+        if self._inflight_seg is not None:
+            self.replayed += len(items)
 
+    def _finish(self) -> None:
+        """The whole batch is in the store (or in the poison file): advance past it."""
+        segment, count = self._inflight_seg, self._inflight_count
+        self._inflight, self._inflight_seg, self._inflight_count = [], None, 0
+        if segment is None:
+            self._settle(count)
+        else:
+            segment.commit(self._inflight_end, count)
+            if segment.own:
+                self._settle(count)
+
+    # --- spilling ------------------------------------------------------------------------
+    async def _spill_loop(self) -> None:
+        """Keep memory under budget: move the oldest items to disk when it is exceeded."""
+        while not self._spill_stop:
+            await self._spill_wake.wait()
+            self._spill_wake.clear()
+            if self._bytes > self.max_buffer_bytes:
+                if self.spill_dir is None:
+                    self._shed()
+                else:
+                    await self._spill_memory(self.max_buffer_bytes // 2)
+
+    async def _spill_memory(self, target_bytes: int) -> None:
+        """Move the oldest in-memory items to the newest own spill file (order is kept)."""
+        assert self.spill_dir is not None
+        async with self._disk_lock:
+            while self._buffer and self._bytes > target_bytes:
+                tail = self._disk[-1] if self._disk else None
+                if tail is None or not tail.own or tail.closed:
+                    tail = await self._new_segment(self._popped)
+                    self._disk.append(tail)
+                chunk = [self._pop_memory() for _ in range(min(SPILL_CHUNK, len(self._buffer)))]
+                await self._append(tail, chunk)
+
+    async def _spill_everything(self) -> None:
+        """The batch in flight (if it came from memory) and all of memory, to disk, in order."""
+        async with self._disk_lock:
+            if self._inflight and self._inflight_seg is None:
+                segment = await self._new_segment(self._inflight_seq)
+                await self._append(segment, self._inflight)
+                self._disk.appendleft(segment)  # older than anything already spilled
+                self._settle(self._inflight_count - len(self._inflight))  # written one by one
+                self._inflight, self._inflight_count = [], 0
+            elif self._inflight_seg is not None:  # still in its file: read again later
+                self._inflight, self._inflight_seg, self._inflight_count = [], None, 0
+        await self._spill_memory(0)
+
+    async def _new_segment(self, first_seq: int) -> spill.Segment:
+        assert self.spill_dir is not None
+        return await asyncio.to_thread(
+            spill.Segment.create, self.spill_dir, self._run_ns, first_seq
+        )
+
+    async def _append(self, segment: spill.Segment, items: list[Any]) -> None:
+        def work() -> None:
+            segment.append([spill.encode(item) for item in items])
+
+        try:
+            await asyncio.to_thread(work)
+        except OSError as exc:  # the disk too: nothing left to keep them in
+            self._drop(items, f"spill file unwritable: {exc!r}", force_log=True)
+            self._settle(len(items))
+            return
+        self.spilled += len(items)
+
+    def _after_close(self, item: Any) -> None:
+        """A late submission (a request finishing after shutdown): spill it synchronously."""
+        if self.spill_dir is None:
+            self._drop([item], "closed")
+            return
+        try:
+            segment = spill.Segment.create(self.spill_dir, self._run_ns, 10**11 + self._popped)
+            segment.append([spill.encode(item)])
+            segment.release()
+        except OSError as exc:
+            self._drop([item], f"closed and spill file unwritable: {exc!r}", force_log=True)
+            return
+        self.spilled += 1
+
+    def _shed(self) -> None:
+        """No spill directory: drop the oldest items past the budget (counted, logged)."""
+        dropped: list[Any] = []
+        while self._buffer and self._bytes > self.max_buffer_bytes:
+            dropped.append(self._pop_memory())
+        self._settle(len(dropped))
+        self._drop(dropped, "buffer full")
+
+    async def _claim_leftovers(self) -> None:
+        assert self.spill_dir is not None
+        try:
+            found = await asyncio.to_thread(spill.claim_leftovers, self.spill_dir, self._tag)
+        except OSError as exc:
+            log.error("cannot read spill directory %s: %r", self.spill_dir, exc)
+            return
+        if found:
+            async with self._disk_lock:
+                self._disk.extend(found)
+            count = sum(s.unread for s in found)
+            log.info("replaying %d spilled item(s) from %d file(s)", count, len(found))
+            self._wake.set()
+
+    async def _poison(self, rejected: list[tuple[Any, str]]) -> None:
+        """Items the store refuses on their own: kept in the poison file, logged once each."""
+        self.poisoned += len(rejected)
+        for item, error in rejected:
+            what = getattr(item, "id", None) or type(item).__name__
+            log.error("item %s rejected by the store, kept in the poison file: %s", what, error)
+        if self.spill_dir is None:
+            self._drop([item for item, _ in rejected], "rejected by the store", force_log=True)
+            return
+        records = [spill.poison_record(item, error) for item, error in rejected]
+        try:
+            await asyncio.to_thread(spill.append_poison, self.spill_dir, records)
+        except OSError as exc:
+            self._drop([i for i, _ in rejected], f"poison file unwritable: {exc!r}", force_log=True)
+
+    # --- accounting ----------------------------------------------------------------------
     def _settle(self, count: int) -> None:
         self._settled += count
         self._progress.set()
