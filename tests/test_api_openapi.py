@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -70,3 +71,39 @@ def test_openapi_describes_every_image_route(make_config: Any) -> None:
     text = r.text
     for name in {part.split('"')[0] for part in text.split("#/components/schemas/")[1:]}:
         assert name in schemas, name
+
+
+def test_openapi_declares_every_parameter_and_response_shape(make_config: Any) -> None:
+    """What the fuzzer (tests/test_fuzz_api.py) needs: every query and path parameter a handler
+    reads, orq's error body for 4xx, the success shapes, and JSON parts in multipart."""
+    with live_gateway(make_config()) as gw:
+        spec = httpx.get(gw.url + "/openapi.json").json()
+    paths = spec["paths"]
+
+    def names(path: str, method: str = "get") -> set[str]:
+        return {p["name"] for p in paths[path][method].get("parameters", [])}
+
+    assert names("/v2/traces") == {
+        "limit", "cursor", "identity_id", "thread_id", "name", "model", "status", "cache",
+        "since", "until",
+    }  # fmt: skip
+    assert names("/v2/identities") == names("/v2/prompts") == {"limit", "cursor"}
+    assert names("/v2/files/{key}") == {"key", "expires", "sig"}
+    assert names("/v2/prompts/{prompt_id}/versions/{version}") == {"prompt_id", "version"}
+    for path, item in paths.items():
+        for method, operation in item.items():
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == set(re.findall(r"{(\w+)}", path)), (method, path)
+            for status, response in operation["responses"].items():
+                if status.startswith("4"):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}, (path, status)
+    assert paths["/v2/files/{key}"]["get"]["security"] == []
+    assert paths["/v2/traces"]["get"]["security"] == [{"ApiKey": []}]
+    ok = paths["/v2/traces"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"] == {"$ref": "#/components/schemas/TraceList"}
+    assert "201" in paths["/v2/prompts"]["post"]["responses"]
+    edits = paths["/v2/router/images/edits"]["post"]["requestBody"]["content"]
+    form = edits["multipart/form-data"]
+    assert "image" in form["schema"]["required"]
+    assert form["encoding"]["orq"] == {"contentType": "application/json"}

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
+import os
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
 from live import GEN, live_gateway
 from PIL import Image
 
@@ -312,3 +318,94 @@ def test_a_refused_body_is_traced_so_its_trace_id_resolves(make_config: Any) -> 
         assert trace["status"] == 400
         assert trace["error_code"] == "invalid_request_body"
         assert trace["operation"] == "generations"
+
+
+PG_DSN = os.environ.get("IMAGEGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """No URL (SQLite) or a fresh PostgreSQL schema, dropped afterwards."""
+    if request.param == "sqlite":
+        yield None
+        return
+    schema = f"ig_test_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE SCHEMA "{schema}"'))  # ?search_path= selects it, never creates it
+    try:
+        yield f"{PG_DSN}?search_path={schema}"
+    finally:
+        asyncio.run(run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+def test_malformed_params_are_400_or_404_never_500(
+    make_config: Any, database_url: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ASCII digits only, bounded lengths and ranges, no control characters (PostgreSQL refuses
+    NUL): a bad query parameter is a 400 naming it, a path id that cannot exist is a 404."""
+    config = make_config(api_keys=["sk-gw"], database_url=database_url)
+    auth = {"Authorization": "Bearer sk-gw"}
+    long = "x" * 300
+    bad_queries = [
+        ("/v2/traces", "limit=%C2%B2", "limit"),  # "²".isdigit() is true, int("²") raises
+        ("/v2/traces", "limit=%D9%A1", "limit"),  # Arabic-Indic one
+        ("/v2/traces", f"limit={'1' * 5000}", "limit"),  # int() refuses over 4300 digits
+        ("/v2/traces", "limit=", "limit"),
+        ("/v2/traces", "limit=501", "limit"),
+        ("/v2/traces", "status=%C2%B2%C2%B2%C2%B2", "status"),
+        ("/v2/traces", "status=99", "status"),
+        ("/v2/traces", "cache=%C4%B0", "cache"),
+        ("/v2/traces", "since=nan", "since"),
+        ("/v2/traces", "since=1e999", "since"),
+        ("/v2/traces", "until=%D9%A1%D9%A2", "until"),
+        ("/v2/traces", "until=10000-01-01", "until"),
+        ("/v2/traces", f"since={'1' * 5000}", "since"),
+        ("/v2/traces", "cursor=a%00b", "cursor"),
+        ("/v2/traces", "identity_id=%00", "identity_id"),
+        ("/v2/traces", "thread_id=%1B", "thread_id"),
+        ("/v2/traces", f"name={long}", "name"),
+        ("/v2/traces", "model=%C2%85", "model"),  # C1 control character
+        ("/v2/identities", "limit=%C2%B2", "limit"),
+        ("/v2/identities", "cursor=%00", "cursor"),
+        ("/v2/prompts", "limit=0", "limit"),
+        ("/v2/prompts", f"cursor={long}", "cursor"),
+    ]
+    bad_paths = [
+        "/v2/traces/%00",
+        f"/v2/traces/{long}",
+        "/v2/identities/a%00b",
+        f"/v2/identities/{long}",
+        "/v2/threads/%0A",
+        "/v2/prompts/%7F",
+        f"/v2/prompts/{long}/versions",
+        "/v2/prompts/%00/versions/latest",
+    ]
+    with live_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=30) as http:
+        for path, query, param in bad_queries:
+            r = http.get(f"{path}?{query}", headers=auth)
+            assert r.status_code == 400, (path, query, r.text)
+            error = r.json()["error"]
+            assert (error["param"], error["code"], error["type"]) == (
+                param, "invalid_request_body", "invalid_request_error",
+            ), (path, query)  # fmt: skip
+        for path in bad_paths:
+            r = http.get(path, headers=auth)
+            assert r.status_code == 404, (path, r.text)
+            assert r.json()["error"]["code"] == "not_found", path
+        r = http.post("/v2/prompts/%00/versions", headers=auth, json={"template": "t"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        # well-formed values still work, including the edges of each range
+        edges = ["limit=1", "limit=500", "status=599", "cache=HIT", "since=0", f"name={'n' * 256}"]
+        edges += ["since=2026-01-02T03:04:05Z", "until=253402300799"]
+        for query in edges:
+            r = http.get(f"/v2/traces?{query}", headers=auth)
+            assert r.status_code == 200, (query, r.text)
+        assert http.get("/v2/traces?limit=%C2%B2").status_code == 401  # auth still comes first
+    assert not [rec for rec in caplog.records if rec.exc_info], "a traceback was logged"

@@ -88,3 +88,37 @@ def test_urls_survive_a_restart(make_config: Any) -> None:
         r = httpx.get(f"{gw2.url}/v2/files/{key}?expires={expires}&sig={sig}")
     assert r.status_code == 200
     assert blob_key(r.content) == key
+
+
+def test_malformed_query_params_are_400_without_a_traceback(
+    make_config: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``"²".isdigit()`` is true but ``int("²")`` raises: that was a 500 and a logged traceback."""
+    key = blob_key(b"any image")
+    with live_gateway(make_config(api_keys=["sk-gw"])) as gw:
+        sig = gw.gateway.output.signer.signature(key, 9999999999)
+        cases = {
+            "expires=%C2%B2&sig=00": "expires",  # superscript two, no key sent
+            "expires=%D9%A1%D9%A2&sig=00": "expires",  # Arabic-Indic digits
+            f"expires={'9' * 5000}&sig={sig}": "expires",  # int() refuses over 4300 digits
+            "expires=&sig=00": "expires",
+            "expires=-1&sig=00": "expires",
+            "expires=9999999999&sig=%C3%A9": "sig",  # compare_digest refuses non-ASCII
+            "expires=9999999999&sig=zz": "sig",
+            f"expires=9999999999&sig={sig}00": "sig",
+        }
+        for query, param in cases.items():
+            r = httpx.get(f"{gw.url}/v2/files/{key}?{query}")
+            assert r.status_code == 400, (query, r.text)
+            assert r.json()["error"] == {
+                "message": r.json()["error"]["message"], "type": "invalid_request_error",
+                "param": param, "code": "invalid_request_body",
+            }, query  # fmt: skip
+        # a well-formed, correctly signed URL for a key never stored is still a 404
+        assert httpx.get(f"{gw.url}/v2/files/{key}?expires=9999999999&sig={sig}").status_code == 404
+        # a key with a trailing newline or in upper case names no file
+        for bad_key in (f"{key}%0A", key.upper(), key[:-1], "%C2%B2" * 32):
+            r = httpx.get(f"{gw.url}/v2/files/{bad_key}?expires=9999999999&sig={sig}")
+            assert r.status_code == 404, bad_key
+            assert r.json()["error"]["code"] == "not_found"
+    assert not [rec for rec in caplog.records if rec.exc_info], "a traceback was logged"

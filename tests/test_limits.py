@@ -157,3 +157,21 @@ def test_weighted_order_is_fast_enough_to_be_linearithmic() -> None:
     order = weighted_order(weighted, Counting(3))
     assert sorted(order) == sorted(m for m, _ in weighted)
     assert Counting.calls == len(weighted)  # one draw per model, not one scan per draw
+
+
+def test_odd_digits_and_huge_numbers_are_400s_not_500s(gw: LiveGateway) -> None:
+    """Found by probing beside the fuzzer: each was a 500 with a traceback."""
+    r = post(gw, GEN, json=body(size="\u00b2x\u00b2"))
+    assert r.status_code == 400, r.text  # the placeholder's own "invalid size", not int("²")
+    for version in ("99999999999999999999", "9" * 5000, "\u00b2", 0, 2**31):
+        refused(gw, body(orq={"prompt": {"id": "p", "version": version}}), "orq.prompt.version")
+    refused(gw, body(seed=10**30), "seed")
+    with httpx.Client(base_url=gw.url, timeout=10) as http:
+        bad = {"id": "q", "template": "t", "parameters": {"seed": 10**30}}
+        r = http.post("/v2/prompts", json=bad)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "parameters.seed", r.text
+        bad = {"id": "q", "template": "t", "parameters": {"size": "\u0661\u0662x\u0661\u0662"}}
+        r = http.post("/v2/prompts", json=bad)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "parameters.size", r.text
+        r = http.request("DELETE", GEN)
+        assert r.status_code == 405 and r.headers["allow"] == "POST"

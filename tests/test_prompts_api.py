@@ -81,6 +81,29 @@ def test_prompt_api_lifecycle_and_errors(make_config: Any) -> None:
         assert http.get("/v2/prompts/q").status_code == 404  # nothing was created by the 400s
 
 
+def test_malformed_version_and_ids_in_the_path(
+    make_config: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``"²".isdigit()`` is true but ``int("²")`` raises, and SQLite cannot bind a 20-digit int:
+    both were 500s. Not digits is a 400 naming ``version``; a number no version has is a 404."""
+    with live_gateway(make_config()) as gw, httpx.Client(base_url=gw.url, timeout=30) as http:
+        assert http.post("/v2/prompts", json={"id": "p", "template": "t"}).status_code == 201
+        for raw in ("%C2%B2", "%D9%A1", "-1", "1.0", "LATEST", "%00"):
+            r = http.get(f"/v2/prompts/p/versions/{raw}")
+            assert r.status_code == 400, (raw, r.text)
+            assert r.json()["error"]["param"] == "version", raw
+            assert r.json()["error"]["code"] == "invalid_request_body", raw
+        for raw in ("0", "2", "2147483648", "9" * 20, "9" * 5000):
+            r = http.get(f"/v2/prompts/p/versions/{raw}")
+            assert r.status_code == 404, (raw[:30], r.text)
+            assert r.json()["error"]["param"] == "version", raw[:30]
+        assert http.get("/v2/prompts/p/versions/0001").json()["version"] == 1
+        for path in ("/v2/prompts/%00", "/v2/prompts/%00/versions", f"/v2/prompts/{'p' * 257}"):
+            r = http.get(path)
+            assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", path
+    assert not [rec for rec in caplog.records if rec.exc_info], "a traceback was logged"
+
+
 def test_new_version_is_used_at_once_by_latest(make_config: Any) -> None:
     with live_gateway(make_config()) as gw, httpx.Client(base_url=gw.url, timeout=30) as http:
         http.post(

@@ -64,6 +64,11 @@ ImageCount = Annotated[int, Field(ge=1, le=10), BeforeValidator(_int_like)]
 Compression = Annotated[int, Field(ge=0, le=100), BeforeValidator(_int_like)]
 Weight = Annotated[float, Field(ge=0.001, le=1), BeforeValidator(_float_like)]
 TimeoutMs = Annotated[float, Field(ge=1), BeforeValidator(_float_like)]
+# Seeds go to providers and databases as integers: anything wider than a double holds exactly
+# (JSON numbers past 2**53 arrive rounded) is a 400, not a crash or a silently different seed.
+MAX_SEED = 2**53 - 1
+Seed = Annotated[int, Field(ge=-MAX_SEED, le=MAX_SEED), BeforeValidator(_int_like)]
+MAX_VERSION = 2**31 - 1
 
 
 class _Model(BaseModel):
@@ -137,11 +142,14 @@ class Prompt(_Model):
         if value is None:
             return "latest"
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            value = int(value)
         if isinstance(value, str) and value != "latest":
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit() and len(value) <= 10):
                 raise ValueError("version must be 'latest' or a version number")
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not 1 <= value <= MAX_VERSION:
+                raise ValueError(f"version must be 'latest' or a number from 1 to {MAX_VERSION}")
         return value
 
 
@@ -201,9 +209,7 @@ class _RoutingFields(_Model):
     fallbacks: list[Fallbacks] | None = None
     fallback_on_codes: Annotated[list[FallbackCode], Field(max_length=20)] | None = None
     cache: Cache | None = None
-    load_balancer: Annotated[LoadBalancer, BeforeValidator(_normalise_load_balancer)] | None = (
-        None
-    )
+    load_balancer: Annotated[LoadBalancer, BeforeValidator(_normalise_load_balancer)] | None = None
     timeout: Timeout | None = None
 
     @field_validator("fallback_on_codes")
@@ -253,7 +259,7 @@ class _ImageBody(_RoutingFields):
     response_format: ResponseFormat | None = None
     user: str | None = None
     metadata: dict[str, MetadataValue] | None = None
-    seed: IntLike | None = None
+    seed: Seed | None = None
     identity: PublicIdentity | None = None
     contact: PublicContact | None = None
     thread: Thread | None = None

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from ..config import Config, load_config
 from ..errors import GatewayError, MethodNotAllowed, NotFound
@@ -50,11 +50,26 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(spec)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (one route per method here, so Starlette's
+    own ``Allow`` names only the last route it tried)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     err: GatewayError
     if exc.status_code == 405:
-        err = MethodNotAllowed(f"method {request.method} not allowed on {request.url.path}")
+        err = MethodNotAllowed(
+            f"method {request.method} not allowed on {request.url.path}",
+            headers={"Allow": allowed_methods(request)},
+        )
     elif exc.status_code == 404:
         err = NotFound(f"no route for {request.method} {request.url.path}")
     else:

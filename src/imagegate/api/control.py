@@ -23,19 +23,28 @@ from ..store.prompts import add_version, create_prompt
 from ..store.views import (
     identity_view,
     page_view,
-    parse_time,
     prompt_view,
     thread_view,
     trace_view,
     version_view,
 )
 from .body import read_json
+from .params import (
+    MAX_ID_CHARS,
+    ascii_int,
+    path_id,
+    query_choice,
+    query_int,
+    query_text,
+    query_time,
+)
 from .responses import JSONResponse, error_response
 
 log = logging.getLogger("imagegate.api")
 Handler = Callable[[Request, ControlPlane], Awaitable[Response]]
 MAX_LIMIT = 500
 THREAD_TRACES = 1000
+MAX_VERSION = 2**31 - 1  # prompt_versions.version is a 32-bit integer in PostgreSQL
 SETTLE_S = 1.0
 
 
@@ -58,39 +67,31 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 def _limit(request: Request, default: int = 50) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidRequest(f"limit: must be an integer 1–{MAX_LIMIT}", param="limit")
-    return int(raw)
+    return query_int(request.query_params, "limit", lo=1, hi=MAX_LIMIT, default=default)
+
+
+def _cursor(request: Request) -> str | None:
+    """The last id of the previous page (an id, so bounded like one)."""
+    return query_text(request.query_params, "cursor", MAX_ID_CHARS)
 
 
 def _trace_query(request: Request) -> TraceQuery:
     q = request.query_params
-    query = TraceQuery(limit=_limit(request), cursor=q.get("cursor") or None)
+    query = TraceQuery(limit=_limit(request), cursor=_cursor(request))
     for name in ("identity_id", "thread_id", "name", "model"):
-        if q.get(name):
-            setattr(query, name, q[name])
+        setattr(query, name, query_text(q, name))
     status = q.get("status")
     if status:
+        code = ascii_int(status, 3)
         if status in ("success", "error"):
             query.succeeded = status == "success"
-        elif status.isdigit() and 100 <= int(status) <= 599:
-            query.status = int(status)
+        elif code is not None and 100 <= code <= 599:
+            query.status = code
         else:
             raise InvalidRequest("status: 'success', 'error' or an HTTP status", param="status")
-    cache = q.get("cache")
-    if cache:
-        if cache.lower() not in ("hit", "miss"):
-            raise InvalidRequest("cache: 'hit' or 'miss'", param="cache")
-        query.cache = cache.lower()
-    for name in ("since", "until"):
-        if q.get(name):
-            try:
-                setattr(query, name, parse_time(q[name]))
-            except ValueError:
-                raise InvalidRequest(f"{name}: ISO 8601 time or unix seconds", param=name) from None
+    query.cache = query_choice(q, "cache", ("hit", "miss"), fold_case=True)
+    query.since = query_time(q, "since")
+    query.until = query_time(q, "until")
     return query
 
 
@@ -106,6 +107,10 @@ async def _settle(request: Request, control: ControlPlane) -> None:
     await control.sync(SETTLE_S)
 
 
+def _prompt_id(request: Request) -> str:
+    return path_id(request.path_params, "prompt_id", what="prompt")
+
+
 # --- traces, identities, threads -------------------------------------------------------------
 async def list_traces(request: Request, control: ControlPlane) -> Response:
     query = _trace_query(request)
@@ -115,7 +120,7 @@ async def list_traces(request: Request, control: ControlPlane) -> Response:
 
 
 async def get_trace(request: Request, control: ControlPlane) -> Response:
-    trace_id = request.path_params["trace_id"]
+    trace_id = path_id(request.path_params, "trace_id", what="trace")
     await _settle(request, control)
     trace = await control.store.get_trace(trace_id)
     if trace is None:
@@ -124,14 +129,14 @@ async def get_trace(request: Request, control: ControlPlane) -> Response:
 
 
 async def list_identities(request: Request, control: ControlPlane) -> Response:
-    limit, cursor = _limit(request), request.query_params.get("cursor") or None
+    limit, cursor = _limit(request), _cursor(request)
     await _settle(request, control)
     page = await control.store.list_identities(cursor, limit)
     return JSONResponse(page_view([identity_view(i) for i in page.items], page.next_cursor))
 
 
 async def get_identity(request: Request, control: ControlPlane) -> Response:
-    identity_id = request.path_params["identity_id"]
+    identity_id = path_id(request.path_params, "identity_id", what="identity")
     await _settle(request, control)
     identity = await control.store.get_identity(identity_id)
     if identity is None:
@@ -141,7 +146,7 @@ async def get_identity(request: Request, control: ControlPlane) -> Response:
 
 
 async def get_thread(request: Request, control: ControlPlane) -> Response:
-    thread_id = request.path_params["thread_id"]
+    thread_id = path_id(request.path_params, "thread_id", what="thread")
     await _settle(request, control)
     thread = await control.store.get_thread(thread_id)
     if thread is None:
@@ -158,13 +163,13 @@ async def post_prompt(request: Request, control: ControlPlane) -> Response:
 
 
 async def list_prompts(request: Request, control: ControlPlane) -> Response:
-    limit, cursor = _limit(request), request.query_params.get("cursor") or None
+    limit, cursor = _limit(request), _cursor(request)
     page = await control.store.list_prompts(cursor, limit)
     return JSONResponse(page_view([prompt_view(p) for p in page.items], page.next_cursor))
 
 
 async def get_prompt(request: Request, control: ControlPlane) -> Response:
-    prompt_id = request.path_params["prompt_id"]
+    prompt_id = _prompt_id(request)
     prompt = await control.store.get_prompt(prompt_id)
     if prompt is None:
         raise NotFound(f"prompt {prompt_id!r} not found", param="id")
@@ -174,7 +179,7 @@ async def get_prompt(request: Request, control: ControlPlane) -> Response:
 
 
 async def post_version(request: Request, control: ControlPlane) -> Response:
-    prompt_id = request.path_params["prompt_id"]
+    prompt_id = _prompt_id(request)
     version = await add_version(control.store, prompt_id, await read_json(request))
     if version is None:
         raise NotFound(f"prompt {prompt_id!r} not found", param="id")
@@ -183,7 +188,7 @@ async def post_version(request: Request, control: ControlPlane) -> Response:
 
 
 async def list_versions(request: Request, control: ControlPlane) -> Response:
-    prompt_id = request.path_params["prompt_id"]
+    prompt_id = _prompt_id(request)
     if await control.store.get_prompt(prompt_id) is None:
         raise NotFound(f"prompt {prompt_id!r} not found", param="id")
     versions = await control.store.list_prompt_versions(prompt_id)
@@ -191,14 +196,15 @@ async def list_versions(request: Request, control: ControlPlane) -> Response:
 
 
 async def get_version(request: Request, control: ControlPlane) -> Response:
-    prompt_id, raw = request.path_params["prompt_id"], request.path_params["version"]
-    if raw != "latest" and not raw.isdigit():
+    prompt_id, raw = _prompt_id(request), request.path_params["version"]
+    if raw != "latest" and not (raw.isascii() and raw.isdigit()):
         raise InvalidRequest("version: 'latest' or a version number", param="version")
-    version = await control.store.get_prompt_version(
-        prompt_id, None if raw == "latest" else int(raw)
-    )
+    number = ascii_int(raw, 10)  # None for "latest", and for more digits than any version has
+    version = None
+    if raw == "latest" or (number is not None and 1 <= number <= MAX_VERSION):
+        version = await control.store.get_prompt_version(prompt_id, number)
     if version is None:
-        raise NotFound(f"prompt {prompt_id!r} has no version {raw}", param="version")
+        raise NotFound(f"prompt {prompt_id!r} has no version {raw[:32]}", param="version")
     return JSONResponse(version_view(version))
 
 

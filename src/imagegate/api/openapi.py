@@ -11,6 +11,8 @@ from ..models import (
     CreateImageRequestBody,
     CreateImageVariationRequestBody,
 )
+from ..store.prompts import PromptCreateBody, PromptVersionBody
+from .params import MAX_ID_CHARS, MAX_TEXT_CHARS, MAX_TIME_CHARS
 
 PREFIXES = ("/v2/router", "/v3/router", "/v2/gateway", "/v2/proxy", "/v1")
 ERROR_SCHEMA = {
@@ -50,60 +52,363 @@ IMAGES_RESPONSE = {
     },
 }
 FILE_PROPS: dict[str, Any] = {
-    "image": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": 16},
+    "image": {"type": "array", "items": {"type": "string", "format": "binary"},
+              "minItems": 1, "maxItems": 16},
     "mask": {"type": "string", "format": "binary"},
-}
+}  # fmt: skip
+# Multipart parts the server reads as JSON, so clients (and the fuzzer) send them as JSON.
+JSON_PARTS = ("orq", "retry", "cache", "load_balancer", "timeout", "fallbacks",
+              "fallback_on_codes", "metadata", "identity", "contact", "thread")  # fmt: skip
+RAW_CONSTRAINTS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum",
+                   "lt": "exclusiveMaximum"}  # fmt: skip
+NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"  # api.params.clean_text; empty = absent
+TRACE_HEADER = {
+    "x-orq-trace-id": {"description": "the request's trace id (a ULID)", "required": True,
+                       "schema": {"type": "string", "minLength": 26, "maxLength": 26}},
+}  # fmt: skip
+
+
+def _json_schema(node: Any) -> Any:
+    """pydantic sometimes leaves raw ``ge``/``le`` (bounds after a BeforeValidator); JSON
+    Schema and every client generator only know ``minimum``/``maximum``."""
+    if isinstance(node, dict):
+        return {RAW_CONSTRAINTS.get(k, k): _json_schema(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_json_schema(v) for v in node]
+    return node
+
+
+def _model_schema(model: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return dict(_json_schema(schema))
 
 
 def _multipart_schema(model: Any, files: dict[str, Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    schema = dict(schema)
+    schema = _model_schema(model)
     schema.pop("$defs", None)
     schema["properties"] = {**schema.get("properties", {}), **files}
+    schema["required"] = [*schema.get("required", []), "image"]  # the server's 400 says so too
     return schema
 
 
 def _defs(*models: Any) -> dict[str, Any]:
     defs: dict[str, Any] = {}
     for model in models:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = _model_schema(model)
         defs.update(schema.pop("$defs", {}))
         defs[model.__name__] = schema
+    for name in ("PublicIdentity", "PublicContact"):  # a before-validator takes one object too
+        metadata = defs.get(name, {}).get("properties", {}).get("metadata")
+        if metadata is not None and "anyOf" in metadata:
+            one = {"type": "object", "additionalProperties": True}
+            metadata["anyOf"] = [*metadata["anyOf"][:-1], one, metadata["anyOf"][-1]]
     return defs
 
 
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _errors(*codes: tuple[str, str], headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """orq's error body for each (status, description)."""
+    out: dict[str, Any] = {}
+    for code, desc in codes:
+        out[code] = {
+            "description": desc,
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+        if headers:
+            out[code]["headers"] = headers
+    return out
+
+
 def _operation(summary: str, content_type: str, schema: dict[str, Any]) -> dict[str, Any]:
-    errors = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    media: dict[str, Any] = {"schema": schema}
+    if content_type == "application/json":
+        media["example"] = {"model": "placeholder/sketch", "prompt": "a fox", "size": "32x32",
+                            "response_format": "b64_json"}  # fmt: skip
+    else:
+        props = schema.get("properties", {})
+        media["encoding"] = {
+            name: {"contentType": "application/json"} for name in JSON_PARTS if name in props
+        }
     return {
         "summary": summary,
         "security": [{"ApiKey": []}],
-        "requestBody": {"required": True, "content": {content_type: {"schema": schema}}},
+        "requestBody": {"required": True, "content": {content_type: media}},
         "responses": {
             "200": {
                 "description": "images",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/ImagesResponse"}}
-                },
+                "headers": TRACE_HEADER,
+                "content": {"application/json": {"schema": _ref("ImagesResponse")}},
             },
-            **{
-                code: {"description": desc, "content": errors}
-                for code, desc in (
-                    ("400", "invalid request"), ("401", "missing or invalid API key"),
-                    ("413", "file too large"), ("429", "rate limited upstream"),
-                    ("502", "provider error"), ("504", "provider timeout"),
-                )
-            },  # fmt: skip
+            **_errors(
+                ("400", "invalid request"), ("401", "missing or invalid API key"),
+                ("413", "file or body too large"), ("429", "rate limited upstream"),
+                ("502", "provider error"), ("503", "image store unavailable"),
+                ("504", "provider timeout"), headers=TRACE_HEADER,
+            ),
+        },
+    }  # fmt: skip
+
+
+# --- the control plane, files, metrics: shapes of api/control.py and store/views.py ---------
+
+_STR_OR_NULL = {"type": ["string", "null"]}
+_TIME = {"type": ["string", "null"], "description": "ISO 8601 UTC with milliseconds"}
+TRACE = {
+    "type": "object",
+    "required": ["id", "object", "name", "operation", "started_at", "status", "attempts"],
+    "properties": {
+        "id": {"type": "string"}, "object": {"const": "trace"}, "name": {"type": "string"},
+        "operation": {"type": "string"}, "started_at": {"type": "string"}, "ended_at": _TIME,
+        "duration_ms": {"type": ["number", "null"]}, "status": {"type": ["integer", "null"]},
+        "error_code": _STR_OR_NULL, "error_message": _STR_OR_NULL, "api_key_id": _STR_OR_NULL,
+        "identity_id": _STR_OR_NULL, "thread_id": _STR_OR_NULL, "prompt_id": _STR_OR_NULL,
+        "prompt_version": {"type": ["integer", "null"]}, "requested_model": _STR_OR_NULL,
+        "served_model": _STR_OR_NULL,
+        "attempts": {"type": "array", "items": {"type": "object"}},
+        "skipped": {"type": ["array", "null"], "items": {"type": "object"}},
+        "cache": {"enum": ["hit", "miss", None]}, "n": {"type": ["integer", "null"]},
+        "size": _STR_OR_NULL, "quality": _STR_OR_NULL,
+        "output_blobs": {"type": ["array", "null"], "items": {"type": "string"}},
+        "cost_usd": {"type": ["number", "null"]}, "usage": {"type": ["object", "null"]},
+        "metadata": {"type": ["object", "null"]},
+        "notes": {"type": ["array", "null"], "items": {"type": "string"}},
+    },
+}  # fmt: skip
+IDENTITY = {
+    "type": "object",
+    "required": ["id", "object", "created_at", "updated_at"],
+    "properties": {
+        "id": {"type": "string"}, "object": {"const": "identity"},
+        "display_name": _STR_OR_NULL, "email": _STR_OR_NULL, "logo_url": _STR_OR_NULL,
+        "metadata": {"type": ["array", "null"], "items": {"type": "object"}},
+        "tags": {"type": ["array", "null"], "items": {"type": "string"}},
+        "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+        "last_seen_at": _TIME,
+        "totals": {
+            "type": "object",
+            "required": ["requests", "succeeded", "images", "cost_usd", "cost_unknown"],
+            "properties": {
+                "requests": {"type": "integer", "minimum": 0},
+                "succeeded": {"type": "integer", "minimum": 0},
+                "images": {"type": "integer", "minimum": 0},
+                "cost_usd": {"type": ["number", "null"]},
+                "cost_unknown": {"type": "integer", "minimum": 0},
+            },
+        },
+    },
+}  # fmt: skip
+THREAD = {
+    "type": "object",
+    "required": ["id", "object", "tags", "first_seen_at", "last_seen_at", "traces"],
+    "properties": {
+        "id": {"type": "string"}, "object": {"const": "thread"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "first_seen_at": {"type": "string"}, "last_seen_at": {"type": "string"},
+        "traces": {"type": "array", "items": _ref("Trace")},
+    },
+}  # fmt: skip
+PROMPT_VERSION = {
+    "type": "object",
+    "required": ["prompt_id", "object", "version", "template", "model", "parameters",
+                 "created_at"],
+    "properties": {
+        "prompt_id": {"type": "string"}, "object": {"const": "prompt_version"},
+        "version": {"type": "integer", "minimum": 1}, "template": _STR_OR_NULL,
+        "model": _STR_OR_NULL, "parameters": {"type": "object"},
+        "created_at": {"type": "string"},
+    },
+}  # fmt: skip
+PROMPT = {
+    "type": "object",
+    "required": ["id", "object", "name", "description", "latest_version", "created_at",
+                 "updated_at"],
+    "properties": {
+        "id": {"type": "string"}, "object": {"const": "prompt"}, "name": _STR_OR_NULL,
+        "description": _STR_OR_NULL,
+        "latest_version": {"type": ["integer", "null"], "minimum": 1},
+        "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+        "latest": _ref("PromptVersion"),
+        "versions": {"type": "array", "items": _ref("PromptVersion")},
+    },
+}  # fmt: skip
+HEALTH = {
+    "type": "object",
+    "required": ["status", "providers"],
+    "properties": {"status": {"const": "ok"},
+                   "providers": {"type": "array", "items": {"type": "string"}}},
+}  # fmt: skip
+
+
+def _list_of(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["object", "data", "has_more", "next_cursor"],
+        "properties": {
+            "object": {"const": "list"}, "data": {"type": "array", "items": _ref(item)},
+            "has_more": {"type": "boolean"}, "next_cursor": _STR_OR_NULL,
+        },
+    }  # fmt: skip
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}  # fmt: skip
+
+
+def _text(max_chars: int = MAX_TEXT_CHARS) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_chars, "pattern": NO_CONTROL}
+
+
+def _path_id(name: str, what: str) -> dict[str, Any]:
+    schema = {**_text(MAX_ID_CHARS), "minLength": 1}
+    return {"name": name, "in": "path", "required": True, "schema": schema,
+            "description": f"the {what} id; one that cannot exist is a 404"}  # fmt: skip
+
+
+LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+               "page size, 1–500 in ASCII digits")  # fmt: skip
+CURSOR = _query("cursor", _text(MAX_ID_CHARS), "`next_cursor` of the previous page")
+TIME = {"type": "string", "maxLength": MAX_TIME_CHARS,
+        "pattern": "^(|[0-9]{1,12}(\\.[0-9]{1,9})?|[0-9]{4}-[0-9]{2}-[0-9]{2}"
+                   "([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,6})?)?"
+                   "([Zz]|[+-][0-9]{2}:[0-9]{2})?)?)$"}  # fmt: skip
+TRACE_FILTERS = [
+    LIMIT, CURSOR,
+    _query("identity_id", _text(), "only traces of this identity"),
+    _query("thread_id", _text(), "only traces of this thread"),
+    _query("name", _text(), "only traces with this name"),
+    _query("model", _text(), "requested or served model"),
+    _query("status", {"type": "string", "pattern": "^(|success|error|[1-5][0-9]{2})$"},
+           "`success`, `error` or an HTTP status 100–599; empty is absent"),
+    _query("cache", {"type": "string", "pattern": "^(|[Hh][Ii][Tt]|[Mm][Ii][Ss][Ss])$"},
+           "`hit` or `miss` (any case); empty is absent"),
+    _query("since", TIME, "started at or after (ISO 8601 or unix seconds)"),
+    _query("until", TIME, "started before (ISO 8601 or unix seconds)"),
+]  # fmt: skip
+VERSION = {"name": "version", "in": "path", "required": True,
+           "schema": {"type": "string", "pattern": "^(latest|[0-9]+)$", "maxLength": 32},
+           "description": "`latest` or a version number in ASCII digits"}  # fmt: skip
+READ_ERRORS = (("400", "invalid query parameter"), ("401", "missing or invalid API key"),
+               ("404", "not found"), ("503", "store unavailable"))  # fmt: skip
+
+
+def _control(
+    summary: str,
+    ok: dict[str, Any],
+    *,
+    params: list[dict[str, Any]] | None = None,
+    body: str | None = None,
+    status: str = "200",
+) -> dict[str, Any]:
+    errors = READ_ERRORS if body is None else (*READ_ERRORS, ("409", "the id is taken"),
+                                              ("413", "body too large"))  # fmt: skip
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"ApiKey": []}],
+        "responses": {
+            status: {"description": "ok", "content": {"application/json": {"schema": ok}}},
+            **_errors(*errors),
         },
     }
+    if params:
+        operation["parameters"] = params
+    if body is not None:
+        content = {"application/json": {"schema": _ref(body)}}
+        operation["requestBody"] = {"required": True, "content": content}
+    return operation
+
+
+def control_paths() -> dict[str, Any]:
+    """The read API, prompts, signed files and metrics, with every parameter the handlers read."""
+    trace_id = _path_id("trace_id", "trace")
+    prompt_id = _path_id("prompt_id", "prompt")
+    image = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "/v2/traces": {"get": _control("List traces, newest first", _ref("TraceList"),
+                                       params=TRACE_FILTERS)},
+        "/v2/traces/{trace_id}": {"get": _control("One trace", _ref("Trace"),
+                                                  params=[trace_id])},
+        "/v2/identities": {"get": _control("List identities", _ref("IdentityList"),
+                                           params=[LIMIT, CURSOR])},
+        "/v2/identities/{identity_id}": {
+            "get": _control("One identity with its totals", _ref("Identity"),
+                            params=[_path_id("identity_id", "identity")]),
+        },
+        "/v2/threads/{thread_id}": {
+            "get": _control("One thread and its traces", _ref("Thread"),
+                            params=[_path_id("thread_id", "thread")]),
+        },
+        "/v2/prompts": {
+            "get": _control("List prompts", _ref("PromptList"), params=[LIMIT, CURSOR]),
+            "post": _control("Create a prompt (and its version 1)", _ref("Prompt"),
+                             body="PromptCreateBody", status="201"),
+        },
+        "/v2/prompts/{prompt_id}": {
+            "get": _control("One prompt with its versions", _ref("Prompt"), params=[prompt_id]),
+        },
+        "/v2/prompts/{prompt_id}/versions": {
+            "get": _control("A prompt's versions", _ref("PromptVersionList"),
+                            params=[prompt_id]),
+            "post": _control("Add a version", _ref("PromptVersion"), params=[prompt_id],
+                             body="PromptVersionBody", status="201"),
+        },
+        "/v2/prompts/{prompt_id}/versions/{version}": {
+            "get": _control("One version", _ref("PromptVersion"), params=[prompt_id, VERSION]),
+        },
+        "/v2/files/{key}": {
+            "get": {
+                "summary": "A stored image, for whoever holds its signed URL (no API key)",
+                "security": [],
+                "parameters": [
+                    {"name": "key", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                     "description": "SHA-256 of the bytes, 64 lowercase hex digits"},
+                    _query("expires", {"type": "string", "pattern": "^[0-9]{1,12}$"},
+                           "unix seconds the URL stops working; missing is a 403"),
+                    _query("sig", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                           "HMAC-SHA256 of key and expires; missing or wrong is a 403"),
+                ],
+                "responses": {
+                    "200": {"description": "the image",
+                            "content": {m: image for m in ("image/png", "image/jpeg",
+                                                           "image/webp",
+                                                           "application/octet-stream")}},
+                    "304": {"description": "not modified (If-None-Match)"},
+                    **_errors(("400", "malformed expires or sig"),
+                              ("403", "missing, invalid or expired signature"),
+                              ("404", "no such file"), ("503", "image store unavailable")),
+                },
+            },
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "security": [{"ApiKey": []}],
+                "responses": {
+                    "200": {"description": "Prometheus text",
+                            "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    **_errors(("401", "missing or invalid API key")),
+                },
+            },
+        },
+    }  # fmt: skip
 
 
 def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     defs = _defs(
-        CreateImageRequestBody, CreateImageEditRequestBody, CreateImageVariationRequestBody
-    )
-    defs["Error"] = ERROR_SCHEMA
-    defs["ImagesResponse"] = IMAGES_RESPONSE
-    gen = {"$ref": "#/components/schemas/CreateImageRequestBody"}
+        CreateImageRequestBody, CreateImageEditRequestBody, CreateImageVariationRequestBody,
+        PromptCreateBody, PromptVersionBody,
+    )  # fmt: skip
+    defs.update(
+        Error=ERROR_SCHEMA, ImagesResponse=IMAGES_RESPONSE, Health=HEALTH, Trace=TRACE,
+        Identity=IDENTITY, Thread=THREAD, Prompt=PROMPT, PromptVersion=PROMPT_VERSION,
+        TraceList=_list_of("Trace"), IdentityList=_list_of("Identity"),
+        PromptList=_list_of("Prompt"), PromptVersionList=_list_of("PromptVersion"),
+    )  # fmt: skip
+    gen = _ref("CreateImageRequestBody")
     edit = _multipart_schema(CreateImageEditRequestBody, FILE_PROPS)
     one_file = {"image": {"type": "string", "format": "binary"}}
     var = _multipart_schema(CreateImageVariationRequestBody, one_file)
@@ -118,7 +423,17 @@ def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         paths[f"{prefix}/images/variations"] = {
             "post": _operation("Create variations of an image", "multipart/form-data", var)
         }
-    paths["/health"] = {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}}
+    paths["/health"] = {
+        "get": {
+            "summary": "Liveness",
+            "security": [],
+            "responses": {
+                "200": {"description": "ok",
+                        "content": {"application/json": {"schema": _ref("Health")}}},
+            },
+        }
+    }  # fmt: skip
+    paths.update(control_paths())
     for path, item in (extra_paths or {}).items():  # never replaces what is described above
         for method, operation in item.items():
             paths.setdefault(path, {}).setdefault(method, operation)

@@ -69,7 +69,9 @@ class URLSigner:
         self, key: str, expires: str | None, sig: str | None, *, now: float | None = None
     ) -> bool:
         """True when ``sig`` signs (key, expires) and ``expires`` has not passed."""
-        if not expires or not sig or not expires.isdigit():
+        if not expires or not sig or len(expires) > 12 or len(sig) > 128:
+            return False
+        if not (expires.isascii() and expires.isdigit() and sig.isascii()):
             return False
         expiry = int(expires)
         if expiry < (now if now is not None else time.time()):

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from ..request import MIME_BY_KIND, sniff_image
 
-KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+KEY_RE = re.compile(r"[0-9a-f]{64}")
 OCTET_STREAM = "application/octet-stream"
 
 
@@ -32,7 +32,7 @@ def blob_key(data: bytes) -> str:
 
 def is_blob_key(value: str) -> bool:
     """True for a well-formed key (also what keeps paths and object names safe)."""
-    return bool(KEY_RE.match(value))
+    return bool(KEY_RE.fullmatch(value))
 
 
 def content_type_of(data: bytes, hint: str | None = None) -> str:

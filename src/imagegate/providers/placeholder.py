@@ -37,7 +37,7 @@ def parse_size(size: str | None, default: tuple[int, int] = (1024, 1024)) -> tup
     if not size or size == "auto":
         return default
     w, sep, h = size.lower().partition("x")
-    if not sep or not w.isdigit() or not h.isdigit():
+    if not sep or not (w + h).isascii() or not w.isdigit() or not h.isdigit() or len(w + h) > 10:
         raise UpstreamHTTPError(f"invalid size {size!r}: expected WIDTHxHEIGHT", status=400)
     width, height = int(w), int(h)
     if not (16 <= width <= MAX_SIDE and 16 <= height <= MAX_SIDE):

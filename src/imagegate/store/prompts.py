@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ulid import ULID
 
 from ..errors import InvalidRequest
-from ..models import IntLike, Quality
+from ..models import IntLike, Quality, Seed
 from ..options import validation_error
 from .base import Prompt, PromptVersion
 from .sql import SqlStore
@@ -28,14 +28,14 @@ class PromptParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n: Annotated[IntLike, Field(ge=1, le=10)] | None = None
-    size: Annotated[str, Field(pattern=r"^(auto|\d{2,5}x\d{2,5})$")] | None = None
+    size: Annotated[str, Field(pattern=r"^(auto|[0-9]{2,5}x[0-9]{2,5})$")] | None = None
     quality: Quality | None = None
     style: Literal["vivid", "natural"] | None = None
     background: Literal["transparent", "opaque", "auto"] | None = None
     moderation: Literal["low", "auto"] | None = None
     output_format: Literal["png", "jpeg", "webp"] | None = None
     output_compression: Annotated[IntLike, Field(ge=0, le=100)] | None = None
-    seed: IntLike | None = None
+    seed: Seed | None = None
 
 
 class PromptVersionBody(BaseModel):
