@@ -231,7 +231,14 @@ def _row(
     }
 
 
-def run(out: Path, *, gateway_cpus: str | None, side_cpus: str | None) -> list[dict[str, Any]]:
+def run(
+    out: Path,
+    *,
+    gateway_cpus: str | None,
+    side_cpus: str | None,
+    env: dict[str, str] | None = None,
+    only: set[str] | None = None,
+) -> list[dict[str, Any]]:
     """Start the hostile provider and a fresh gateway, run every attack, stop both."""
     hostile = procs.start("hostile", [sys.executable, "-m", "bench.hostile", "--port", "0"],
                           log_path=out / "hostile.log", cpus=side_cpus,
@@ -248,7 +255,7 @@ def run(out: Path, *, gateway_cpus: str | None, side_cpus: str | None) -> list[d
         shutil.rmtree(workdir, ignore_errors=True)  # a fresh gateway: no prompt, no traces
         gateway = targets.start_imagegate(workdir,
                                           f"http://127.0.0.1:{port}/v1", cpus=gateway_cpus,
-                                          overrides=overrides)  # fmt: skip
+                                          overrides=overrides, env=env)  # fmt: skip
         assert gateway.proc is not None
         base = gateway.base.removesuffix("/v2/router")
         key = targets.BENCH_KEY
@@ -256,6 +263,8 @@ def run(out: Path, *, gateway_cpus: str | None, side_cpus: str | None) -> list[d
         httpx.post(f"{base}/v2/prompts", json=bomb, timeout=30,
                    headers={"Authorization": f"Bearer {key}"}).raise_for_status()  # fmt: skip
         for attack in attacks(base, key):
+            if only and attack.name not in only:
+                continue
             rows.append(run_attack(attack, base, gateway.proc.pid))
             print(f"  abuse {_line(rows[-1])}", flush=True)
         with procs.RssSampler(gateway.proc.pid, every_s=0.01) as rss, HealthPoller(base) as health:

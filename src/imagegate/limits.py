@@ -126,6 +126,25 @@ def check_request(request: ImageRequest, limits: LimitsConfig) -> None:
         _too_long("prompt.id", opts.prompt.id, limits.max_name_chars)
 
 
+def check_raw_lists(raw: dict[str, Any], limits: LimitsConfig) -> None:
+    """The fan-out lists counted on the raw body, before any model validates 20,000 entries.
+
+    ``check_request`` checks the same bounds on the parsed request (the library path); this
+    only makes a hostile body cheap to refuse: a length, not a validation per entry.
+    """
+    orq = raw.get("orq")
+    for where in (raw, orq) if isinstance(orq, dict) else (raw,):
+        fallbacks = where.get("fallbacks")
+        if isinstance(fallbacks, list):
+            _too_many("fallbacks", len(fallbacks), limits.max_fallbacks, "models")
+        balancer = where.get("load_balancer")
+        models = balancer.get("models") if isinstance(balancer, dict) else balancer
+        if isinstance(models, list):
+            _too_many(
+                "load_balancer.models", len(models), limits.max_load_balancer_models, "models"
+            )
+
+
 def expanded_length(template: str, matches: list[Any], text: str | None) -> int:
     """Length of ``template`` once each match is replaced by ``text`` — without building it."""
     removed = sum(len(m.group(0)) for m in matches)

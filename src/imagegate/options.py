@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .config import LimitsConfig
 from .errors import InvalidRequest
+from .limits import check_raw_lists
 from .models import (
     ROUTING_FIELDS,
     CreateImageEditRequestBody,
@@ -78,10 +80,14 @@ def build_request(
     raw: dict[str, Any],
     images: list[UploadedFile] | None = None,
     mask: UploadedFile | None = None,
+    limits: LimitsConfig | None = None,
 ) -> ImageRequest:
-    """Validate ``raw`` for ``operation`` and build the normalised request."""
+    """Validate ``raw`` for ``operation`` and build the normalised request (with ``limits``:
+    the fan-out lists are counted first, so an oversize one costs no validation)."""
     if not isinstance(raw, dict):
         raise InvalidRequest("the request body must be a JSON object", param="body")
+    if limits is not None:
+        check_raw_lists(raw, limits)
     try:
         body = BODY_MODELS[operation].model_validate(raw)
     except ValidationError as exc:

@@ -35,7 +35,7 @@ async def read_request(request: Request, operation: Operation, gateway: Gateway)
     if operation == "generations":
         if "multipart/" in content_type:
             raise InvalidRequest("generations take a JSON body", param="body")
-        return build_request("generations", await read_json(request, limits))
+        return build_request("generations", await read_json(request, limits), limits=limits)
     if content_type.startswith("application/json"):
         raise InvalidRequest(
             f"images/{operation} takes multipart/form-data with an image file", param="image"
@@ -48,7 +48,7 @@ async def read_request(request: Request, operation: Operation, gateway: Gateway)
         process_budget(limits.max_spooled_bytes),
     )  # fmt: skip
     try:
-        return build_request(operation, form.fields, form.images, form.mask)
+        return build_request(operation, form.fields, form.images, form.mask, limits)
     except BaseException:
         for upload in form.images:
             upload.discard()

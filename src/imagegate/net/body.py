@@ -31,6 +31,9 @@ async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
         total += len(chunk)
         if total > cap:
             resp.close()  # drop the connection: the rest is never read
+            # The exception's traceback keeps this frame alive as long as anyone holds the
+            # error (chained as __context__ of what the caller raises): let the bytes go now.
+            parts.clear()
             raise BodyTooLarge(cap)
         parts.append(chunk)
     return b"".join(parts)
