@@ -132,6 +132,11 @@ class Config(_Section):
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(1, ge=1)
     api_keys: list[str] = Field(default_factory=list)
+    # HMAC pepper for stored (managed) API keys; default: derived from the signing key.
+    key_pepper: str | None = None
+    # The one Redis for every shared feature (rate limits, budgets, the cache with
+    # cache.backend: redis); None: each process keeps its own counters.
+    redis_url: str | None = None
     public_url: str | None = None
     signing_key: str | None = None
     data_dir: str = ".imagegate"
@@ -145,6 +150,14 @@ class Config(_Section):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     fetch: FetchConfig = Field(default_factory=FetchConfig)
     traces: bool = True
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """The Redis every shared feature uses: ``redis_url``, else the cache's when the cache
+        is on Redis, else None (in-process counters)."""
+        if self.redis_url:
+            return self.redis_url
+        return self.cache.redis_url if self.cache.backend == "redis" else None
 
     @model_validator(mode="after")
     def _paths_under_data_dir(self) -> Config:
@@ -185,6 +198,7 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         "IMAGEGATE_DATA_DIR": ("data_dir",),
         "IMAGEGATE_DATABASE_URL": ("database_url",),
         "IMAGEGATE_REDIS_URL": ("cache", "redis_url"),
+        "IMAGEGATE_KEY_PEPPER": ("key_pepper",),
         "IMAGEGATE_CACHE_BACKEND": ("cache", "backend"),
         "IMAGEGATE_STORAGE_BACKEND": ("storage", "backend"),
         "IMAGEGATE_STORAGE_PATH": ("storage", "path"),
@@ -205,8 +219,10 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     for name, path in simple.items():
         if env.get(name):
             put(path, env[name])
-    if env.get("IMAGEGATE_REDIS_URL") and "IMAGEGATE_CACHE_BACKEND" not in env:
-        put(("cache", "backend"), "redis")
+    if env.get("IMAGEGATE_REDIS_URL"):
+        put(("redis_url",), env["IMAGEGATE_REDIS_URL"])
+        if "IMAGEGATE_CACHE_BACKEND" not in env:
+            put(("cache", "backend"), "redis")
     if env.get("IMAGEGATE_API_KEYS"):
         raw["api_keys"] = [k.strip() for k in env["IMAGEGATE_API_KEYS"].split(",") if k.strip()]
     return raw
