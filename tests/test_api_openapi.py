@@ -80,8 +80,9 @@ def test_openapi_declares_every_parameter_and_response_shape(make_config: Any) -
         spec = httpx.get(gw.url + "/openapi.json").json()
     paths = spec["paths"]
 
-    def names(path: str, method: str = "get") -> set[str]:
-        return {p["name"] for p in paths[path][method].get("parameters", [])}
+    def names(path: str, method: str = "get", where: str = "query|path") -> set[str]:
+        params = paths[path][method].get("parameters", [])
+        return {p["name"] for p in params if p["in"] in where.split("|")}
 
     assert names("/v2/traces") == {
         "limit", "cursor", "identity_id", "thread_id", "name", "model", "status", "cache",
@@ -90,6 +91,21 @@ def test_openapi_declares_every_parameter_and_response_shape(make_config: Any) -
     assert names("/v2/identities") == names("/v2/prompts") == {"limit", "cursor"}
     assert names("/v2/files/{key}") == {"key", "expires", "sig"}
     assert names("/v2/prompts/{prompt_id}/versions/{version}") == {"prompt_id", "version"}
+    assert names("/v2/usage") == {"group_by", "from", "to"}
+    assert names("/v2/admin/keys") == {"workspace"}
+    # the workspace header on every control-plane route, on no admin route (admins only)
+    for path, item in paths.items():
+        for method, operation in item.items():
+            headers = names(path, method, "header")
+            if path.startswith(("/v2/traces", "/v2/identities", "/v2/threads", "/v2/prompts",
+                                "/v2/usage")):  # fmt: skip
+                assert headers == {"x-imagegate-workspace"}, (method, path)
+                assert "403" in operation["responses"], (method, path)
+            else:
+                assert headers == set(), (method, path)
+            if path.startswith("/v2/admin/"):
+                assert operation["security"] == [{"ApiKey": []}], path
+                assert {"401", "403"} <= set(operation["responses"]), (method, path)
     for path, item in paths.items():
         for method, operation in item.items():
             declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
@@ -103,6 +119,17 @@ def test_openapi_declares_every_parameter_and_response_shape(make_config: Any) -
     ok = paths["/v2/traces"]["get"]["responses"]["200"]["content"]["application/json"]
     assert ok["schema"] == {"$ref": "#/components/schemas/TraceList"}
     assert "201" in paths["/v2/prompts"]["post"]["responses"]
+    assert paths["/v2/admin/keys"]["post"]["requestBody"]["content"]["application/json"] == {
+        "schema": {"$ref": "#/components/schemas/KeyCreate"}
+    }
+    assert "201" in paths["/v2/admin/workspaces"]["post"]["responses"]
+    assert "key" in spec["components"]["schemas"]["ApiKeyCreated"]["required"]
+    assert "key" not in spec["components"]["schemas"]["ApiKey"]["properties"]
+    for prefix in PREFIXES:  # rate limits and budgets on every image route
+        responses = paths[f"{prefix}/images/generations"]["post"]["responses"]
+        assert "Retry-After" in responses["429"]["headers"]
+        for status in ("200", "429"):
+            assert "x-ratelimit-remaining-images" in responses[status]["headers"]
     edits = paths["/v2/router/images/edits"]["post"]["requestBody"]["content"]
     form = edits["multipart/form-data"]
     assert "image" in form["schema"]["required"]

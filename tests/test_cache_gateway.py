@@ -218,15 +218,21 @@ def test_errors_are_never_cached(make_config: Any, redis_prefix: str, backend: s
     assert fake.calls == 2
 
 
-def test_cache_is_scoped_by_api_key(make_config: Any, redis_prefix: str) -> None:
+def test_cache_is_scoped_by_workspace(make_config: Any, redis_prefix: str) -> None:
+    """Keys of one workspace share its cache; a key of another workspace never sees it."""
     with ImageServer("b64") as fake:
         config = make_config(providers=fake.providers(), api_keys=["sk-one", "sk-two"],
                              cache=cache_config("redis", redis_prefix))  # fmt: skip
         with live_gateway(config) as gw:
             one = {"Authorization": "Bearer sk-one"}
             two = {"Authorization": "Bearer sk-two"}
-            seq = [gen(gw.url, headers=h).headers["x-orq-cache"] for h in (one, one, two, two)]
-    assert seq == ["MISS", "HIT", "MISS", "HIT"]
+            made = httpx.post(f"{gw.url}/v2/admin/keys", headers=one, timeout=10,
+                              json={"workspace": "team-b", "name": "b"})  # fmt: skip
+            assert made.status_code == 201, made.text
+            other = {"Authorization": f"Bearer {made.json()['key']}"}
+            seq = [gen(gw.url, headers=h).headers["x-orq-cache"]
+                   for h in (one, one, two, other, other)]  # fmt: skip
+    assert seq == ["MISS", "HIT", "HIT", "MISS", "HIT"]
     assert fake.calls == 2
 
 

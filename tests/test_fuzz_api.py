@@ -39,9 +39,10 @@ HOSTILE = ["²", "١٢", "𝟙", "\x00", "a\x00b", "\x1b", "\u0085", "1" * 5000,
 HUGE = [2**63, -(2**63) - 1, 10**30]
 HOSTILE_PARAMS = [
     ("query", n) for n in ("limit", "cursor", "status", "cache", "since", "until", "expires",
-                           "sig", "identity_id", "thread_id", "name", "model")
+                           "sig", "identity_id", "thread_id", "name", "model", "group_by",
+                           "from", "to", "workspace")
 ] + [("path", n) for n in ("key", "version", "trace_id", "identity_id", "thread_id",
-                           "prompt_id")]  # fmt: skip
+                           "prompt_id", "workspace_id", "key_id")]  # fmt: skip
 CONFIG = schemathesis.Config.from_dict(
     {
         "seed": 20260101,

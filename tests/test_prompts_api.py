@@ -132,9 +132,14 @@ def test_prompt_template_and_defaults_reach_the_provider(make_config: Any) -> No
 
     async def run() -> tuple[bytes, str]:
         async with Gateway(make_config()) as gw:
-            await gw.control.store.create_prompt("tpl", None, None, 0.0)
+            await gw.control.store.create_prompt("default", "tpl", None, None, 0.0)
             await gw.control.store.add_prompt_version(
-                "tpl", "poster: {{input}}!", "placeholder/poster", {"output_format": "png"}, 0.0
+                "default",
+                "tpl",
+                "poster: {{input}}!",
+                "placeholder/poster",
+                {"output_format": "png"},
+                0.0,
             )
             resp = await gw.generate(
                 model="placeholder/x",

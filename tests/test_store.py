@@ -96,10 +96,10 @@ async def test_trace_round_trip_keeps_every_field(store: SqlStore) -> None:
     )
     await store.write_batch([trace])
     await store.write_batch([trace])  # a retried batch must not duplicate
-    got = await store.get_trace(trace.id)
+    got = await store.get_trace("default", trace.id)
     assert got == trace
-    assert await store.count_traces() == 1
-    assert await store.get_trace("nope") is None
+    assert await store.count_traces("default") == 1
+    assert await store.get_trace("default", "nope") is None
 
 
 async def test_identity_upsert_replaces_given_and_keeps_absent(store: SqlStore) -> None:
@@ -116,7 +116,7 @@ async def test_identity_upsert_replaces_given_and_keeps_absent(store: SqlStore) 
             IdentityUpsert("u1", 200.0, display_name="Ada L."),
         ]
     )
-    ident = await store.get_identity("u1")
+    ident = await store.get_identity("default", "u1")
     assert ident is not None
     assert ident.display_name == "Ada L."
     assert ident.email == "ada@example.com"
@@ -124,19 +124,19 @@ async def test_identity_upsert_replaces_given_and_keeps_absent(store: SqlStore) 
     assert ident.tags == ["a"]
     assert (ident.created_at, ident.updated_at, ident.last_seen_at) == (100.0, 200.0, 200.0)
     await store.write_batch([IdentityUpsert("u1", 150.0, tags=["b", "c"])])  # late arrival
-    ident = await store.get_identity("u1")
+    ident = await store.get_identity("default", "u1")
     assert ident is not None and ident.tags == ["b", "c"] and ident.last_seen_at == 200.0
-    assert await store.get_identity("u2") is None
+    assert await store.get_identity("default", "u2") is None
 
 
 async def test_thread_upsert_unions_tags_and_tracks_seen(store: SqlStore) -> None:
     await store.write_batch([ThreadUpsert("t1", 50.0, ["x", "y"]), ThreadUpsert("t1", 40.0, ["y"])])
     await store.write_batch([ThreadUpsert("t1", 90.0, ["z", "x"])])
-    thread = await store.get_thread("t1")
+    thread = await store.get_thread("default", "t1")
     assert thread is not None
     assert thread.tags == ["x", "y", "z"]
     assert (thread.first_seen_at, thread.last_seen_at) == (40.0, 90.0)
-    assert await store.get_thread("t2") is None
+    assert await store.get_thread("default", "t2") is None
 
 
 async def test_list_traces_filters_and_pages(store: SqlStore) -> None:
@@ -160,7 +160,7 @@ async def test_list_traces_filters_and_pages(store: SqlStore) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        page = await store.list_traces(TraceQuery(limit=3, cursor=cursor))
+        page = await store.list_traces("default", TraceQuery(limit=3, cursor=cursor))
         seen += [t.id for t in page.items]
         if page.next_cursor is None:
             break
@@ -168,7 +168,7 @@ async def test_list_traces_filters_and_pages(store: SqlStore) -> None:
     assert seen == ids_desc
 
     async def ids(**kw: object) -> set[str]:
-        return {t.id for t in (await store.list_traces(TraceQuery(**kw))).items}  # type: ignore[arg-type]
+        return {t.id for t in (await store.list_traces("default", TraceQuery(**kw))).items}  # type: ignore[arg-type]
 
     by_index = {i: t.id for i, t in enumerate(traces)}
     assert await ids(identity_id="a") == {by_index[i] for i in (1, 3, 5)}
@@ -190,11 +190,11 @@ async def test_identity_totals_count_requests_images_and_known_cost(store: SqlSt
             make_trace(identity_id="other", status=200, n=5, cost_usd=1.0),
         ]
     )
-    totals = await store.identity_totals("u")
+    totals = await store.identity_totals("default", "u")
     assert (totals.requests, totals.succeeded, totals.images) == (3, 2, 3)
     assert totals.cost_usd == pytest.approx(0.08)
     assert totals.cost_unknown == 1
-    empty = await store.identity_totals("nobody")
+    empty = await store.identity_totals("default", "nobody")
     assert (empty.requests, empty.cost_usd) == (0, None)
 
 
@@ -204,41 +204,43 @@ async def test_thread_traces_in_time_order(store: SqlStore) -> None:
         make_trace(thread_id="t", started_at=10.0),
     )
     await store.write_batch([late, early, make_trace(thread_id="u")])
-    assert [t.id for t in await store.thread_traces("t", 10)] == [early.id, late.id]
+    assert [t.id for t in await store.thread_traces("default", "t", 10)] == [early.id, late.id]
 
 
 async def test_prompts_and_versions(store: SqlStore) -> None:
-    prompt = await store.create_prompt("p1", "Poster", "desc", 1.0)
+    prompt = await store.create_prompt("default", "p1", "Poster", "desc", 1.0)
     assert prompt.latest_version == 0
     with pytest.raises(Conflict):
-        await store.create_prompt("p1", None, None, 2.0)
-    assert await store.get_prompt_version("p1", None) is None
-    v1 = await store.add_prompt_version("p1", "a {{input}}", None, {"size": "64x64"}, 3.0)
-    v2 = await store.add_prompt_version("p1", "b {{input}}", "placeholder/x", {}, 4.0)
+        await store.create_prompt("default", "p1", None, None, 2.0)
+    assert await store.get_prompt_version("default", "p1", None) is None
+    v1 = await store.add_prompt_version(
+        "default", "p1", "a {{input}}", None, {"size": "64x64"}, 3.0
+    )
+    v2 = await store.add_prompt_version("default", "p1", "b {{input}}", "placeholder/x", {}, 4.0)
     assert v1 is not None and v2 is not None and (v1.version, v2.version) == (1, 2)
-    assert await store.add_prompt_version("missing", "t", None, {}, 5.0) is None
-    latest = await store.get_prompt_version("p1", None)
+    assert await store.add_prompt_version("default", "missing", "t", None, {}, 5.0) is None
+    latest = await store.get_prompt_version("default", "p1", None)
     assert (
         latest is not None and latest.template == "b {{input}}" and latest.model == "placeholder/x"
     )
-    first = await store.get_prompt_version("p1", 1)
+    first = await store.get_prompt_version("default", "p1", 1)
     assert first is not None and first.parameters == {"size": "64x64"}
-    assert await store.get_prompt_version("p1", 9) is None
-    assert [v.version for v in await store.list_prompt_versions("p1")] == [1, 2]
-    got = await store.get_prompt("p1")
+    assert await store.get_prompt_version("default", "p1", 9) is None
+    assert [v.version for v in await store.list_prompt_versions("default", "p1")] == [1, 2]
+    got = await store.get_prompt("default", "p1")
     assert got is not None and got.latest_version == 2 and got.name == "Poster"
-    await store.create_prompt("p0", None, None, 6.0)
-    page = await store.list_prompts(None, 1)
+    await store.create_prompt("default", "p0", None, None, 6.0)
+    page = await store.list_prompts("default", None, 1)
     assert [p.id for p in page.items] == ["p0"] and page.next_cursor == "p0"
-    page = await store.list_prompts(page.next_cursor, 1)
+    page = await store.list_prompts("default", page.next_cursor, 1)
     assert [p.id for p in page.items] == ["p1"] and page.next_cursor is None
 
 
 async def test_list_identities_pages_by_id(store: SqlStore) -> None:
     await store.write_batch([IdentityUpsert(f"id-{i}", float(i)) for i in range(5)])
-    page = await store.list_identities(None, 2)
+    page = await store.list_identities("default", None, 2)
     assert [i.id for i in page.items] == ["id-0", "id-1"]
-    page = await store.list_identities(page.next_cursor, 10)
+    page = await store.list_identities("default", page.next_cursor, 10)
     assert [i.id for i in page.items] == ["id-2", "id-3", "id-4"] and page.next_cursor is None
 
 
@@ -276,25 +278,27 @@ async def test_nul_control_characters_and_surrogates_are_stored_as_replacement(
             ThreadUpsert("t\x00", 1.0, [BAD]),
         ]
     )
-    got = await store.get_trace(trace.id)
+    got = await store.get_trace("default", trace.id)
     assert got is not None
     assert got.name == "a\ufffdb" and got.error_message == CLEAN and got.requested_model == CLEAN
     assert got.metadata == {"k\ufffd": CLEAN, "\ufffd": "v"}
     assert got.attempts == [{"error": CLEAN, "nested": [{"deep": "\ufffd"}]}]
     assert got.notes == [CLEAN] and got.usage == {"big": str(2**70), "ok": 1}
     # looked up with the raw value, found under the stored one
-    assert [t.id for t in (await store.list_traces(TraceQuery(name="a\x00b"))).items] == [trace.id]
-    assert [t.id for t in await store.thread_traces("t\x00", 10)] == [trace.id]
-    ident = await store.get_identity("u\x00")
+    assert [
+        t.id for t in (await store.list_traces("default", TraceQuery(name="a\x00b"))).items
+    ] == [trace.id]
+    assert [t.id for t in await store.thread_traces("default", "t\x00", 10)] == [trace.id]
+    ident = await store.get_identity("default", "u\x00")
     assert ident is not None and ident.id == "u\ufffd"
     assert (ident.display_name, ident.email, ident.logo_url) == (CLEAN, CLEAN, CLEAN)
     assert ident.metadata == [{"k\ufffd": CLEAN}] and ident.tags == [CLEAN]
-    thread = await store.get_thread("t\x00")
+    thread = await store.get_thread("default", "t\x00")
     assert thread is not None and thread.tags == [CLEAN]
-    await store.create_prompt("p\x00", BAD, BAD, 1.0)
-    version = await store.add_prompt_version("p\x00", BAD, BAD, {"k": BAD}, 2.0)
+    await store.create_prompt("default", "p\x00", BAD, BAD, 1.0)
+    version = await store.add_prompt_version("default", "p\x00", BAD, BAD, {"k": BAD}, 2.0)
     assert version is not None and version.template == CLEAN
-    got_version = await store.get_prompt_version("p\ufffd", None)
+    got_version = await store.get_prompt_version("default", "p\ufffd", None)
     assert got_version is not None and got_version.model == CLEAN
     assert got_version.parameters == {"k": CLEAN}
 
@@ -305,7 +309,7 @@ async def test_json_too_deep_for_orjson_is_kept_as_text(store: SqlStore) -> None
         deep = [deep]
     trace = make_trace(usage={"deep": deep}, metadata={"m": "v"})
     await store.write_batch([trace])
-    got = await store.get_trace(trace.id)
+    got = await store.get_trace("default", trace.id)
     assert got is not None and got.metadata == {"m": "v"}
     assert got.usage is not None
     level = got.usage["deep"]
@@ -324,7 +328,7 @@ async def test_a_row_the_database_rejects_is_not_transient(store: SqlStore) -> N
     with pytest.raises(Exception) as caught:
         await store.write_batch([make_trace(name=None)])  # NOT NULL
     assert not isinstance(caught.value, StoreUnavailable)
-    assert await store.count_traces() == 0
+    assert await store.count_traces("default") == 0
 
 
 # --- transient or permanent --------------------------------------------------------------------

@@ -216,7 +216,10 @@ async def test_a_row_postgresql_rejects_goes_to_the_poison_file(
     writer.submit(good)
     writer.submit(bad)  # n is an INTEGER column: out of range for PostgreSQL
     assert await writer.flush(10.0)
-    assert await store.get_trace(good.id) is not None and await store.get_trace(bad.id) is None
+    assert (
+        await store.get_trace("default", good.id) is not None
+        and await store.get_trace("default", bad.id) is None
+    )
     lines = (tmp_path / "spill" / spill.POISON_FILE).read_text().splitlines()
     (poison,) = [json.loads(line) for line in lines]
     assert poison["v"]["id"] == bad.id and poison["v"]["n"] == 2**40

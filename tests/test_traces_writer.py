@@ -48,10 +48,10 @@ async def test_writes_in_batches_and_close_flushes(tmp_path: Path) -> None:
         if i % 10 == 0:
             writer.submit_op(IdentityUpsert("u", float(i), display_name=f"name {i}"))
     await writer.close()  # no explicit flush: shutdown must write everything
-    assert await store.count_traces() == 1000
+    assert await store.count_traces("default") == 1000
     assert writer.written_traces == 1000 and writer.dropped == 0
     assert writer.batches < 200  # batched, not one transaction per trace
-    ident = await store.get_identity("u")
+    ident = await store.get_identity("default", "u")
     assert ident is not None and ident.display_name == "name 990"  # applied in order
     await store.close()
 
@@ -63,7 +63,7 @@ async def test_flush_makes_submitted_items_readable(tmp_path: Path) -> None:
     record = trace()
     writer.submit(record)
     assert await writer.flush(2.0)
-    assert await store.get_trace(record.id) is not None
+    assert await store.get_trace("default", record.id) is not None
     await writer.close()
     await store.close()
 
@@ -118,9 +118,9 @@ async def test_a_bad_item_goes_to_the_poison_file_alone(
         for r in (good1, no_name, too_big, good2):
             writer.submit(r)
         assert await writer.flush(5.0)
-    assert await store.get_trace(good1.id) is not None
-    assert await store.get_trace(good2.id) is not None
-    assert await store.get_trace(no_name.id) is None
+    assert await store.get_trace("default", good1.id) is not None
+    assert await store.get_trace("default", good2.id) is not None
+    assert await store.get_trace("default", no_name.id) is None
     assert (writer.poisoned, writer.written_traces, writer.dropped) == (2, 2, 0)
     poison = poison_lines(tmp_path)
     assert [(p["t"], p["v"]["id"]) for p in poison] == [
@@ -206,11 +206,13 @@ async def test_close_while_down_spills_and_a_new_writer_replays(tmp_path: Path) 
     await second.start()
     second.submit(new := trace(name="new"))
     await wait_for(lambda: second.pending == 0)
-    assert await store.count_traces() == 302
-    assert await store.get_trace(late.id) is not None and await store.get_trace(new.id)
-    ident = await store.get_identity("u")
+    assert await store.count_traces("default") == 302
+    assert await store.get_trace("default", late.id) is not None and await store.get_trace(
+        "default", new.id
+    )
+    ident = await store.get_identity("default", "u")
     assert ident is not None and ident.display_name == "name 299"  # replayed in order
-    thread = await store.get_thread("th")
+    thread = await store.get_thread("default", "th")
     assert thread is not None and thread.tags == ["tag0", "tag1", "tag2"]
     assert second.replayed == 901 and second.dropped == 0
     await second.close()
@@ -235,8 +237,8 @@ async def test_replaying_a_file_twice_duplicates_nothing(tmp_path: Path) -> None
         await writer.close()
         assert spill_files(tmp_path) == []
         copy.write_bytes(saved)  # as if the first replay had crashed before deleting it
-    assert await store.count_traces() == 50
-    ident = await store.get_identity("u")
+    assert await store.count_traces("default") == 50
+    ident = await store.get_identity("default", "u")
     assert ident is not None and ident.display_name == "Ada"
     await store.close()
 

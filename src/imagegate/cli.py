@@ -89,6 +89,9 @@ COMMANDS["serve"] = ("run the gateway", _serve_args, serve)
 from .store.commands import register as _register_store_commands  # noqa: E402
 
 _register_store_commands(COMMANDS)  # imagegate traces, imagegate prompts …
+from .store.admin_commands import register as _register_admin_commands  # noqa: E402
+
+_register_admin_commands(COMMANDS)  # imagegate keys, workspaces, usage
 
 
 def main(argv: list[str] | None = None) -> int:

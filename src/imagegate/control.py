@@ -65,7 +65,7 @@ def render_template(template: str, text: str | None, max_chars: int | None = Non
 
 
 class PromptCache:
-    """Prompt versions by (id, version) for ``ttl_s``; misses (None) are cached too.
+    """Prompt versions by (workspace, id, version) for ``ttl_s``; misses (None) are cached too.
 
     When the store is down, a stale entry is served rather than failing the lookup.
     """
@@ -77,17 +77,20 @@ class PromptCache:
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
         self.size = size
-        self._entries: dict[tuple[str, int | None], tuple[float, PromptVersion | None]] = {}
+        self._entries: dict[tuple[str, str, int | None], tuple[float, PromptVersion | None]] = {}
 
-    async def get(self, prompt_id: str, version: int | None) -> PromptVersion | None:
-        key = (prompt_id, version)
+    async def get(
+        self, workspace: str, prompt_id: str, version: int | None
+    ) -> PromptVersion | None:
+        key = (workspace, prompt_id, version)
         now = time.monotonic()
         hit = self._entries.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
         try:
             found = await asyncio.wait_for(
-                self.store.get_prompt_version(prompt_id, version), timeout=self.timeout_s
+                self.store.get_prompt_version(workspace, prompt_id, version),
+                timeout=self.timeout_s,
             )
         except (StoreUnavailable, TimeoutError):
             if hit is not None:
@@ -98,8 +101,8 @@ class PromptCache:
         self._entries[key] = (now + self.ttl_s, found)
         return found
 
-    def invalidate(self, prompt_id: str) -> None:
-        for key in [k for k in self._entries if k[0] == prompt_id]:
+    def invalidate(self, workspace: str, prompt_id: str) -> None:
+        for key in [k for k in self._entries if k[0] == workspace and k[1] == prompt_id]:
             del self._entries[key]
 
 
@@ -140,9 +143,11 @@ class ControlPlane:
 
     # --- the pipeline step ---------------------------------------------------------------
     async def apply(self, request: ImageRequest, trace: TraceRecord) -> None:
-        """Queue identity/thread upserts, then apply the prompt version, if any."""
+        """Queue identity/thread upserts, then apply the prompt version, if any; all of it in
+        the trace's workspace (set by the caller before this step)."""
         opts = request.options
         now = time.time()
+        ws = trace.workspace_id
         identity = opts.identity
         if identity is not None:
             self.writer.submit_op(
@@ -152,10 +157,12 @@ class ControlPlane:
                     logo_url=identity.logo_url,
                     metadata=list(identity.metadata) if identity.metadata is not None else None,
                     tags=list(identity.tags) if identity.tags is not None else None,
+                    workspace_id=ws,
                 )
             )  # fmt: skip
         if opts.thread is not None:
-            self.writer.submit_op(ThreadUpsert(opts.thread.id, now, list(opts.thread.tags or [])))
+            tags = list(opts.thread.tags or [])
+            self.writer.submit_op(ThreadUpsert(opts.thread.id, now, tags, workspace_id=ws))
         if opts.prompt is not None:
             await self._apply_prompt(request, trace)
 
@@ -164,7 +171,7 @@ class ControlPlane:
         assert ref is not None
         wanted = None if ref.version == "latest" else int(ref.version)
         try:
-            version = await self.prompts.get(ref.id, wanted)
+            version = await self.prompts.get(trace.workspace_id, ref.id, wanted)
         except StoreUnavailable:
             trace.notes.append(NOTE_PROMPT_UNAVAILABLE)
             return

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .admission import Ticket
 from .cache.layer import CacheLayer
 from .config import Config
 from .control import ControlPlane
@@ -31,6 +32,8 @@ from .routing.execute import Attempt, execute
 from .routing.plan import build_plan
 from .telemetry.metrics import Metrics, render
 from .telemetry.trace import NullSink, TraceRecord, TraceSink, new_trace_id
+from .tenancy import Tenancy, with_headers
+from .workspaces import OPERATOR, Principal
 
 log = logging.getLogger("imagegate")
 
@@ -45,6 +48,16 @@ class CallContext:
     api_key_id: str | None = None
     header_identity_id: str | None = None
     base_url: str = ""
+    principal: Principal = OPERATOR  # who calls: workspace, role, key
+
+    @property
+    def workspace_id(self) -> str:
+        return self.principal.workspace_id
+
+    def identity_of(self, request: ImageRequest) -> str | None:
+        """The identity a request is for: the body's, else the ``x-orq-identity-id`` header."""
+        identity = request.options.identity
+        return identity.id if identity is not None else self.header_identity_id
 
 
 @dataclass(slots=True)
@@ -56,6 +69,7 @@ class ImagesResponse:
     model: str | None = None
     attempts: int = 0
     cache: str | None = None  # "HIT" | "MISS" | None
+    rate_headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-*
 
     @property
     def data(self) -> list[dict[str, Any]]:
@@ -63,7 +77,7 @@ class ImagesResponse:
         return items
 
     def headers(self) -> dict[str, str]:
-        out = {"x-orq-trace-id": self.trace_id}
+        out = {**self.rate_headers, "x-orq-trace-id": self.trace_id}
         if self.model:
             out["x-orq-model"] = self.model
             out["x-orq-attempts"] = str(self.attempts)
@@ -104,6 +118,7 @@ class Gateway:
         self.traces: TraceSink = traces or (self.control.writer if config.traces else NullSink())
         self.output = Output(config)
         self.cache_layer = CacheLayer(config.cache, self.output)
+        self.tenancy = Tenancy(config, self.control.store, self.control.prices)
         self._blob_jobs: dict[str, tuple[asyncio.Future[Any], Served]] = {}
         self.rng = rng or random.Random()
         self.metrics = Metrics()
@@ -122,6 +137,7 @@ class Gateway:
         await self.control.close()
         await self.output.close()
         await self.cache_layer.close()
+        await self.tenancy.close()
         await self.registry.close()
         self._started = False
 
@@ -150,9 +166,25 @@ class Gateway:
             check_request(request, self.config.limits)
             if request.images or request.mask is not None:  # pixel caps, before any decode
                 await check_uploads(request.uploads(), self.config.limits)
+            ticket = await self.tenancy.admit(ctx.principal, request, ctx.identity_of(request))
         except GatewayError as exc:
             self.record_rejected(request.operation, ctx, exc)
             raise
+        try:
+            response = await self._handle(request, ctx, ticket)
+        except GatewayError as exc:
+            with_headers(exc, ticket)
+            raise
+        finally:
+            if ticket is not None:
+                await ticket.release()
+        if ticket is not None:
+            response.rate_headers = ticket.headers
+        return response
+
+    async def _handle(
+        self, request: ImageRequest, ctx: CallContext, ticket: Ticket | None
+    ) -> ImagesResponse:
         trace = self._new_trace(request, ctx)
         attempts: list[Attempt] = []
         started = time.perf_counter()
@@ -188,8 +220,8 @@ class Gateway:
         if self.cache_layer.asked(request):
             served, how = await self.cache_layer.serve(
                 request,
-                ctx.api_key_id,
-                lambda: self._upstream(request, trace, attempts, keep=True),
+                ctx.workspace_id,  # cache entries belong to the workspace
+                lambda: self._upstream(request, ctx, trace, attempts, keep=True),
             )
             trace.cache = "miss" if how == "miss" else "hit"
             if how != "miss":  # answered without an upstream call of its own: costs nothing
@@ -200,23 +232,36 @@ class Gateway:
             response.cache = "MISS" if how == "miss" else "HIT"
             return response
         # --- no cache ----------------------------------------------------------------------
-        served = await self._upstream(request, trace, attempts, keep=False)
+        served = await self._upstream(request, ctx, trace, attempts, keep=False)
         return self._respond(request, ctx, trace, served)
 
     async def _upstream(
-        self, request: ImageRequest, trace: TraceRecord, attempts: list[Attempt], *, keep: bool
+        self,
+        request: ImageRequest,
+        ctx: CallContext,
+        trace: TraceRecord,
+        attempts: list[Attempt],
+        *,
+        keep: bool,
     ) -> Served:
-        """plan → execute → images stored (``keep``: every blob written now, for the cache)."""
+        """plan → budget → execute → images stored (``keep``: every blob written now)."""
         plan = build_plan(request, self.registry, self.rng)
         trace.skipped = [{"model": s.model, "reason": s.reason} for s in plan.skipped]
-        outcome = await execute(
-            plan, request, self.config.routing, attempts,
-            rng=self.rng, finish=self.output.fetch_remote,
-        )  # fmt: skip
-        result = outcome.result
-        trace.served_model = outcome.candidate.model
-        trace.usage = result.usage
-        self.control.price(trace, request, result)
+        models = [c.model for c in plan.candidates]
+        identity = ctx.identity_of(request)
+        reservation = await self.tenancy.reserve(ctx.principal, request, models, identity)
+        try:
+            outcome = await execute(
+                plan, request, self.config.routing, attempts,
+                rng=self.rng, finish=self.output.fetch_remote,
+            )  # fmt: skip
+            result = outcome.result
+            trace.served_model = outcome.candidate.model
+            trace.usage = result.usage
+            self.control.price(trace, request, result)
+        finally:
+            if reservation is not None:  # the real cost, or nothing when no attempt succeeded
+                await reservation.settle(trace.cost_usd if trace.served_model else 0.0)
         return await self.output.prepare(
             result,
             request.response_format,
@@ -272,6 +317,7 @@ class Gateway:
             status=error.status,
             error_code=error.code,
             error_message=error.message,
+            workspace_id=ctx.workspace_id,
         )
         self.metrics.observe(trace)
         self.traces.submit(trace)
@@ -286,6 +332,7 @@ class Gateway:
             cache_backend_errors=getattr(layer.backend, "errors", None),
             blob_background_failures=self.output.background_failures,
             writer=writer() if callable(writer) else None,
+            admission=self.tenancy.admission.stats(),
         )
 
     def _new_trace(self, request: ImageRequest, ctx: CallContext) -> TraceRecord:
@@ -303,4 +350,5 @@ class Gateway:
             size=request.size,
             quality=request.quality,
             metadata=dict(request.metadata),
+            workspace_id=ctx.workspace_id,
         )

@@ -14,11 +14,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
 from ..config import Config, load_config
-from ..errors import GatewayError, MethodNotAllowed, NotFound
+from ..errors import Forbidden, GatewayError, MethodNotAllowed, NotFound
 from ..gateway import Gateway
+from ..keyring import pepper
 from ..request import OPERATIONS
 from ..telemetry.trace import new_trace_id
-from .auth import Authenticator
+from .admin import admin_routes
+from .auth import Authenticator, caller
 from .control import control_routes
 from .files import get_file
 from .images import make_endpoint
@@ -34,9 +36,10 @@ async def health(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text; behind the same bearer keys as the API when keys are configured."""
+    """Prometheus text for the whole process: admin keys only (members see one workspace)."""
     try:
-        request.app.state.auth.check(request.headers.get("authorization"))
+        if not (await caller(request)).admin:
+            raise Forbidden("/metrics needs an admin key")
     except GatewayError as exc:
         return error_response(exc)
     gateway: Gateway = request.app.state.gateway
@@ -87,6 +90,7 @@ def routes() -> list[BaseRoute]:
     out.append(Route("/openapi.json", openapi, methods=["GET"]))
     out.append(Route("/metrics", metrics, methods=["GET"]))
     out.extend(control_routes())
+    out.extend(admin_routes())
     out.append(Route("/v2/files/{key}", get_file, methods=["GET"]))
     return out
 
@@ -110,7 +114,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
         exception_handlers={HTTPException: http_error},
     )
     app.state.gateway = gw
-    app.state.auth = Authenticator(config.api_keys)
+    app.state.auth = Authenticator(config.api_keys, store=gw.control.store, pepper=pepper(config))
     app.state.openapi = None
     return app
 

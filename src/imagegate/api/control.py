@@ -1,8 +1,12 @@
-"""The control-plane API: traces, identities and threads (read), prompts (read and write).
+"""The control-plane API: traces, identities and threads (read), prompts (read and write),
+usage per workspace.
 
-Same bearer auth as the image endpoints; errors in orq's body. Reads first let this process's
-queued writes land (``ControlPlane.sync``), so a trace is readable as soon as its request
-returned; a database that is down answers 503 ``service_unavailable``.
+Same bearer auth as the image endpoints; errors in orq's body. Every handler works in the
+caller's workspace (``api.auth.caller``: the key's own, or for admins the one named by
+``x-imagegate-workspace``) and passes it to the store first, so another workspace's object is
+a 404 exactly like a missing one. Reads first let this process's queued writes land
+(``ControlPlane.sync``), so a trace is readable as soon as its request returned; a database
+that is down answers 503 ``service_unavailable``.
 """
 
 from __future__ import annotations
@@ -11,23 +15,35 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Literal, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..control import ControlPlane
-from ..errors import GatewayError, InternalError, InvalidRequest, NotFound, ServiceUnavailable
+from ..errors import (
+    Forbidden,
+    GatewayError,
+    InternalError,
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+)
 from ..store import StoreUnavailable, TraceQuery
 from ..store.prompts import add_version, create_prompt
 from ..store.views import (
     identity_view,
+    iso,
     page_view,
     prompt_view,
     thread_view,
     trace_view,
+    usage_view,
     version_view,
 )
+from ..workspaces import Principal
+from .auth import caller
 from .body import read_json
 from .params import (
     MAX_ID_CHARS,
@@ -41,19 +57,26 @@ from .params import (
 from .responses import JSONResponse, error_response
 
 log = logging.getLogger("imagegate.api")
-Handler = Callable[[Request, ControlPlane], Awaitable[Response]]
+Handler = Callable[[Request, ControlPlane, Principal], Awaitable[Response]]
 MAX_LIMIT = 500
 THREAD_TRACES = 1000
 MAX_VERSION = 2**31 - 1  # prompt_versions.version is a 32-bit integer in PostgreSQL
 SETTLE_S = 1.0
+GROUP_BY = ("key", "identity", "model")
 
 
-def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def guarded(handler: Handler, *, admin: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """The Starlette endpoint for ``handler``: the caller is resolved before anything else is
+    read (a bad query from an unknown caller is a 401, not a 400), admin-only routes refuse
+    members with 403, and every failure is orq's error body — never a traceback."""
+
     async def endpoint(request: Request) -> Response:
         try:
-            request.app.state.auth.check(request.headers.get("authorization"))
+            principal = await caller(request)
+            if admin and not principal.admin:
+                raise Forbidden("this route needs an admin key")
             control: ControlPlane = request.app.state.gateway.control
-            return await handler(request, control)
+            return await handler(request, control, principal)
         except StoreUnavailable:
             return error_response(ServiceUnavailable("the store is unavailable; try again"))
         except GatewayError as exc:
@@ -63,6 +86,7 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             return error_response(InternalError("internal error; see the gateway log"))
 
     endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
     return endpoint
 
 
@@ -95,7 +119,7 @@ def _trace_query(request: Request) -> TraceQuery:
     return query
 
 
-async def _settle(request: Request, control: ControlPlane) -> None:
+async def settle(request: Request, control: ControlPlane) -> None:
     """Let this process's finished requests reach the store before reading it (bounded).
 
     Traces are submitted once background image writes end, then batched by the writer.
@@ -112,100 +136,118 @@ def _prompt_id(request: Request) -> str:
 
 
 # --- traces, identities, threads -------------------------------------------------------------
-async def list_traces(request: Request, control: ControlPlane) -> Response:
+async def list_traces(request: Request, control: ControlPlane, who: Principal) -> Response:
     query = _trace_query(request)
-    await _settle(request, control)
-    page = await control.store.list_traces(query)
+    await settle(request, control)
+    page = await control.store.list_traces(who.workspace_id, query)
     return JSONResponse(page_view([trace_view(t) for t in page.items], page.next_cursor))
 
 
-async def get_trace(request: Request, control: ControlPlane) -> Response:
+async def get_trace(request: Request, control: ControlPlane, who: Principal) -> Response:
     trace_id = path_id(request.path_params, "trace_id", what="trace")
-    await _settle(request, control)
-    trace = await control.store.get_trace(trace_id)
+    await settle(request, control)
+    trace = await control.store.get_trace(who.workspace_id, trace_id)
     if trace is None:
         raise NotFound(f"trace {trace_id!r} not found", param="id")
     return JSONResponse(trace_view(trace))
 
 
-async def list_identities(request: Request, control: ControlPlane) -> Response:
+async def list_identities(request: Request, control: ControlPlane, who: Principal) -> Response:
     limit, cursor = _limit(request), _cursor(request)
-    await _settle(request, control)
-    page = await control.store.list_identities(cursor, limit)
+    await settle(request, control)
+    page = await control.store.list_identities(who.workspace_id, cursor, limit)
     return JSONResponse(page_view([identity_view(i) for i in page.items], page.next_cursor))
 
 
-async def get_identity(request: Request, control: ControlPlane) -> Response:
+async def get_identity(request: Request, control: ControlPlane, who: Principal) -> Response:
     identity_id = path_id(request.path_params, "identity_id", what="identity")
-    await _settle(request, control)
-    identity = await control.store.get_identity(identity_id)
+    await settle(request, control)
+    identity = await control.store.get_identity(who.workspace_id, identity_id)
     if identity is None:
         raise NotFound(f"identity {identity_id!r} not found", param="id")
-    totals = await control.store.identity_totals(identity_id)
+    totals = await control.store.identity_totals(who.workspace_id, identity_id)
     return JSONResponse(identity_view(identity, totals))
 
 
-async def get_thread(request: Request, control: ControlPlane) -> Response:
+async def get_thread(request: Request, control: ControlPlane, who: Principal) -> Response:
     thread_id = path_id(request.path_params, "thread_id", what="thread")
-    await _settle(request, control)
-    thread = await control.store.get_thread(thread_id)
+    await settle(request, control)
+    thread = await control.store.get_thread(who.workspace_id, thread_id)
     if thread is None:
         raise NotFound(f"thread {thread_id!r} not found", param="id")
-    traces = await control.store.thread_traces(thread_id, THREAD_TRACES)
+    traces = await control.store.thread_traces(who.workspace_id, thread_id, THREAD_TRACES)
     return JSONResponse(thread_view(thread, traces))
 
 
 # --- prompts -------------------------------------------------------------------------------
-async def post_prompt(request: Request, control: ControlPlane) -> Response:
-    prompt, version = await create_prompt(control.store, await read_json(request))
-    control.prompts.invalidate(prompt.id)
+async def post_prompt(request: Request, control: ControlPlane, who: Principal) -> Response:
+    prompt, version = await create_prompt(control.store, who.workspace_id, await read_json(request))
+    control.prompts.invalidate(who.workspace_id, prompt.id)
     return JSONResponse(prompt_view(prompt, latest=version), status_code=201)
 
 
-async def list_prompts(request: Request, control: ControlPlane) -> Response:
+async def list_prompts(request: Request, control: ControlPlane, who: Principal) -> Response:
     limit, cursor = _limit(request), _cursor(request)
-    page = await control.store.list_prompts(cursor, limit)
+    page = await control.store.list_prompts(who.workspace_id, cursor, limit)
     return JSONResponse(page_view([prompt_view(p) for p in page.items], page.next_cursor))
 
 
-async def get_prompt(request: Request, control: ControlPlane) -> Response:
+async def get_prompt(request: Request, control: ControlPlane, who: Principal) -> Response:
     prompt_id = _prompt_id(request)
-    prompt = await control.store.get_prompt(prompt_id)
+    prompt = await control.store.get_prompt(who.workspace_id, prompt_id)
     if prompt is None:
         raise NotFound(f"prompt {prompt_id!r} not found", param="id")
-    versions = await control.store.list_prompt_versions(prompt_id)
+    versions = await control.store.list_prompt_versions(who.workspace_id, prompt_id)
     latest = versions[-1] if versions else None
     return JSONResponse(prompt_view(prompt, versions, latest))
 
 
-async def post_version(request: Request, control: ControlPlane) -> Response:
+async def post_version(request: Request, control: ControlPlane, who: Principal) -> Response:
     prompt_id = _prompt_id(request)
-    version = await add_version(control.store, prompt_id, await read_json(request))
+    version = await add_version(
+        control.store, who.workspace_id, prompt_id, await read_json(request)
+    )
     if version is None:
         raise NotFound(f"prompt {prompt_id!r} not found", param="id")
-    control.prompts.invalidate(prompt_id)
+    control.prompts.invalidate(who.workspace_id, prompt_id)
     return JSONResponse(version_view(version), status_code=201)
 
 
-async def list_versions(request: Request, control: ControlPlane) -> Response:
+async def list_versions(request: Request, control: ControlPlane, who: Principal) -> Response:
     prompt_id = _prompt_id(request)
-    if await control.store.get_prompt(prompt_id) is None:
+    if await control.store.get_prompt(who.workspace_id, prompt_id) is None:
         raise NotFound(f"prompt {prompt_id!r} not found", param="id")
-    versions = await control.store.list_prompt_versions(prompt_id)
+    versions = await control.store.list_prompt_versions(who.workspace_id, prompt_id)
     return JSONResponse(page_view([version_view(v) for v in versions], None))
 
 
-async def get_version(request: Request, control: ControlPlane) -> Response:
+async def get_version(request: Request, control: ControlPlane, who: Principal) -> Response:
     prompt_id, raw = _prompt_id(request), request.path_params["version"]
     if raw != "latest" and not (raw.isascii() and raw.isdigit()):
         raise InvalidRequest("version: 'latest' or a version number", param="version")
     number = ascii_int(raw, 10)  # None for "latest", and for more digits than any version has
     version = None
     if raw == "latest" or (number is not None and 1 <= number <= MAX_VERSION):
-        version = await control.store.get_prompt_version(prompt_id, number)
+        version = await control.store.get_prompt_version(who.workspace_id, prompt_id, number)
     if version is None:
         raise NotFound(f"prompt {prompt_id!r} has no version {raw[:32]}", param="version")
     return JSONResponse(version_view(version))
+
+
+# --- usage ---------------------------------------------------------------------------------
+async def get_usage(request: Request, control: ControlPlane, who: Principal) -> Response:
+    """Requests, images and cost of the caller's workspace, grouped by key, identity or model."""
+    q = request.query_params
+    group_by = query_choice(q, "group_by", GROUP_BY) or "key"
+    since, until = query_time(q, "from"), query_time(q, "to")
+    await settle(request, control)
+    rows = await control.store.usage(
+        who.workspace_id, cast(Literal["key", "identity", "model"], group_by), since, until
+    )
+    return JSONResponse({
+        "object": "list", "workspace": who.workspace_id, "group_by": group_by,
+        "from": iso(since), "to": iso(until), "data": [usage_view(r) for r in rows],
+    })  # fmt: skip
 
 
 def control_routes() -> list[BaseRoute]:
@@ -222,5 +264,6 @@ def control_routes() -> list[BaseRoute]:
         ("/v2/prompts/{prompt_id}/versions", post_version, "POST"),
         ("/v2/prompts/{prompt_id}/versions", list_versions, "GET"),
         ("/v2/prompts/{prompt_id}/versions/{version}", get_version, "GET"),
+        ("/v2/usage", get_usage, "GET"),
     ]
-    return [Route(path, _endpoint(handler), methods=[method]) for path, handler, method in table]
+    return [Route(path, guarded(handler), methods=[method]) for path, handler, method in table]

@@ -11,12 +11,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive
 
+from ..config import LimitsConfig
 from ..errors import GatewayError, InternalError, InvalidRequest
 from ..gateway import CallContext, Gateway, ImagesResponse
 from ..options import build_request
 from ..request import ImageRequest, Operation
 from ..telemetry.trace import new_trace_id
-from .auth import Authenticator
+from .auth import caller
 from .body import read_json
 from .multipart import framed_cap, parse_multipart
 from .responses import JSONResponse, error_response
@@ -96,21 +97,32 @@ def base_url(request: Request, public_url: str | None) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
 
 
+def header_identity(request: Request, limits: LimitsConfig) -> str | None:
+    """``x-orq-identity-id`` (or ``x-orq-contact-id``), bounded like the body's identity id."""
+    for name in ("x-orq-identity-id", "x-orq-contact-id"):
+        value = request.headers.get(name)
+        if value:
+            if len(value) > limits.max_name_chars:
+                raise InvalidRequest(f"{name}: at most {limits.max_name_chars} characters",
+                                     param=name)  # fmt: skip
+            return value
+    return None
+
+
 def make_endpoint(operation: Operation) -> Any:
     async def endpoint(request: Request) -> Response:
         gateway: Gateway = request.app.state.gateway
-        auth: Authenticator = request.app.state.auth
         trace_id = new_trace_id()
         image_request: ImageRequest | None = None
         ctx: CallContext | None = None
         try:
-            api_key_id = auth.check(request.headers.get("authorization"))
+            principal = await caller(request)
             ctx = CallContext(
                 trace_id=trace_id,
-                api_key_id=api_key_id,
-                header_identity_id=request.headers.get("x-orq-identity-id")
-                or request.headers.get("x-orq-contact-id"),
+                api_key_id=principal.key_id,
+                header_identity_id=header_identity(request, gateway.config.limits),
                 base_url=base_url(request, gateway.config.public_url),
+                principal=principal,
             )
             image_request = await read_request(request, operation, gateway)
             result = await _unless_disconnected(

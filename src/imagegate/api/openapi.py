@@ -12,6 +12,8 @@ from ..models import (
     CreateImageVariationRequestBody,
 )
 from ..store.prompts import PromptCreateBody, PromptVersionBody
+from ..workspaces import WORKSPACE_ID
+from .admin import KeyCreate, WorkspaceCreate, WorkspacePatch
 from .params import MAX_ID_CHARS, MAX_TEXT_CHARS, MAX_TIME_CHARS
 
 PREFIXES = ("/v2/router", "/v3/router", "/v2/gateway", "/v2/proxy", "/v1")
@@ -65,6 +67,23 @@ NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"  # api.params.clean_text; empty = ab
 TRACE_HEADER = {
     "x-orq-trace-id": {"description": "the request's trace id (a ULID)", "required": True,
                        "schema": {"type": "string", "minLength": 26, "maxLength": 26}},
+}  # fmt: skip
+_COUNT = {"type": "string", "pattern": "^[0-9]{1,20}$"}
+_RESET = {"type": "string", "pattern": "^([0-9]+h)?([0-9]+m)?[0-9]+(\\.[0-9]+)?(ms|s)$"}
+# OpenAI's names; present when the caller's key or identity has rate limits.
+RATE_HEADERS: dict[str, Any] = {
+    f"x-ratelimit-{what}-{unit}": {"description": desc, "required": False, "schema": schema}
+    for unit in ("requests", "images")
+    for what, desc, schema in (
+        ("limit", f"{unit} allowed per minute", _COUNT),
+        ("remaining", f"{unit} left in the current minute", _COUNT),
+        ("reset", "until the window frees up, like `6s` or `1m0s`", _RESET),
+    )
+}
+IMAGE_HEADERS = {**TRACE_HEADER, **RATE_HEADERS}
+RETRY_AFTER = {
+    "Retry-After": {"description": "whole seconds to wait before trying again",
+                    "required": False, "schema": {"type": "string", "pattern": "^[0-9]+$"}},
 }  # fmt: skip
 
 
@@ -139,14 +158,21 @@ def _operation(summary: str, content_type: str, schema: dict[str, Any]) -> dict[
         "responses": {
             "200": {
                 "description": "images",
-                "headers": TRACE_HEADER,
+                "headers": IMAGE_HEADERS,
                 "content": {"application/json": {"schema": _ref("ImagesResponse")}},
             },
             **_errors(
                 ("400", "invalid request"), ("401", "missing or invalid API key"),
-                ("413", "file or body too large"), ("429", "rate limited upstream"),
-                ("502", "provider error"), ("503", "image store unavailable"),
-                ("504", "provider timeout"), headers=TRACE_HEADER,
+                ("403", "a member key naming another workspace"),
+                ("404", "a malformed workspace header"), ("413", "file or body too large"),
+                ("502", "provider error"), ("504", "provider timeout"), headers=IMAGE_HEADERS,
+            ),
+            **_errors(
+                ("429", "`rate_limit_exceeded` (the key's or identity's rate limits),"
+                        " `budget_exceeded` (a workspace, key or identity budget), or the"
+                        " provider's own 429"),
+                ("503", "image store or admission unavailable"),
+                headers={**IMAGE_HEADERS, **RETRY_AFTER},
             ),
         },
     }  # fmt: skip
@@ -175,6 +201,7 @@ TRACE = {
         "cost_usd": {"type": ["number", "null"]}, "usage": {"type": ["object", "null"]},
         "metadata": {"type": ["object", "null"]},
         "notes": {"type": ["array", "null"], "items": {"type": "string"}},
+        "workspace_id": {"type": "string"},
     },
 }  # fmt: skip
 IDENTITY = {
@@ -234,6 +261,69 @@ PROMPT = {
         "versions": {"type": "array", "items": _ref("PromptVersion")},
     },
 }  # fmt: skip
+_COUNT_INT = {"type": "integer", "minimum": 0}
+USAGE = {
+    "type": "object",
+    "required": ["object", "workspace", "group_by", "from", "to", "data"],
+    "properties": {
+        "object": {"const": "list"}, "workspace": {"type": "string"},
+        "group_by": {"enum": ["key", "identity", "model"]}, "from": _TIME, "to": _TIME,
+        "data": {"type": "array", "items": {
+            "type": "object",
+            "required": ["group", "requests", "images", "cost_usd", "unpriced", "errors",
+                         "cache_hits"],
+            "properties": {
+                "group": {"type": ["string", "null"],
+                          "description": "key id, identity id or model; null when unset"},
+                "requests": _COUNT_INT, "images": _COUNT_INT,
+                "cost_usd": {"type": "number", "description": "sum of the known costs"},
+                "unpriced": {**_COUNT_INT, "description": "requests whose cost is unknown"},
+                "errors": _COUNT_INT, "cache_hits": _COUNT_INT,
+            },
+        }},
+    },
+}  # fmt: skip
+_RATES = {
+    "type": "object",
+    "required": ["rpm", "images_per_min", "concurrent"],
+    "properties": {k: {"type": ["integer", "null"], "minimum": 1}
+                   for k in ("rpm", "images_per_min", "concurrent")},
+}  # fmt: skip
+_BUDGET = {
+    "type": ["object", "null"],
+    "required": ["usd", "period"],
+    "properties": {"usd": {"type": "number", "minimum": 0},
+                   "period": {"enum": ["day", "month"]}},
+}  # fmt: skip
+WORKSPACE_SCHEMA = {
+    "type": "object",
+    "required": ["id", "object", "name", "key_limits", "identity_limits", "budget",
+                 "key_budget", "identity_budget", "allow_unpriced", "created_at"],
+    "properties": {
+        "id": {"type": "string"}, "object": {"const": "workspace"}, "name": _STR_OR_NULL,
+        "key_limits": _RATES, "identity_limits": _RATES, "budget": _BUDGET,
+        "key_budget": _BUDGET, "identity_budget": _BUDGET,
+        "allow_unpriced": {"type": "boolean"}, "created_at": _TIME,
+    },
+}  # fmt: skip
+_KEY_REQUIRED = ["id", "object", "workspace", "name", "role", "prefix", "created_at",
+                 "revoked_at", "limits", "budget"]  # fmt: skip
+_KEY_PROPS: dict[str, Any] = {
+    "id": {"type": "string"}, "object": {"const": "api_key"},
+    "workspace": {"type": "string"}, "name": {"type": "string"},
+    "role": {"enum": ["member", "admin"]},
+    "prefix": {"type": "string",
+               "description": "the key's first 14 characters and an ellipsis, for lists"},
+    "created_at": {"type": "string"}, "revoked_at": _TIME, "limits": _RATES,
+    "budget": _BUDGET,
+}  # fmt: skip
+API_KEY = {"type": "object", "required": _KEY_REQUIRED, "properties": _KEY_PROPS}
+API_KEY_CREATED = {
+    "type": "object",
+    "required": [*_KEY_REQUIRED, "key"],
+    "properties": {**_KEY_PROPS,
+                   "key": {"type": "string", "description": "the key; shown only this once"}},
+}  # fmt: skip
 HEALTH = {
     "type": "object",
     "required": ["status", "providers"],
@@ -292,7 +382,20 @@ VERSION = {"name": "version", "in": "path", "required": True,
            "schema": {"type": "string", "pattern": "^(latest|[0-9]+)$", "maxLength": 32},
            "description": "`latest` or a version number in ASCII digits"}  # fmt: skip
 READ_ERRORS = (("400", "invalid query parameter"), ("401", "missing or invalid API key"),
+               ("403", "not allowed for this key (a member naming another workspace, or an"
+                       " admin route)"),
                ("404", "not found"), ("503", "store unavailable"))  # fmt: skip
+WORKSPACE_ID_PATTERN = f"^{WORKSPACE_ID.pattern}$"
+WORKSPACE = {"name": "x-imagegate-workspace", "in": "header", "required": False,
+             "schema": {"type": "string", "pattern": WORKSPACE_ID_PATTERN},
+             "description": "act in this workspace (admin keys; a member key may only name its"
+                            " own, 403 otherwise); malformed is a 404"}  # fmt: skip
+USAGE_PARAMS = [
+    _query("group_by", {"type": "string", "enum": ["key", "identity", "model"],
+                        "default": "key"}, "what one row sums over"),
+    _query("from", TIME, "traces started at or after (ISO 8601 or unix seconds)"),
+    _query("to", TIME, "traces started before (ISO 8601 or unix seconds)"),
+]  # fmt: skip
 
 
 def _control(
@@ -302,7 +405,9 @@ def _control(
     params: list[dict[str, Any]] | None = None,
     body: str | None = None,
     status: str = "200",
+    workspace: bool = True,
 ) -> dict[str, Any]:
+    """A control-plane or admin operation; ``workspace``: it reads ``x-imagegate-workspace``."""
     errors = READ_ERRORS if body is None else (*READ_ERRORS, ("409", "the id is taken"),
                                               ("413", "body too large"))  # fmt: skip
     operation: dict[str, Any] = {
@@ -313,6 +418,7 @@ def _control(
             **_errors(*errors),
         },
     }
+    params = [*(params or []), *([WORKSPACE] if workspace else [])]
     if params:
         operation["parameters"] = params
     if body is not None:
@@ -358,6 +464,11 @@ def control_paths() -> dict[str, Any]:
         "/v2/prompts/{prompt_id}/versions/{version}": {
             "get": _control("One version", _ref("PromptVersion"), params=[prompt_id, VERSION]),
         },
+        "/v2/usage": {
+            "get": _control("Requests, images and cost of the workspace, grouped",
+                            _ref("Usage"), params=USAGE_PARAMS),
+        },
+        **admin_paths(),
         "/v2/files/{key}": {
             "get": {
                 "summary": "A stored image, for whoever holds its signed URL (no API key)",
@@ -385,14 +496,53 @@ def control_paths() -> dict[str, Any]:
         },
         "/metrics": {
             "get": {
-                "summary": "Prometheus metrics",
+                "summary": "Prometheus metrics of the whole process (admin keys only)",
                 "security": [{"ApiKey": []}],
                 "responses": {
                     "200": {"description": "Prometheus text",
                             "content": {"text/plain": {"schema": {"type": "string"}}}},
-                    **_errors(("401", "missing or invalid API key")),
+                    **_errors(("401", "missing or invalid API key"),
+                              ("403", "not an admin key"),
+                              ("404", "a malformed workspace header")),
                 },
             },
+        },
+    }  # fmt: skip
+
+
+def admin_paths() -> dict[str, Any]:
+    """Workspaces and managed keys: admin keys only, so no workspace header."""
+    ws_id = {"name": "workspace_id", "in": "path", "required": True,
+             "schema": {"type": "string", "pattern": WORKSPACE_ID_PATTERN},
+             "description": "the workspace id; one that cannot exist is a 404"}  # fmt: skip
+    key_id = _path_id("key_id", "key")
+    in_ws = _query("workspace", {"type": "string", "pattern": f"^(|{WORKSPACE_ID_PATTERN[1:-1]})$"},
+                   "only this workspace's keys; empty is absent")  # fmt: skip
+
+    def admin(summary: str, ok: str, **kw: Any) -> dict[str, Any]:
+        return _control(summary, _ref(ok), workspace=False, **kw)
+
+    return {
+        "/v2/admin/workspaces": {
+            "get": admin("List workspaces", "WorkspaceList"),
+            "post": admin("Create a workspace", "Workspace", body="WorkspaceCreate",
+                          status="201"),
+        },
+        "/v2/admin/workspaces/{workspace_id}": {
+            "get": admin("One workspace", "Workspace", params=[ws_id]),
+            "patch": admin("Change a workspace's name, limits or budgets", "Workspace",
+                           params=[ws_id], body="WorkspacePatch"),
+        },
+        "/v2/admin/keys": {
+            "get": admin("List managed keys (prefix only, never the key)", "ApiKeyList",
+                         params=[in_ws]),
+            "post": admin("Create a key; the answer is the only time it is shown",
+                          "ApiKeyCreated", body="KeyCreate", status="201"),
+        },
+        "/v2/admin/keys/{key_id}": {"get": admin("One managed key", "ApiKey", params=[key_id])},
+        "/v2/admin/keys/{key_id}/revoke": {
+            "post": admin("Revoke a key: refused from its next request on", "ApiKey",
+                          params=[key_id]),
         },
     }  # fmt: skip
 
@@ -400,8 +550,16 @@ def control_paths() -> dict[str, Any]:
 def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     defs = _defs(
         CreateImageRequestBody, CreateImageEditRequestBody, CreateImageVariationRequestBody,
-        PromptCreateBody, PromptVersionBody,
+        PromptCreateBody, PromptVersionBody, WorkspaceCreate, WorkspacePatch, KeyCreate,
     )  # fmt: skip
+    defs.update(
+        Usage=USAGE,
+        Workspace=WORKSPACE_SCHEMA,
+        WorkspaceList=_list_of("Workspace"),
+        ApiKey=API_KEY,
+        ApiKeyList=_list_of("ApiKey"),
+        ApiKeyCreated=API_KEY_CREATED,
+    )
     defs.update(
         Error=ERROR_SCHEMA, ImagesResponse=IMAGES_RESPONSE, Health=HEALTH, Trace=TRACE,
         Identity=IDENTITY, Thread=THREAD, Prompt=PROMPT, PromptVersion=PROMPT_VERSION,

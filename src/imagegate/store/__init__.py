@@ -1,4 +1,5 @@
-"""The control-plane store: identities, threads, prompts and traces, on SQLite or PostgreSQL.
+"""The control-plane store: identities, threads, prompts and traces (each in a workspace),
+workspaces and managed API keys, on SQLite or PostgreSQL.
 
 ``open_store(config)`` picks PostgreSQL when ``database_url`` is set, else the SQLite file
 ``<data_dir>/imagegate.db``; ``await store.connect()`` applies pending migrations.
@@ -22,6 +23,7 @@ from .base import (
     Thread,
     ThreadUpsert,
     TraceQuery,
+    UsageRow,
     WriteItem,
 )
 from .sql import SqlStore
@@ -52,5 +54,5 @@ def open_store(config: Config, *, schema: str | None = None) -> SqlStore:
 __all__ = [
     "Conflict", "Identity", "IdentityTotals", "IdentityUpsert", "Page", "Prompt",
     "PromptVersion", "SqlStore", "Store", "StoreUnavailable", "Thread", "ThreadUpsert",
-    "TraceQuery", "WriteItem", "open_store",
+    "TraceQuery", "UsageRow", "WriteItem", "open_store",
 ]  # fmt: skip

@@ -1,20 +1,24 @@
 """``imagegate traces`` and ``imagegate prompts …``: the store from the command line.
 
 They open the configured store directly (no running server needed) and print a table or JSON.
+Every command takes ``--config`` (like ``serve``) and works in one workspace (``--workspace``,
+default ``default``). Bad input is one line on standard error and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
 
-from ..config import load_config
+from ..config import Config, load_config
 from ..errors import GatewayError
+from ..workspaces import DEFAULT_WORKSPACE, valid_workspace_id
 from .base import StoreUnavailable, TraceQuery
 from .sql import SqlStore
 from .views import iso, prompt_view, trace_view, version_view
@@ -25,11 +29,66 @@ CommandTable = dict[
 ]
 
 
-def _run(args: argparse.Namespace, work: Callable[[SqlStore], Coroutine[Any, Any, int]]) -> int:
+Work = Callable[[SqlStore], Coroutine[Any, Any, int]]
+
+
+class BadInput(Exception):
+    """A command-line value that is wrong: printed as one line, exit status 2."""
+
+
+def checks_input(
+    command: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """``BadInput`` raised by ``command`` → one line on standard error and exit status 2."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except BadInput as exc:
+            print(f"imagegate: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def config_arg(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """``--config``; ``nested`` (a sub-command's copy) only overrides the parent's value when
+    given, so both ``prompts --config F list`` and ``prompts list --config F`` work."""
+    default = argparse.SUPPRESS if nested else None
+    p.add_argument("--config", default=default, help="YAML config file (or IMAGEGATE_CONFIG)")
+
+
+def workspace_arg(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    default = argparse.SUPPRESS if nested else DEFAULT_WORKSPACE
+    p.add_argument("--workspace", default=default,
+                   help=f"workspace id (default: {DEFAULT_WORKSPACE})")  # fmt: skip
+
+
+def store_args(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    config_arg(p, nested=nested)
+    workspace_arg(p, nested=nested)
+
+
+def workspace_id(value: str, flag: str = "--workspace") -> str:
+    if not valid_workspace_id(value):
+        raise BadInput(
+            f"{flag} {value[:80]!r}: lowercase letters, digits, '-' and '_' (at most 63),"
+            " starting with a letter or digit"
+        )
+    return value
+
+
+def _run(args: argparse.Namespace, work: Work) -> int:
+    return run_store(load_config(args.config), work)
+
+
+def run_store(config: Config, work: Work) -> int:
+    """Open the store ``config`` names, run ``work`` on it, close it; store errors → exit 1."""
     from . import open_store
 
     async def main() -> int:
-        store = open_store(load_config(args.config))
+        store = open_store(config)
         try:
             return await work(store)
         finally:
@@ -45,7 +104,7 @@ def _run(args: argparse.Namespace, work: Callable[[SqlStore], Coroutine[Any, Any
         return 1
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
@@ -61,7 +120,7 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
 
 # --- imagegate traces --------------------------------------------------------------------------
 def _traces_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
+    store_args(p)
     p.add_argument("--limit", type=int, default=20, help="how many (newest first, default 20)")
     p.add_argument("--identity", help="only this identity id")
     p.add_argument("--thread", help="only this thread id")
@@ -71,11 +130,13 @@ def _traces_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _money(value: float | None) -> str:
+def money(value: float | None) -> str:
     return "-" if value is None else f"${value:.4f}"
 
 
+@checks_input
 def traces_command(args: argparse.Namespace) -> int:
+    ws = workspace_id(args.workspace)
     query = TraceQuery(limit=max(1, min(args.limit, 1000)), identity_id=args.identity,
                        thread_id=args.thread, name=args.name, model=args.model)  # fmt: skip
     if args.status in ("success", "error"):
@@ -87,15 +148,15 @@ def traces_command(args: argparse.Namespace) -> int:
         query.status = int(args.status)
 
     async def work(store: SqlStore) -> int:
-        page = await store.list_traces(query)
+        page = await store.list_traces(ws, query)
         if args.json:
-            _print_json([trace_view(t) for t in page.items])
+            print_json([trace_view(t) for t in page.items])
             return 0
         rows = [
             [
                 (iso(t.started_at) or "")[:19].replace("T", " "), t.id, t.name,
                 str(t.status or "-"), t.served_model or t.requested_model or "-",
-                str(t.n or "-"), t.size or "-", t.cache or "-", _money(t.cost_usd),
+                str(t.n or "-"), t.size or "-", t.cache or "-", money(t.cost_usd),
                 "-" if t.duration_ms is None else f"{t.duration_ms:.0f}", t.identity_id or "-",
             ]
             for t in page.items
@@ -118,7 +179,7 @@ def _version_args(p: argparse.ArgumentParser, template_required: bool) -> None:
 
 
 def _prompts_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
+    store_args(p)
     sub = p.add_subparsers(dest="action", required=True)
     create = sub.add_parser("create", help="create a prompt (and its version 1)")
     create.add_argument("--id", help="prompt id (default: a new ULID)")
@@ -128,10 +189,12 @@ def _prompts_args(p: argparse.ArgumentParser) -> None:
     add = sub.add_parser("add-version", help="add a version to a prompt")
     add.add_argument("id")
     _version_args(add, template_required=True)
-    sub.add_parser("list", help="list prompts")
+    listing = sub.add_parser("list", help="list prompts")
     show = sub.add_parser("show", help="show a prompt and its versions")
     show.add_argument("id")
     show.add_argument("--version", help="one version: a number or 'latest'")
+    for action in (create, add, listing, show):
+        store_args(action, nested=True)
 
 
 def _params(pairs: list[str]) -> dict[str, Any] | None:
@@ -149,38 +212,41 @@ def _params(pairs: list[str]) -> dict[str, Any] | None:
     return out
 
 
+@checks_input
 def prompts_command(args: argparse.Namespace) -> int:
     from .prompts import add_version, create_prompt
+
+    ws = workspace_id(args.workspace)
 
     async def work(store: SqlStore) -> int:
         if args.action == "create":
             body = {"id": args.id, "name": args.name, "description": args.description,
                     "template": args.template, "model": args.model,
                     "parameters": _params(args.param)}  # fmt: skip
-            prompt, version = await create_prompt(store, {k: v for k, v in body.items() if v})
-            _print_json(prompt_view(prompt, latest=version))
+            prompt, version = await create_prompt(store, ws, {k: v for k, v in body.items() if v})
+            print_json(prompt_view(prompt, latest=version))
         elif args.action == "add-version":
             raw = {"template": args.template, "model": args.model,
                    "parameters": _params(args.param)}  # fmt: skip
-            version = await add_version(store, args.id, {k: v for k, v in raw.items() if v})
+            version = await add_version(store, ws, args.id, {k: v for k, v in raw.items() if v})
             if version is None:
                 print(f"imagegate: prompt {args.id!r} not found", file=sys.stderr)
                 return 1
-            _print_json(version_view(version))
+            print_json(version_view(version))
         elif args.action == "list":
-            page = await store.list_prompts(None, 1000)
+            page = await store.list_prompts(ws, None, 1000)
             rows = [[p.id, p.name or "-", str(p.latest_version), iso(p.updated_at) or ""]
                     for p in page.items]  # fmt: skip
             print(table(rows, ["ID", "NAME", "LATEST", "UPDATED (UTC)"]))
         else:
-            return await _show(store, args)
+            return await _show(store, ws, args)
         return 0
 
     return _run(args, work)
 
 
-async def _show(store: SqlStore, args: argparse.Namespace) -> int:
-    prompt = await store.get_prompt(args.id)
+async def _show(store: SqlStore, ws: str, args: argparse.Namespace) -> int:
+    prompt = await store.get_prompt(ws, args.id)
     if prompt is None:
         print(f"imagegate: prompt {args.id!r} not found", file=sys.stderr)
         return 1
@@ -189,14 +255,14 @@ async def _show(store: SqlStore, args: argparse.Namespace) -> int:
             print("imagegate: --version: a number or 'latest'", file=sys.stderr)
             return 2
         wanted = None if args.version == "latest" else int(args.version)
-        version = await store.get_prompt_version(args.id, wanted)
+        version = await store.get_prompt_version(ws, args.id, wanted)
         if version is None:
             print(f"imagegate: prompt {args.id!r} has no version {args.version}", file=sys.stderr)
             return 1
-        _print_json(version_view(version))
+        print_json(version_view(version))
         return 0
-    versions = await store.list_prompt_versions(args.id)
-    _print_json(prompt_view(prompt, versions, versions[-1] if versions else None))
+    versions = await store.list_prompt_versions(ws, args.id)
+    print_json(prompt_view(prompt, versions, versions[-1] if versions else None))
     return 0
 
 

@@ -93,24 +93,30 @@ def validate(model: type[M], raw: Any) -> M:
         raise validation_error(exc) from None
 
 
-async def create_prompt(store: SqlStore, raw: Any) -> tuple[Prompt, PromptVersion | None]:
-    """Validate and create; ``Conflict`` (409) when the id exists."""
+async def create_prompt(
+    store: SqlStore, workspace: str, raw: Any
+) -> tuple[Prompt, PromptVersion | None]:
+    """Validate and create in ``workspace``; ``Conflict`` (409) when the id exists there."""
     body = validate(PromptCreateBody, raw)
     first = body.first_version()
     now = time.time()
-    prompt = await store.create_prompt(body.id or str(ULID()), body.name, body.description, now)
+    prompt = await store.create_prompt(
+        workspace, body.id or str(ULID()), body.name, body.description, now
+    )
     version = None
     if first is not None:
         version = await store.add_prompt_version(
-            prompt.id, first.template, first.model, first.params(), now
+            workspace, prompt.id, first.template, first.model, first.params(), now
         )
         prompt.latest_version = 1
     return prompt, version
 
 
-async def add_version(store: SqlStore, prompt_id: str, raw: Any) -> PromptVersion | None:
-    """The new version; None when the prompt does not exist."""
+async def add_version(
+    store: SqlStore, workspace: str, prompt_id: str, raw: Any
+) -> PromptVersion | None:
+    """The new version; None when the prompt does not exist in ``workspace``."""
     body = validate(PromptVersionBody, raw)
     return await store.add_prompt_version(
-        prompt_id, body.template, body.model, body.params(), time.time()
+        workspace, prompt_id, body.template, body.model, body.params(), time.time()
     )

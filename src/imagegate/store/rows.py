@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from ..telemetry.trace import TraceRecord
+from ..workspaces import ApiKeyRecord, Budget, RateLimits, Workspace
 from .base import Identity, Prompt, PromptVersion
 from .driver import Row
 
@@ -23,7 +24,7 @@ TRACE_COLUMNS: tuple[str, ...] = (
     "id", "name", "operation", "started_at", "duration_ms", "status", "error_code",
     "error_message", "api_key_id", "identity_id", "thread_id", "prompt_id", "prompt_version",
     "requested_model", "served_model", "cache", "n", "size", "quality", "cost_usd",
-    "attempts", "skipped", "output_blobs", "usage", "metadata", "notes",
+    "attempts", "skipped", "output_blobs", "usage", "metadata", "notes", "workspace_id",
 )  # fmt: skip
 JSON_COLUMNS = frozenset({"attempts", "skipped", "output_blobs", "usage", "metadata", "notes"})
 FLOAT_COLUMNS = frozenset({"started_at", "duration_ms", "cost_usd"})
@@ -153,4 +154,83 @@ def version_from_row(row: Row) -> PromptVersion:
         model=row["model"],
         parameters=loads(row["parameters"]) or {},
         created_at=row["created_at"],
+    )
+
+
+# --- workspaces and managed keys: limits and budgets as JSON text ------------------------------
+WORKSPACE_COLUMNS: tuple[str, ...] = (
+    "id", "name", "key_limits", "identity_limits", "budget", "key_budget", "identity_budget",
+    "allow_unpriced", "created_at",
+)  # fmt: skip
+KEY_COLUMNS: tuple[str, ...] = (
+    "id", "workspace_id", "name", "role", "prefix", "hash", "created_at", "revoked_at",
+    "limits", "budget",
+)  # fmt: skip
+
+
+def _limits(text: str | None) -> RateLimits:
+    data = loads(text) or {}
+    return RateLimits(
+        **{
+            k: int(data[k])
+            for k in ("rpm", "images_per_min", "concurrent")
+            if data.get(k) is not None
+        }
+    )
+
+
+def _budget(text: str | None) -> Budget | None:
+    data = loads(text)
+    if not data:
+        return None
+    return Budget(float(data["usd"]), "day" if data.get("period") == "day" else "month")
+
+
+def _budget_text(budget: Budget | None) -> str | None:
+    return None if budget is None else dumps(budget.as_dict())
+
+
+def workspace_row(ws: Workspace) -> tuple[Any, ...]:
+    return (
+        clean(ws.id), clean_opt(ws.name), dumps(ws.key_limits.as_dict()),
+        dumps(ws.identity_limits.as_dict()), _budget_text(ws.budget), _budget_text(ws.key_budget),
+        _budget_text(ws.identity_budget), int(ws.allow_unpriced), float(ws.created_at),
+    )  # fmt: skip
+
+
+def workspace_from_row(row: Row) -> Workspace:
+    return Workspace(
+        id=row["id"],
+        name=row["name"],
+        key_limits=_limits(row["key_limits"]),
+        identity_limits=_limits(row["identity_limits"]),
+        budget=_budget(row["budget"]),
+        key_budget=_budget(row["key_budget"]),
+        identity_budget=_budget(row["identity_budget"]),
+        allow_unpriced=bool(row["allow_unpriced"]),
+        created_at=row["created_at"],
+    )
+
+
+def key_row(key: ApiKeyRecord) -> tuple[Any, ...]:
+    return (
+        clean(key.id), clean(key.workspace_id), clean(key.name), clean(key.role),
+        clean(key.prefix), clean(key.hash), float(key.created_at),
+        None if key.revoked_at is None else float(key.revoked_at),
+        dumps(key.limits.as_dict()), _budget_text(key.budget),
+    )  # fmt: skip
+
+
+def key_from_row(row: Row) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row["id"],
+        workspace_id=row["workspace_id"],
+        name=row["name"],
+        role="admin" if row["role"] == "admin" else "member",
+        prefix=row["prefix"],
+        hash=row["hash"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+        limits=_limits(row["limits"]),
+        budget=_budget(row["budget"]),
     )

@@ -12,8 +12,10 @@ import time
 from typing import Any
 
 from ..telemetry.trace import TraceRecord
+from .accounts import AccountQueries
 from .base import (
     Conflict,
+    GroupBy,
     Identity,
     IdentityTotals,
     IdentityUpsert,
@@ -23,6 +25,7 @@ from .base import (
     Thread,
     ThreadUpsert,
     TraceQuery,
+    UsageRow,
     WriteItem,
 )
 from .driver import Conn, Driver
@@ -46,10 +49,10 @@ INSERT_TRACE = (
     f"VALUES ({', '.join('?' for _ in TRACE_COLUMNS)}) ON CONFLICT (id) DO NOTHING"
 )
 UPSERT_IDENTITY = """
-INSERT INTO identities (id, display_name, email, logo_url, metadata, tags,
+INSERT INTO identities (workspace_id, id, display_name, email, logo_url, metadata, tags,
                         created_at, updated_at, last_seen_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (workspace_id, id) DO UPDATE SET
     display_name = COALESCE(excluded.display_name, identities.display_name),
     email = COALESCE(excluded.email, identities.email),
     logo_url = COALESCE(excluded.logo_url, identities.logo_url),
@@ -59,16 +62,29 @@ ON CONFLICT (id) DO UPDATE SET
     last_seen_at = {greatest}(identities.last_seen_at, excluded.last_seen_at)
 """
 UPSERT_THREAD = """
-INSERT INTO threads (id, first_seen_at, last_seen_at) VALUES (?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
+INSERT INTO threads (workspace_id, id, first_seen_at, last_seen_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (workspace_id, id) DO UPDATE SET
     first_seen_at = {least}(threads.first_seen_at, excluded.first_seen_at),
     last_seen_at = {greatest}(threads.last_seen_at, excluded.last_seen_at)
 """
-INSERT_TAG = "INSERT INTO thread_tags (thread_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING"
+INSERT_TAG = (
+    "INSERT INTO thread_tags (workspace_id, thread_id, tag) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+)
+# usage(): what a group is, per group_by (fixed strings, never caller text)
+GROUP_EXPR: dict[str, str] = {
+    "key": "api_key_id",
+    "identity": "identity_id",
+    "model": "COALESCE(served_model, requested_model)",
+}
 
 
-class SqlStore:
-    """The one store implementation; ``driver`` supplies connections and dialect bits."""
+class SqlStore(AccountQueries):
+    """The one store implementation; ``driver`` supplies connections and dialect bits.
+
+    Everything a request leaves behind is kept per workspace: every read and write below
+    takes the workspace first (write items carry their ``workspace_id``). Workspaces and
+    managed keys themselves are in ``AccountQueries``.
+    """
 
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
@@ -105,8 +121,9 @@ class SqlStore:
         for version, description, statements in MIGRATIONS:
             if version in applied:
                 continue
+            now = time.time()
             for statement in statements:
-                await conn.execute(render(statement, self.driver.text_id))
+                await conn.execute(render(statement, self.driver.text_id, now))
             await conn.execute(
                 "INSERT INTO schema_migrations (version, description, applied_at) "
                 "VALUES (?, ?, ?)",
@@ -145,13 +162,15 @@ class SqlStore:
         async with self.driver.reader() as conn:
             return await conn.fetch(sql, *args)
 
-    async def get_trace(self, trace_id: str) -> TraceRecord | None:
-        rows = await self._fetch("SELECT * FROM traces WHERE id = ?", trace_id)
+    async def get_trace(self, workspace: str, trace_id: str) -> TraceRecord | None:
+        rows = await self._fetch(
+            "SELECT * FROM traces WHERE workspace_id = ? AND id = ?", workspace, trace_id
+        )
         return trace_from_row(rows[0]) if rows else None
 
-    async def list_traces(self, query: TraceQuery) -> Page:
-        where: list[str] = []
-        args: list[Any] = []
+    async def list_traces(self, workspace: str, query: TraceQuery) -> Page:
+        where: list[str] = ["workspace_id = ?"]
+        args: list[Any] = [workspace]
         for column in ("identity_id", "thread_id", "name", "cache", "status"):
             value = getattr(query, column)
             if value is not None:
@@ -171,34 +190,35 @@ class SqlStore:
         if query.cursor is not None:
             where.append("id < ?")
             args.append(query.cursor)
-        sql = "SELECT * FROM traces"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
+        sql = "SELECT * FROM traces WHERE " + " AND ".join(where) + " ORDER BY id DESC LIMIT ?"
         args.append(query.limit + 1)
         rows = await self._fetch(sql, *args)
         items = [trace_from_row(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(items, items[-1].id if more and items else None)
 
-    async def count_traces(self) -> int:
-        rows = await self._fetch("SELECT COUNT(*) AS c FROM traces")
+    async def count_traces(self, workspace: str) -> int:
+        rows = await self._fetch(
+            "SELECT COUNT(*) AS c FROM traces WHERE workspace_id = ?", workspace
+        )
         return int(rows[0]["c"])
 
-    async def get_identity(self, identity_id: str) -> Identity | None:
-        rows = await self._fetch("SELECT * FROM identities WHERE id = ?", identity_id)
+    async def get_identity(self, workspace: str, identity_id: str) -> Identity | None:
+        rows = await self._fetch(
+            "SELECT * FROM identities WHERE workspace_id = ? AND id = ?", workspace, identity_id
+        )
         return identity_from_row(rows[0]) if rows else None
 
-    async def identity_totals(self, identity_id: str) -> IdentityTotals:
+    async def identity_totals(self, workspace: str, identity_id: str) -> IdentityTotals:
         rows = await self._fetch(
             "SELECT COUNT(*) AS requests,"
             " SUM(CASE WHEN status = 200 THEN 1 ELSE 0 END) AS succeeded,"
             " SUM(CASE WHEN status = 200 THEN COALESCE(n, 1) ELSE 0 END) AS images,"
             " SUM(cost_usd) AS cost_usd,"
             " SUM(CASE WHEN status = 200 AND cost_usd IS NULL THEN 1 ELSE 0 END) AS unknown"
-            " FROM traces WHERE identity_id = ?",
-            identity_id,
-        )
+            " FROM traces WHERE workspace_id = ? AND identity_id = ?",
+            workspace, identity_id,
+        )  # fmt: skip
         r = rows[0]
         cost = r["cost_usd"]
         return IdentityTotals(
@@ -209,43 +229,98 @@ class SqlStore:
             cost_unknown=int(r["unknown"] or 0),
         )
 
-    async def list_identities(self, cursor: str | None, limit: int) -> Page:
-        sql, args = "SELECT * FROM identities", []
+    async def list_identities(self, workspace: str, cursor: str | None, limit: int) -> Page:
+        sql, args = "SELECT * FROM identities WHERE workspace_id = ?", [workspace]
         if cursor is not None:
-            sql += " WHERE id > ?"
+            sql += " AND id > ?"
             args.append(cursor)
         rows = await self._fetch(sql + " ORDER BY id LIMIT ?", *args, limit + 1)
         items = [identity_from_row(r) for r in rows[:limit]]
         return Page(items, items[-1].id if len(rows) > limit and items else None)
 
-    async def get_thread(self, thread_id: str) -> Thread | None:
-        rows = await self._fetch("SELECT * FROM threads WHERE id = ?", thread_id)
+    async def get_thread(self, workspace: str, thread_id: str) -> Thread | None:
+        rows = await self._fetch(
+            "SELECT * FROM threads WHERE workspace_id = ? AND id = ?", workspace, thread_id
+        )
         if not rows:
             return None
         tags = await self._fetch(
-            "SELECT tag FROM thread_tags WHERE thread_id = ? ORDER BY tag", thread_id
-        )
+            "SELECT tag FROM thread_tags WHERE workspace_id = ? AND thread_id = ? ORDER BY tag",
+            workspace, thread_id,
+        )  # fmt: skip
         r = rows[0]
         return Thread(r["id"], [t["tag"] for t in tags], r["first_seen_at"], r["last_seen_at"])
 
-    async def thread_traces(self, thread_id: str, limit: int) -> list[TraceRecord]:
+    async def thread_traces(self, workspace: str, thread_id: str, limit: int) -> list[TraceRecord]:
         rows = await self._fetch(
-            "SELECT * FROM traces WHERE thread_id = ? ORDER BY started_at, id LIMIT ?",
-            thread_id, limit,
+            "SELECT * FROM traces WHERE workspace_id = ? AND thread_id = ?"
+            " ORDER BY started_at, id LIMIT ?",
+            workspace, thread_id, limit,
         )  # fmt: skip
         return [trace_from_row(r) for r in rows]
 
+    # --- usage and spend (from the traces) ------------------------------------------------
+    async def usage(
+        self, workspace: str, group_by: GroupBy, since: float | None, until: float | None
+    ) -> list[UsageRow]:
+        expr = GROUP_EXPR[group_by]
+        sql = (
+            f"SELECT {expr} AS grp, COUNT(*) AS requests,"
+            " SUM(CASE WHEN status = 200 THEN COALESCE(n, 1) ELSE 0 END) AS images,"
+            " SUM(cost_usd) AS cost_usd,"
+            " SUM(CASE WHEN status = 200 AND cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced,"
+            " SUM(CASE WHEN status IS NULL OR status <> 200 THEN 1 ELSE 0 END) AS errors,"
+            " SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END) AS cache_hits"
+            " FROM traces WHERE workspace_id = ?"
+        )
+        args: list[Any] = [workspace]
+        if since is not None:
+            sql += " AND started_at >= ?"
+            args.append(since)
+        if until is not None:
+            sql += " AND started_at < ?"
+            args.append(until)
+        rows = await self._fetch(sql + f" GROUP BY {expr}", *args)
+        out = [
+            UsageRow(
+                group=r["grp"], requests=int(r["requests"] or 0), images=int(r["images"] or 0),
+                cost_usd=round(float(r["cost_usd"] or 0.0), 8), unpriced=int(r["unpriced"] or 0),
+                errors=int(r["errors"] or 0), cache_hits=int(r["cache_hits"] or 0),
+            )
+            for r in rows
+        ]  # fmt: skip
+        # the same order on both dialects (they sort NULL differently): costliest first
+        out.sort(key=lambda u: (-u.cost_usd, -u.requests, u.group is None, u.group or ""))
+        return out
+
+    async def spend(
+        self, workspace: str, since: float, *, key_id: str | None = None,
+        identity_id: str | None = None,
+    ) -> float:  # fmt: skip
+        sql = "SELECT SUM(cost_usd) AS s FROM traces WHERE workspace_id = ? AND started_at >= ?"
+        args: list[Any] = [workspace, since]
+        if key_id is not None:
+            sql += " AND api_key_id = ?"
+            args.append(key_id)
+        if identity_id is not None:
+            sql += " AND identity_id = ?"
+            args.append(identity_id)
+        rows = await self._fetch(sql, *args)
+        return round(float(rows[0]["s"] or 0.0), 8)
+
     # --- prompts -------------------------------------------------------------------------
     async def create_prompt(
-        self, prompt_id: str, name: str | None, description: str | None, now: float
-    ) -> Prompt:
+        self, workspace: str, prompt_id: str, name: str | None, description: str | None,
+        now: float,
+    ) -> Prompt:  # fmt: skip
         await self.connect()
         async with self.driver.transaction() as conn:
             rows = await conn.fetch(
-                "INSERT INTO prompts (id, name, description, latest_version, created_at,"
-                " updated_at) VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING"
-                " RETURNING *",
-                clean(prompt_id), clean_opt(name), clean_opt(description), now, now,
+                "INSERT INTO prompts (workspace_id, id, name, description, latest_version,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?)"
+                " ON CONFLICT (workspace_id, id) DO NOTHING RETURNING *",
+                clean(workspace), clean(prompt_id), clean_opt(name), clean_opt(description),
+                now, now,
             )  # fmt: skip
         if not rows:
             raise Conflict(f"prompt {prompt_id!r} already exists", param="id")
@@ -253,6 +328,7 @@ class SqlStore:
 
     async def add_prompt_version(
         self,
+        workspace: str,
         prompt_id: str,
         template: str | None,
         model: str | None,
@@ -260,89 +336,99 @@ class SqlStore:
         now: float,
     ) -> PromptVersion | None:
         await self.connect()
+        ws, pid = clean(workspace), clean(prompt_id)
         async with self.driver.transaction() as conn:
             rows = await conn.fetch(
                 "UPDATE prompts SET latest_version = latest_version + 1, updated_at = ?"
-                " WHERE id = ? RETURNING latest_version",
-                now, clean(prompt_id),
+                " WHERE workspace_id = ? AND id = ? RETURNING latest_version",
+                now, ws, pid,
             )  # fmt: skip
             if not rows:
                 return None
             version = int(rows[0]["latest_version"])
             await conn.execute(
-                "INSERT INTO prompt_versions (prompt_id, version, template, model,"
-                " parameters, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                clean(prompt_id), version, clean_opt(template), clean_opt(model),
+                "INSERT INTO prompt_versions (workspace_id, prompt_id, version, template, model,"
+                " parameters, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ws, pid, version, clean_opt(template), clean_opt(model),
                 dumps(parameters) or "{}", now,
             )  # fmt: skip
         return PromptVersion(
-            clean(prompt_id), version, clean_opt(template), clean_opt(model), dict(parameters), now
+            pid, version, clean_opt(template), clean_opt(model), dict(parameters), now
         )
 
-    async def get_prompt(self, prompt_id: str) -> Prompt | None:
-        rows = await self._fetch("SELECT * FROM prompts WHERE id = ?", prompt_id)
+    async def get_prompt(self, workspace: str, prompt_id: str) -> Prompt | None:
+        rows = await self._fetch(
+            "SELECT * FROM prompts WHERE workspace_id = ? AND id = ?", workspace, prompt_id
+        )
         return prompt_from_row(rows[0]) if rows else None
 
-    async def list_prompts(self, cursor: str | None, limit: int) -> Page:
-        sql, args = "SELECT * FROM prompts", []
+    async def list_prompts(self, workspace: str, cursor: str | None, limit: int) -> Page:
+        sql, args = "SELECT * FROM prompts WHERE workspace_id = ?", [workspace]
         if cursor is not None:
-            sql += " WHERE id > ?"
+            sql += " AND id > ?"
             args.append(cursor)
         rows = await self._fetch(sql + " ORDER BY id LIMIT ?", *args, limit + 1)
         items = [prompt_from_row(r) for r in rows[:limit]]
         return Page(items, items[-1].id if len(rows) > limit and items else None)
 
-    async def get_prompt_version(self, prompt_id: str, version: int | None) -> PromptVersion | None:
+    async def get_prompt_version(
+        self, workspace: str, prompt_id: str, version: int | None
+    ) -> PromptVersion | None:
         if version is None:
             rows = await self._fetch(
-                "SELECT v.* FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id"
-                " AND v.version = p.latest_version WHERE p.id = ?",
-                prompt_id,
+                "SELECT v.* FROM prompt_versions v JOIN prompts p"
+                " ON p.workspace_id = v.workspace_id AND p.id = v.prompt_id"
+                " AND v.version = p.latest_version WHERE p.workspace_id = ? AND p.id = ?",
+                workspace, prompt_id,
             )  # fmt: skip
         else:
             rows = await self._fetch(
-                "SELECT * FROM prompt_versions WHERE prompt_id = ? AND version = ?",
-                prompt_id, version,
+                "SELECT * FROM prompt_versions WHERE workspace_id = ? AND prompt_id = ?"
+                " AND version = ?",
+                workspace, prompt_id, version,
             )  # fmt: skip
         return version_from_row(rows[0]) if rows else None
 
-    async def list_prompt_versions(self, prompt_id: str) -> list[PromptVersion]:
+    async def list_prompt_versions(self, workspace: str, prompt_id: str) -> list[PromptVersion]:
         rows = await self._fetch(
-            "SELECT * FROM prompt_versions WHERE prompt_id = ? ORDER BY version", prompt_id
-        )
+            "SELECT * FROM prompt_versions WHERE workspace_id = ? AND prompt_id = ?"
+            " ORDER BY version",
+            workspace, prompt_id,
+        )  # fmt: skip
         return [version_from_row(r) for r in rows]
 
 
 def _merge_upserts(
     items: list[WriteItem],
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str, str]]]:
-    """One row per identity and per thread in a batch (a busy identity is one upsert).
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str, str, str]]]:
+    """One row per identity and per thread of a workspace in a batch (a busy identity is one
+    upsert); ``alice`` of two workspaces stays two rows.
 
     Later given fields replace earlier ones, exactly as applying the upserts in order would.
     Strings are cleaned here (``rows.clean``), like every other value the store writes.
     """
-    idents: dict[str, list[Any]] = {}
-    threads: dict[str, list[Any]] = {}
-    tags: dict[tuple[str, str], None] = {}
+    idents: dict[tuple[str, str], list[Any]] = {}
+    threads: dict[tuple[str, str], list[Any]] = {}
+    tags: dict[tuple[str, str, str], None] = {}
     for item in items:
         if isinstance(item, IdentityUpsert):
             given = [clean_opt(item.display_name), clean_opt(item.email),
                      clean_opt(item.logo_url), dumps(item.metadata), dumps(item.tags)]  # fmt: skip
-            ident_id = clean(item.id)
-            row = idents.get(ident_id)
+            key = (clean(item.workspace_id), clean(item.id))
+            row = idents.get(key)
             if row is None:
-                idents[ident_id] = [ident_id, *given, item.seen_at, item.seen_at, item.seen_at]
+                idents[key] = [*key, *given, item.seen_at, item.seen_at, item.seen_at]
                 continue
-            for k, value in enumerate(given, start=1):
+            for k, value in enumerate(given, start=2):
                 if value is not None:
                     row[k] = value
-            row[6] = min(row[6], item.seen_at)
-            row[7] = row[8] = max(row[8], item.seen_at)
+            row[7] = min(row[7], item.seen_at)
+            row[8] = row[9] = max(row[9], item.seen_at)
         elif isinstance(item, ThreadUpsert):
-            thread_id = clean(item.id)
-            seen = threads.setdefault(thread_id, [thread_id, item.seen_at, item.seen_at])
-            seen[1], seen[2] = min(seen[1], item.seen_at), max(seen[2], item.seen_at)
-            tags.update(((thread_id, clean(str(tag))), None) for tag in item.tags)
+            key = (clean(item.workspace_id), clean(item.id))
+            seen = threads.setdefault(key, [*key, item.seen_at, item.seen_at])
+            seen[2], seen[3] = min(seen[2], item.seen_at), max(seen[3], item.seen_at)
+            tags.update(((*key, clean(str(tag))), None) for tag in item.tags)
     return (
         [tuple(r) for r in idents.values()],
         [tuple(r) for r in threads.values()],

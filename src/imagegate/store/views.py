@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..telemetry.trace import TraceRecord
-from .base import Identity, IdentityTotals, Prompt, PromptVersion, Thread
+from ..workspaces import ApiKeyRecord, Budget, Workspace
+from .base import Identity, IdentityTotals, Prompt, PromptVersion, Thread, UsageRow
 
 
 def iso(ts: float | None) -> str | None:
@@ -44,6 +45,7 @@ def trace_view(t: TraceRecord) -> dict[str, Any]:
         "attempts": t.attempts, "skipped": t.skipped, "cache": t.cache, "n": t.n,
         "size": t.size, "quality": t.quality, "output_blobs": t.output_blobs,
         "cost_usd": t.cost_usd, "usage": t.usage, "metadata": t.metadata, "notes": t.notes,
+        "workspace_id": t.workspace_id,
     }  # fmt: skip
 
 
@@ -101,4 +103,34 @@ def page_view(items: list[dict[str, Any]], next_cursor: str | None) -> dict[str,
     return {
         "object": "list", "data": items, "has_more": next_cursor is not None,
         "next_cursor": next_cursor,
+    }  # fmt: skip
+
+
+def _budget(b: Budget | None) -> dict[str, Any] | None:
+    return None if b is None else b.as_dict()
+
+
+def workspace_view(w: Workspace) -> dict[str, Any]:
+    return {
+        "id": w.id, "object": "workspace", "name": w.name,
+        "key_limits": w.key_limits.as_dict(), "identity_limits": w.identity_limits.as_dict(),
+        "budget": _budget(w.budget), "key_budget": _budget(w.key_budget),
+        "identity_budget": _budget(w.identity_budget), "allow_unpriced": w.allow_unpriced,
+        "created_at": iso(w.created_at),
+    }  # fmt: skip
+
+
+def key_view(k: ApiKeyRecord) -> dict[str, Any]:
+    """A managed key as lists show it: its prefix, never the key or its hash."""
+    return {
+        "id": k.id, "object": "api_key", "workspace_id": k.workspace_id, "name": k.name,
+        "role": k.role, "prefix": k.prefix + "\u2026", "created_at": iso(k.created_at),
+        "revoked_at": iso(k.revoked_at), "limits": k.limits.as_dict(), "budget": _budget(k.budget),
+    }  # fmt: skip
+
+
+def usage_view(u: UsageRow) -> dict[str, Any]:
+    return {
+        "group": u.group, "requests": u.requests, "images": u.images, "cost_usd": u.cost_usd,
+        "unpriced": u.unpriced, "errors": u.errors, "cache_hits": u.cache_hits,
     }  # fmt: skip

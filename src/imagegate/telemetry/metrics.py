@@ -51,6 +51,7 @@ def render(
     cache_backend_errors: int | None,
     blob_background_failures: int,
     writer: dict[str, Any] | None,
+    admission: dict[str, int] | None = None,
 ) -> str:
     out: list[str] = []
 
@@ -116,6 +117,11 @@ def render(
         for key, help_text in WRITER_COUNTERS:
             family(f"imagegate_trace_writer_{key}_total", "counter", help_text,
                    [("", writer[key])])  # fmt: skip
+    if admission is not None:
+        for key, help_text in ADMISSION_COUNTERS:
+            if key in admission:
+                family(f"imagegate_admission_{key}_total", "counter", help_text,
+                       [("", admission[key])])  # fmt: skip
     return "\n".join(out) + "\n"
 
 
@@ -133,4 +139,13 @@ WRITER_COUNTERS: tuple[tuple[str, str], ...] = (
     ("poison", "Items the store rejected on their own, kept in spill/poison.jsonl."),
     ("dropped", "Items lost (only when no spill directory is usable)."),
     ("failures", "Failed batch writes (retried)."),
+)
+
+# (stats key, help) of admission's counters (rate limits and budgets), per process
+ADMISSION_COUNTERS: tuple[tuple[str, str], ...] = (
+    ("rate_limited", "Requests refused by a rate limit (429 rate_limit_exceeded)."),
+    ("budget_refused", "Requests refused by a budget (429 budget_exceeded)."),
+    ("fail_open", "Requests admitted unchecked because the shared counters (Redis) failed."),
+    ("redis_errors", "Errors talking to the Redis of rate limits and budgets."),
+    ("unpriced", "Requests that passed a budget without a known price."),
 )

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from ulid import ULID
 
 from ..ids import random_bits
+from ..workspaces import DEFAULT_WORKSPACE
 
 
 def new_trace_id() -> str:
@@ -48,6 +49,7 @@ class TraceRecord:
     usage: dict[str, Any] | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    workspace_id: str = DEFAULT_WORKSPACE  # last: positional construction stays valid
 
 
 class TraceSink(Protocol):
