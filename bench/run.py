@@ -32,6 +32,8 @@ from .measure import measure
 from .scenarios import BY_NAME, Scenario, Settings, write_body
 
 ROOT = Path(__file__).resolve().parent.parent
+# --rate-limit: every request passes the in-process limiter (or Redis) and is never refused.
+RATE_LIMIT = {"key_limits": {"rpm": 10**9, "images_per_min": 10**9}}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,6 +63,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="NAME=VALUE",
         help="extra environment for imagegate, e.g. MALLOC_ARENA_MAX=2 (repeatable)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        action="store_true",
+        help="give the bench key a rate limit it never reaches (measures the limiter's cost)",
     )
     p.add_argument("--gateway-cpus", help="taskset list for the gateway (default 1)")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
@@ -145,6 +152,7 @@ def start_target(name: str, tag: str, ctx: dict[str, Any]) -> targets.Endpoint:
         return targets.start_imagegate(
             workdir, upstream_base, cpus=ctx["gateway_cpus"], workers=ctx["workers"],
             overrides=ctx["overrides"], env=ctx["gateway_env"],
+            workspace_limits=ctx["workspace_limits"],
         )  # fmt: skip
     return targets.start_litellm(workdir, ctx["litellm"], upstream_base, cpus=ctx["gateway_cpus"])
 
@@ -237,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenario_titles": {s.name: s.title for s in chosen},
         "floors": {s.name: s.floor for s in chosen}, "config_keys_missing": [],
         "overrides": args.set, "workers": args.workers, "gateway_env": args.gateway_env,
+        "rate_limit": args.rate_limit,
     }  # fmt: skip
     print(f"bench: {preset} preset, results in {out}", flush=True)
     shared: dict[str, targets.Endpoint] = {}
@@ -249,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                "litellm": litellm, "profile": args.profile, "shared": shared,
                "keep_work": args.keep_work,
                "overrides": args.set,
-               "gateway_env": dict(item.split("=", 1) for item in args.gateway_env)}  # fmt: skip
+               "gateway_env": dict(item.split("=", 1) for item in args.gateway_env),
+               "workspace_limits": RATE_LIMIT if args.rate_limit else None}  # fmt: skip
         for scenario in chosen:
             print(f"== {scenario.name}: {scenario.title}", flush=True)
             for name in scenario.targets:

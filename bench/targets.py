@@ -9,9 +9,11 @@ automatically and keys that do not exist yet are left out (and listed in the res
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,7 @@ def start_imagegate(
     workers: int = 1,
     overrides: list[str] | None = None,
     env: dict[str, str] | None = None,
+    workspace_limits: dict[str, Any] | None = None,
 ) -> Endpoint:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "uploads").mkdir(exist_ok=True)
@@ -142,10 +145,23 @@ def start_imagegate(
     except BaseException:
         proc.stop()
         raise
+    if workspace_limits:  # e.g. a rate limit every request is checked against (never hit)
+        limit_workspace(f"http://127.0.0.1:{port}", workspace_limits)
     info = {"config_keys_missing": dropped, "workers": workers, "cpus": cpus,
-            "overrides": overrides or [], "env": env or {}}  # fmt: skip
+            "overrides": overrides or [], "env": env or {},
+            "workspace_limits": workspace_limits or {}}  # fmt: skip
     return Endpoint("imagegate", f"http://127.0.0.1:{port}/v2/router", f"Bearer {BENCH_KEY}",
                     proc, info)  # fmt: skip
+
+
+def limit_workspace(base: str, limits: dict[str, Any]) -> None:
+    """PATCH the bench key's workspace (``default``) before any image request."""
+    request = urllib.request.Request(
+        f"{base}/v2/admin/workspaces/default", data=json.dumps(limits).encode(), method="PATCH",
+        headers={"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        resp.read()
 
 
 def observed_features(workdir: Path) -> dict[str, Any]:
