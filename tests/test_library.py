@@ -1,4 +1,4 @@
-"""`imagegate.Gateway` in-process, no HTTP server (DESIGN.md's library use)."""
+"""`imagegate.Gateway` in-process, no HTTP server (the library use)."""
 
 from __future__ import annotations
 
