@@ -142,6 +142,8 @@ class Config(_Section):
     data_dir: str = ".imagegate"
     database_url: str | None = None
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"  # the access log and startup summary
+    access_log: bool = True  # one line per request
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -203,6 +205,8 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         "IMAGEGATE_STORAGE_BACKEND": ("storage", "backend"),
         "IMAGEGATE_STORAGE_PATH": ("storage", "path"),
         "IMAGEGATE_LOG_LEVEL": ("log_level",),
+        "IMAGEGATE_LOG_FORMAT": ("log_format",),
+        "IMAGEGATE_ACCESS_LOG": ("access_log",),
         "OPENAI_API_KEY": ("providers", "openai", "api_key"),
         "OPENAI_BASE_URL": ("providers", "openai", "base_url"),
         "AZURE_OPENAI_API_KEY": ("providers", "azure", "api_key"),

@@ -178,6 +178,27 @@ def managed_key_id(key_hash_hex: str) -> str:
     return "key_" + key_hash_hex[:16]
 
 
+def mint_key(
+    pepper: bytes,
+    workspace_id: str,
+    name: str,
+    role: Role,
+    *,
+    now: float,
+    limits: RateLimits | None = None,
+    budget: Budget | None = None,
+) -> tuple[str, ApiKeyRecord]:
+    """A fresh key and the record to store for it (its hash, never the key)."""
+    key = new_key()
+    digest = key_hash(key, pepper)
+    record = ApiKeyRecord(
+        id=managed_key_id(digest), workspace_id=workspace_id, name=name, role=role,
+        prefix=key[:SHOWN_PREFIX_CHARS], hash=digest, created_at=now,
+        limits=limits or RateLimits(), budget=budget,
+    )  # fmt: skip
+    return key, record
+
+
 def pepper_from(secret: bytes) -> bytes:
     """The pepper derived from the deployment's signing secret (shared by every replica)."""
     return hmac.new(secret, b"imagegate api-key pepper v1", hashlib.sha256).digest()

@@ -49,7 +49,10 @@ class BudgetOutcome:
 
 
 class Backend(Protocol):
-    errors: int  # store errors so far (always 0 in-process)
+    @property
+    def errors(self) -> int:
+        """Store errors so far (always 0 in-process)."""
+        ...
 
     async def admit(
         self, plans: Sequence[CheckPlan], now: int, ticket: str, lease_us: int

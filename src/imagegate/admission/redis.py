@@ -3,25 +3,19 @@
 One EVALSHA per operation (admit, release, reserve, settle), each script atomic. Keys live
 under ``prefix`` (``r:``/``i:`` GCRA states, ``c:`` concurrency sets, ``b:`` budget counters)
 and carry TTLs, so idle keys vanish. "Now" comes from the caller's clock, not Redis's: replicas
-agree on limits as well as their clocks agree (NTP). A dead Redis must not hold a request:
-sockets time out fast, nothing is retried, and after a failure Redis is left alone for
-``retry_after_s`` — each call raises ``BackendUnavailable`` and the caller fails open.
+agree on limits as well as their clocks agree (NTP). A dead Redis must not hold a request
+(``redisconn.FailFastRedis``): each call then raises ``BackendUnavailable`` and the caller
+fails open.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
+from ..redisconn import FailFastRedis, RedisDown
 from . import lua
 from .backend import (
     CONCURRENT_RETRY_US,
@@ -51,26 +45,19 @@ class RedisBackend:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.prefix = prefix
-        self.timeout_s = timeout_s
-        self.retry_after_s = retry_after_s
-        self.warn_every_s = warn_every_s
-        self._monotonic = monotonic
-        parts = urlsplit(url)
-        self._where = f"{parts.hostname or parts.path}:{parts.port or 6379}"  # never the password
-        self.client: Redis = Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
+        self.redis = FailFastRedis(
+            url, consequence="admitting requests unchecked", log=log, timeout_s=timeout_s,
+            retry_after_s=retry_after_s, warn_every_s=warn_every_s, clock=monotonic,
+        )  # fmt: skip
+        self.client = self.redis.client
         self._admit = self.client.register_script(lua.ADMIT)
         self._release = self.client.register_script(lua.RELEASE)
         self._reserve = self.client.register_script(lua.RESERVE)
         self._settle = self.client.register_script(lua.SETTLE)
-        self.errors = 0
-        self._down_until = float("-inf")
-        self._last_warning = float("-inf")
+
+    @property
+    def errors(self) -> int:
+        return self.redis.errors
 
     async def admit(
         self, plans: Sequence[CheckPlan], now: int, ticket: str, lease_us: int
@@ -115,10 +102,7 @@ class RedisBackend:
         await self._call("settle", self._settle, keys, [delta])
 
     async def close(self) -> None:
-        try:
-            await self.client.aclose()
-        except (RedisError, OSError):
-            pass
+        await self.redis.close()
 
     def _slots(self, plan: CheckPlan) -> str:
         return f"{self.prefix}c:{plan.key}"
@@ -126,28 +110,13 @@ class RedisBackend:
     async def _call(
         self, op: str, script: Any, keys: list[str], args: list[int | str]
     ) -> list[Any]:
-        if self._monotonic() < self._down_until:
-            raise BackendUnavailable(op)
         try:
-            async with asyncio.timeout(self.timeout_s * 2):
-                res = await script(keys=keys, args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._failed(op, exc)
+            res = await self.redis.call(op, lambda: script(keys=keys, args=args))
+        except RedisDown as exc:
             raise BackendUnavailable(op) from exc
         if not isinstance(res, list):
             raise BackendUnavailable(f"{op}: unexpected reply")
         return res
-
-    def _failed(self, op: str, exc: BaseException) -> None:
-        self.errors += 1
-        now = self._monotonic()
-        self._down_until = now + self.retry_after_s
-        if now - self._last_warning >= self.warn_every_s:
-            self._last_warning = now
-            log.warning(
-                "redis for rate limits and budgets at %s unreachable (%s: %s); admitting "
-                "requests unchecked", self._where, op, type(exc).__name__,
-            )  # fmt: skip
 
 
 def _dim_args(d: Dim | None) -> tuple[int, int]:

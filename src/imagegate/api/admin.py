@@ -23,16 +23,13 @@ from ..keyring import pepper
 from ..store.prompts import validate
 from ..store.views import iso, page_view, workspace_view
 from ..workspaces import (
-    SHOWN_PREFIX_CHARS,
     WORKSPACE_ID,
     ApiKeyRecord,
     Budget,
     Principal,
     RateLimits,
     Workspace,
-    key_hash,
-    managed_key_id,
-    new_key,
+    mint_key,
     valid_workspace_id,
 )
 from .body import read_json
@@ -203,12 +200,9 @@ async def create_key(request: Request, control: ControlPlane, who: Principal) ->
     now = time.time()
     await control.store.ensure_workspace(body.workspace, now)
     _forget(request, body.workspace)
-    key = new_key()
-    digest = key_hash(key, _pepper(request))
-    record = ApiKeyRecord(
-        id=managed_key_id(digest), workspace_id=body.workspace, name=body.name, role=body.role,
-        prefix=key[:SHOWN_PREFIX_CHARS], hash=digest, created_at=now,
-        limits=body.limits.value() if body.limits is not None else RateLimits(),
+    key, record = mint_key(
+        _pepper(request), body.workspace, body.name, body.role, now=now,
+        limits=body.limits.value() if body.limits is not None else None,
         budget=body.budget.value() if body.budget is not None else None,
     )  # fmt: skip
     created = await control.store.create_key(record)

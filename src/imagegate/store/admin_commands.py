@@ -14,14 +14,10 @@ import time
 
 from ..config import load_config
 from ..workspaces import (
-    SHOWN_PREFIX_CHARS,
-    ApiKeyRecord,
     Budget,
     RateLimits,
     Workspace,
-    key_hash,
-    managed_key_id,
-    new_key,
+    mint_key,
 )
 from .base import Conflict
 from .commands import (
@@ -121,14 +117,10 @@ def _create_key(args: argparse.Namespace) -> int:
     if not name or len(name) > 256:
         raise BadInput("--name: 1 to 256 characters")
     config = load_config(args.config)
-    key = new_key()
-    digest = key_hash(key, pepper(config))
     now = time.time()
-    record = ApiKeyRecord(
-        id=managed_key_id(digest), workspace_id=ws, name=name, role=args.role,
-        prefix=key[:SHOWN_PREFIX_CHARS], hash=digest, created_at=now, limits=limits,
-        budget=budget,
-    )  # fmt: skip
+    key, record = mint_key(
+        pepper(config), ws, name, args.role, now=now, limits=limits, budget=budget
+    )
 
     async def work(store: SqlStore) -> int:
         await store.ensure_workspace(ws, now)
