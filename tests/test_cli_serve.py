@@ -136,3 +136,60 @@ def test_every_interface_bind_without_keys_is_refused(tmp_path: Path, host: str)
 def test_bad_env_exits_2(tmp_path: Path) -> None:
     done = _run(["serve"], tmp_path, IMAGEGATE_PORT="eighty")
     assert done.returncode == 2 and "port:" in done.stderr
+
+
+def test_a_busy_port_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    """Checked (and held) before "serving on": no startup, no uvicorn error, exit 2."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run(["serve", "--port", str(port)], tmp_path, IMAGEGATE_API_KEYS="sk-x")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [f"imagegate: port {port} on 127.0.0.1 is already in use"]
+
+
+def test_port_0_serves_on_the_port_it_names(
+    tmp_path: Path, serve: list[subprocess.Popen[str]]
+) -> None:
+    proc = subprocess.Popen(
+        [IMAGEGATE, "serve", "--port", "0"], cwd=tmp_path, env=_env(tmp_path),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    serve.append(proc)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # ends at the latest when the process does
+        if line.startswith("imagegate: serving on "):
+            break
+    else:
+        raise AssertionError(f"exited {proc.wait()} without serving")
+    port = int(line.rsplit(":", 1)[1])
+    assert port > 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    else:
+        raise AssertionError("no answer on the port it named")
+
+
+@pytest.mark.parametrize(
+    ("data_dir", "says"),
+    [
+        ("{tmp}/a-file/data", "data_dir: cannot create {tmp}/a-file/data: Not a directory"),
+        ("{tmp}/a-file", "data_dir: {tmp}/a-file is not a directory"),
+        ("/proc", "data_dir: /proc is not writable: "),  # unwritable for root too
+    ],
+)
+def test_an_unusable_data_dir_is_one_line(tmp_path: Path, data_dir: str, says: str) -> None:
+    (tmp_path / "a-file").write_text("")
+    where = data_dir.format(tmp=tmp_path)
+    done = _run(["serve", "--port", str(free_port())], tmp_path,
+                IMAGEGATE_DATA_DIR=where, IMAGEGATE_API_KEYS="sk-x")  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("imagegate: " + says.format(tmp=tmp_path))

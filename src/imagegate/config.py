@@ -7,6 +7,7 @@ Secrets come from the file or env only and are never logged.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+# where a value came from, per key path: "file", "env NAME" or "override" (absent: default)
+Sources = dict[tuple[str, ...], str]
 
 
 class ConfigError(Exception):
@@ -141,7 +146,7 @@ class Config(_Section):
     signing_key: str | None = None
     data_dir: str = ".imagegate"
     database_url: str | None = None
-    log_level: str = "info"
+    log_level: str = "info"  # critical | error | warning | info | debug, any case
     log_format: Literal["text", "json"] = "text"  # the access log and startup summary
     access_log: bool = True  # one line per request
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
@@ -168,6 +173,15 @@ class Config(_Section):
             self.storage.path = str(Path(self.data_dir) / "blobs")
         return self
 
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, level: str) -> str:
+        """Checked here so a typo is a config error, not a traceback from logging/uvicorn."""
+        normal = level.strip().lower()
+        if normal not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {level[:40]!r}")
+        return normal
+
     @field_validator("api_keys")
     @classmethod
     def _keys(cls, keys: list[str]) -> list[str]:
@@ -182,8 +196,9 @@ class Config(_Section):
         return keys
 
 
-def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    def put(path: tuple[str, ...], value: Any) -> None:
+def _env_overrides(raw: dict[str, Any], env: dict[str, str], sources: Sources) -> dict[str, Any]:
+    def put(path: tuple[str, ...], value: Any, name: str) -> None:
+        sources[path] = f"env {name}"
         node = raw
         for key in path[:-1]:
             node = node.setdefault(key, {})
@@ -222,14 +237,142 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     }
     for name, path in simple.items():
         if env.get(name):
-            put(path, env[name])
+            put(path, env[name], name)
     if env.get("IMAGEGATE_REDIS_URL"):
-        put(("redis_url",), env["IMAGEGATE_REDIS_URL"])
+        put(("redis_url",), env["IMAGEGATE_REDIS_URL"], "IMAGEGATE_REDIS_URL")
         if "IMAGEGATE_CACHE_BACKEND" not in env:
-            put(("cache", "backend"), "redis")
+            put(("cache", "backend"), "redis", "IMAGEGATE_REDIS_URL")
     if env.get("IMAGEGATE_API_KEYS"):
-        raw["api_keys"] = [k.strip() for k in env["IMAGEGATE_API_KEYS"].split(",") if k.strip()]
+        keys = [k.strip() for k in env["IMAGEGATE_API_KEYS"].split(",") if k.strip()]
+        put(("api_keys",), keys, "IMAGEGATE_API_KEYS")
     return raw
+
+
+# ``$${`` (a literal ``${``), ``${...}`` (a reference), or an unclosed ``${``
+_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+
+
+def expand_env(value: Any, env: dict[str, str], path: tuple[str, ...] = ()) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string value (not keys), recursively.
+
+    Why after YAML parsing: a secret's characters can never change the document's structure.
+    ``$${`` stays a literal ``${``; an unset variable without a default is a ``ConfigError``
+    naming the key, so a secret is never sent upstream as the text ``${MYLAB_KEY}``.
+    """
+    if isinstance(value, dict):
+        return {k: expand_env(v, env, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, env, (*path, str(i))) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    key = ".".join(path) or "config"
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        body = match.group(1)
+        if body is None:
+            raise ConfigError(f"{key}: unclosed ${{ (write $${{ for a literal ${{)")
+        ref = _NAME.fullmatch(body)
+        if ref is None:
+            raise ConfigError(f"{key}: bad env reference ${{{body[:60]}}}")
+        name, default = ref.group(1), ref.group(2)
+        found = env.get(name)
+        if found:
+            return found
+        if default is not None:  # like the shell's :- , also used when the variable is empty
+            return default
+        if found is not None:
+            return found
+        raise ConfigError(f"{key}: environment variable {name} is not set "
+                          f"(write ${{{name}:-default}} for a fallback)")  # fmt: skip
+
+    return _REFERENCE.sub(substitute, value)
+
+
+def _leaves(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Key paths of the leaf values of a mapping (a list is one leaf)."""
+    if isinstance(node, dict) and node:
+        return [leaf for k, v in node.items() for leaf in _leaves(v, (*path, str(k)))]
+    return [path] if path else []
+
+
+def _read_file(p: Path) -> dict[str, Any]:
+    if not p.is_file():
+        raise ConfigError(f"config: file not found: {p}")
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "parse error"
+        raise ConfigError(f"config: not valid YAML{where}: {problem}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError("config: the top level must be a mapping")
+    return loaded
+
+
+def _resolve_paths(config: Config, base: Path, sources: Sources) -> None:
+    """Relative paths written in the file (and the defaults) are relative to the file's folder,
+    so ``imagegate traces --config /srv/ig/imagegate.yaml`` reads the same database from any
+    working directory. Paths from env or overrides stay relative to the working directory."""
+
+    def resolve(value: str, key: tuple[str, ...]) -> str:
+        if sources.get(key, "file") != "file":
+            return value
+        path = Path(value).expanduser()
+        return value if path.is_absolute() else str(base / path)
+
+    config.data_dir = resolve(config.data_dir, ("data_dir",))
+    if ("storage", "path") in sources:
+        config.storage.path = resolve(config.storage.path, ("storage", "path"))
+    else:  # the default follows data_dir
+        config.storage.path = str(Path(config.data_dir) / "blobs")
+    if config.uploads.tmp_dir:
+        config.uploads.tmp_dir = resolve(config.uploads.tmp_dir, ("uploads", "tmp_dir"))
+
+
+def explain_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[Config, Sources, Path | None]:
+    """``load_config``, plus where each value came from and the file that was read."""
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("IMAGEGATE_CONFIG")
+    raw: dict[str, Any] = {}
+    sources: Sources = {}
+    file: Path | None = None
+    if path:
+        file = Path(path).absolute()
+        raw = expand_env(_read_file(file), env)
+        sources.update((leaf, "file") for leaf in _leaves(raw))
+    raw = _env_overrides(raw, env, sources)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            raw[key] = value
+            sources.update((leaf, "override") for leaf in _leaves({key: value}))
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(str(p) for p in first["loc"])
+        key = ".".join(loc) or "config"
+        origin = sources.get(loc, "")
+        where = f" (from {origin})" if origin.startswith("env ") else ""
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{key}: {message}{where}") from None
+    from .providers.registry import entry_problem  # the adapters' table lives with them
+
+    for name, entry in config.providers.items():
+        problem = entry_problem(name, entry)
+        if problem:
+            raise ConfigError(problem)
+    if file is not None:
+        _resolve_paths(config, file.parent, sources)
+    return config, sources, file
 
 
 def load_config(
@@ -238,31 +381,6 @@ def load_config(
     env: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Config:
-    """Read the YAML file (or ``IMAGEGATE_CONFIG``), apply env, then explicit overrides."""
-    env = dict(os.environ) if env is None else env
-    path = path or env.get("IMAGEGATE_CONFIG")
-    raw: dict[str, Any] = {}
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config: file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "parse error"
-            raise ConfigError(f"config: not valid YAML{where}: {problem}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError("config: the top level must be a mapping")
-        raw = loaded
-    raw = _env_overrides(raw, env)
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            raw[key] = value
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "config"
-        raise ConfigError(f"{key}: {first['msg'].removeprefix('Value error, ')}") from None
+    """Read the YAML file (or ``IMAGEGATE_CONFIG``), expand ``${VAR}`` references in it, apply
+    env, then explicit overrides; validate everything, provider entries included."""
+    return explain_config(path, env=env, overrides=overrides)[0]

@@ -136,6 +136,12 @@ class ServiceUnavailable(GatewayError):
     type = "api_error"
 
 
+class ProviderNotConfigured(ServiceUnavailable):
+    """The operator's config lacks what a provider needs (a key, an endpoint)."""
+
+    code = "provider_not_configured"
+
+
 class InternalError(GatewayError):
     status = 500
     code = "internal_error"
@@ -157,12 +163,14 @@ class UpstreamFailure(Exception):
         status: int | None = None,
         code: str | None = None,
         retry_after_s: float | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.retry_after_s = retry_after_s
+        self.param = param  # the request field at fault (ours, or the provider's own name)
 
 
 class UpstreamHTTPError(UpstreamFailure):
@@ -184,30 +192,53 @@ class UpstreamConnectionError(UpstreamFailure):
     kind = "connection"
 
 
+# A provider's error status → (orq code, type). Every 4xx code says the *provider* refused, so
+# a caller can tell it from the gateway's own validation (``invalid_request_body``).
 STATUS_CODES: dict[int, tuple[str, str]] = {
-    400: ("invalid_request_body", "invalid_request_error"),
-    401: ("invalid_api_key", "authentication_error"),
+    400: ("provider_invalid_request", "invalid_request_error"),
+    401: ("provider_credential_invalid", "authentication_error"),
     402: ("quota_exceeded", "invalid_request_error"),
     403: ("insufficient_scope", "permission_error"),
-    404: ("not_found", "invalid_request_error"),
-    408: ("request_timeout", "timeout_error"),
-    413: ("payload_too_large", "invalid_request_error"),
-    422: ("invalid_request_body", "invalid_request_error"),
+    404: ("provider_not_found", "invalid_request_error"),
+    408: ("provider_timeout", "timeout_error"),
+    413: ("provider_invalid_request", "invalid_request_error"),
+    422: ("provider_invalid_request", "invalid_request_error"),
     429: ("rate_limit_exceeded", "rate_limit_error"),
     500: ("provider_error", "api_error"),
     502: ("provider_error", "api_error"),
     503: ("provider_overloaded", "api_error"),
     504: ("provider_timeout", "timeout_error"),
 }
+OWN_INVALID = ("invalid_request_body", "invalid_request_error")
+
+
+def provider_status(status: int) -> tuple[str, str]:
+    """(code, type) for an error status a provider answered (any other 4xx is still its refusal)."""
+    found = STATUS_CODES.get(status)
+    if found is not None:
+        return found
+    if 400 <= status < 500:
+        return "provider_invalid_request", "invalid_request_error"
+    return "provider_error", "api_error"
 
 
 def from_upstream(failure: UpstreamFailure) -> GatewayError:
-    """Turn an upstream failure into the error we answer with (status and message kept)."""
+    """Turn an upstream failure into the error we answer with (status and message kept).
+
+    A provider's answer always carries a code (``http.map_status`` sets one); a 400 without a
+    code was raised by an adapter itself, before anything was sent: the gateway's own
+    validation, answered as ``invalid_request_body`` like the rest of it.
+    """
     if isinstance(failure, UpstreamTimeout):
         return ProviderTimeout(failure.message)
     if isinstance(failure, UpstreamConnectionError) or failure.status is None:
         return ProviderError(failure.message)
-    code, etype = STATUS_CODES.get(failure.status, ("provider_error", "api_error"))
-    err = GatewayError(failure.message, status=failure.status, code=failure.code or code)
+    if failure.code is None and failure.status == 400:
+        code, etype = OWN_INVALID
+    else:
+        code, etype = provider_status(failure.status)
+    err = GatewayError(
+        failure.message, status=failure.status, code=failure.code or code, param=failure.param
+    )
     err.type = etype
     return err

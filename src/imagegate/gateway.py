@@ -49,6 +49,7 @@ class CallContext:
     header_identity_id: str | None = None
     base_url: str = ""
     principal: Principal = OPERATOR  # who calls: workspace, role, key
+    trace: TraceRecord | None = None  # set by the gateway: read by the HTTP access log
 
     @property
     def workspace_id(self) -> str:
@@ -185,7 +186,7 @@ class Gateway:
     async def _handle(
         self, request: ImageRequest, ctx: CallContext, ticket: Ticket | None
     ) -> ImagesResponse:
-        trace = self._new_trace(request, ctx)
+        trace = ctx.trace = self._new_trace(request, ctx)
         attempts: list[Attempt] = []
         started = time.perf_counter()
         try:
@@ -319,6 +320,7 @@ class Gateway:
             error_message=error.message,
             workspace_id=ctx.workspace_id,
         )
+        ctx.trace = trace
         self.metrics.observe(trace)
         self.traces.submit(trace)
 

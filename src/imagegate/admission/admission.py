@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from imagegate.config import Config
 
 log = logging.getLogger("imagegate.admission")
+PLAN_CACHE = 4096
 
 
 class Ticket:
@@ -99,6 +100,8 @@ class Admission:
         self.unpriced = 0  # requests that passed budgets without a known price
         self.seed_errors = 0
         self._last_warning = float("-inf")
+        # Plans are pure functions of (checks, images): the same key asks the same every time.
+        self._plans: dict[tuple[tuple[RateCheck, ...], int], list[CheckPlan]] = {}
         # ticket ids: random per instance (replicas never collide), then a counter (cheap)
         self._ticket_prefix = secrets.token_hex(6) + "-"
         self._tickets = itertools.count()
@@ -133,11 +136,17 @@ class Admission:
         nothing and raise ``RateLimitExceeded``."""
         if len(rates) > MAX_RATE_CHECKS:
             raise ValueError(f"at most {MAX_RATE_CHECKS} rate checks per request")
-        try:
-            plans = plan(list(rates), images)
-        except RateLimitExceeded:
-            self.rate_limited += 1
-            raise
+        cache_key = (tuple(rates), images)
+        plans = self._plans.get(cache_key)
+        if plans is None:
+            try:
+                plans = plan(list(rates), images)
+            except RateLimitExceeded:
+                self.rate_limited += 1
+                raise
+            if len(self._plans) >= PLAN_CACHE:
+                self._plans.clear()
+            self._plans[cache_key] = plans
         if not plans:
             return Ticket({})
         now = to_us(self.clock())

@@ -20,6 +20,7 @@ from ..gateway import Gateway
 from ..keyring import pepper
 from ..request import OPERATIONS
 from ..telemetry.trace import new_trace_id
+from .accesslog import AccessLogMiddleware
 from .admin import admin_routes
 from .auth import Authenticator, caller
 from .control import control_routes
@@ -27,6 +28,7 @@ from .files import get_file
 from .images import make_endpoint
 from .openapi import PREFIXES, build_openapi, route_paths
 from .responses import JSONResponse, error_response
+from .traceid import TraceIdHeader
 
 log = logging.getLogger("imagegate.api")
 GC_YOUNG_THRESHOLD = 7000  # Python's default is 700
@@ -121,6 +123,9 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
+    app.add_middleware(TraceIdHeader)  # add any access log after this line: it goes outside
+    if config.access_log:  # outermost: it sees every response, the trace id header included
+        app.add_middleware(AccessLogMiddleware, log_format=config.log_format)
     app.state.gateway = gw
     app.state.auth = Authenticator(config.api_keys, store=gw.control.store, pepper=pepper(config))
     app.state.openapi = None

@@ -17,6 +17,7 @@ from ..gateway import CallContext, Gateway, ImagesResponse
 from ..options import build_request
 from ..request import ImageRequest, Operation
 from ..telemetry.trace import new_trace_id
+from .accesslog import CALL_STATE
 from .auth import caller
 from .body import read_json
 from .multipart import framed_cap, parse_multipart
@@ -124,6 +125,7 @@ def make_endpoint(operation: Operation) -> Any:
                 base_url=base_url(request, gateway.config.public_url),
                 principal=principal,
             )
+            setattr(request.state, CALL_STATE, ctx)  # for the access log, after the response
             image_request = await read_request(request, operation, gateway)
             result = await _unless_disconnected(
                 gateway.handle(image_request, ctx), request.receive, trace_id

@@ -24,6 +24,7 @@ from ..config import ProviderConfig
 from ..errors import UpstreamHTTPError
 from ..request import ImageRequest, ImageResult
 from .base import Capabilities
+from .failures import not_configured
 from .openai import EDIT_FIELDS, GEN_FIELDS, OpenAIProvider, parse_images_response
 from .translate import remap_policy
 
@@ -57,11 +58,9 @@ class AzureProvider(OpenAIProvider):
 
     def _url(self, model: str, operation: str) -> str:
         if not self.base_url:
-            raise UpstreamHTTPError(
-                f"{self.name}: base_url (the Azure resource endpoint) is not configured",
-                status=401,
-                code="provider_credential_invalid",
-            )
+            raise not_configured(self.name, "base_url (the Azure resource endpoint) is missing")
+        if not (self.config.option("access_token") or self.config.api_key or self.config.headers):
+            raise not_configured(self.name, "api_key (or access_token) is missing")
         if self.api_version == "v1":
             return f"{self.base_url}/openai/v1/images/{operation}"
         name = quote(self.deployment(model), safe="")

@@ -13,6 +13,7 @@ polling adapters must only sleep with ``asyncio.sleep`` so a cancel stops them c
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -29,6 +30,23 @@ class Capabilities:
     output_formats: frozenset[str] = frozenset({"png"})
     max_images: int = 1  # input images accepted by edits
     mask: bool = False
+    # Why this model can serve nothing at all (e.g. a name the adapter does not know): said
+    # instead of "does not support images.generations", which would hide the cause.
+    refused: str | None = None
+
+    @classmethod
+    def unknown_model(cls, provider: str, model: str, known: Iterable[str]) -> Capabilities:
+        """Nothing, because ``model`` is not in the adapter's table (listed in the reason)."""
+        names = ", ".join(sorted(known))
+        return cls(
+            operations=frozenset(),
+            refused=f"unknown model {model!r} for provider {provider} (known: {names})",
+        )
+
+    @classmethod
+    def nothing(cls, why: str) -> Capabilities:
+        """A model the adapter knows but can serve nothing with, and why."""
+        return cls(operations=frozenset(), refused=why)
 
     def refuse(self, request: ImageRequest) -> str | None:
         """Why this model cannot serve the request, or None when it can."""
@@ -37,6 +55,8 @@ class Capabilities:
 
     def refusal(self, request: ImageRequest) -> tuple[str, str] | None:
         """``(request field at fault, why)`` when this model cannot serve the request."""
+        if self.refused is not None:
+            return "model", self.refused
         if request.operation not in self.operations:
             return "model", f"does not support images.{request.operation}"
         if self.sizes is not None and request.size and request.size not in self.sizes:

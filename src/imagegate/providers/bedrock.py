@@ -44,9 +44,16 @@ from ..net import BodyTooLarge, read_capped
 from ..request import GeneratedImage, ImageRequest, ImageResult, Operation
 from . import inputs
 from .base import Capabilities
-from .failures import content_policy, job_failed, looks_like_policy, no_image
+from .failures import (
+    content_policy,
+    invalid_input,
+    job_failed,
+    looks_like_policy,
+    no_image,
+    not_configured,
+)
 from .fanout import fan_out
-from .http import HTTPProvider, error_message, parse_retry_after
+from .http import HTTPProvider, error_message, map_status, parse_retry_after
 from .polling import interval_option
 from .sizes import aspect_ratio, nearest_size, parse_wh
 
@@ -76,7 +83,8 @@ STABILITY_GEN = Capabilities(output_formats=frozenset({"png", "jpeg"}))
 STABILITY_EDIT = Capabilities(
     operations=frozenset({"generations", "edits"}), output_formats=frozenset({"png", "jpeg"})
 )
-NOTHING = Capabilities(operations=frozenset())
+# What ``family`` recognises, as the "known" list of an unknown model's refusal.
+KNOWN = ("amazon.titan-image-generator-*", "amazon.nova-canvas-*", "stability.*")
 # x-amzn-ErrorType → (status, orq code) where the plain status would mislead.
 ERROR_TYPES = {
     "ThrottlingException": (429, "rate_limit_exceeded"),
@@ -140,12 +148,12 @@ class BedrockProvider(HTTPProvider):
         if fam == "stability":
             edits = "sd3-5" in model or "ultra" in model
             return STABILITY_EDIT if edits else STABILITY_GEN
-        return NOTHING
+        return Capabilities.unknown_model(self.name, model, KNOWN)
 
     async def call(self, model: str, request: ImageRequest) -> ImageResult:
         fam = family(model)
         if fam is None:
-            raise UpstreamHTTPError(f"{self.name}: unknown model family {model!r}", status=400)
+            raise invalid_input(self.capabilities(model).refused or "unknown model", "model")
         if fam == "stability":
             return await self._stability(model, request)
         return await self._amazon(model, fam, request)
@@ -296,7 +304,9 @@ class BedrockProvider(HTTPProvider):
             return UpstreamHTTPError(
                 text, status=mapped[0], code=mapped[1], retry_after_s=retry_after
             )
-        return UpstreamHTTPError(text, status=status, retry_after_s=retry_after)
+        return UpstreamHTTPError(
+            text, status=status, code=map_status(status, message, kind), retry_after_s=retry_after
+        )
 
     async def _sign(self, url: str, payload: bytes) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -334,10 +344,9 @@ class BedrockProvider(HTTPProvider):
             return Credentials(str(key), str(secret), self.config.option("session_token"))
         found = get_session().get_credentials()
         if found is None:
-            raise UpstreamHTTPError(
-                f"{self.name}: no AWS credentials (set access_key_id/secret_access_key or "
-                "the AWS_* environment)",
-                status=401,
-                code="provider_credential_invalid",
+            raise not_configured(
+                self.name,
+                "no AWS credentials (set api_key, access_key_id/secret_access_key, or the "
+                "AWS_* environment)",
             )
         return found

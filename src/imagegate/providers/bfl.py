@@ -29,7 +29,7 @@ from ..config import ProviderConfig
 from ..request import GeneratedImage, ImageRequest, ImageResult, Operation
 from . import inputs
 from .base import Capabilities
-from .failures import content_policy, job_failed, no_image
+from .failures import content_policy, invalid_input, job_failed, no_image
 from .fanout import fan_out
 from .http import HTTPProvider
 from .polling import Jobs, interval_option
@@ -73,7 +73,6 @@ MODELS: dict[str, Model] = {
     "flux-2-max": FLUX2,
     "flux-2-flex": FLUX2,
 }
-NOTHING = Capabilities(operations=frozenset())
 
 
 def fit_size(wh: tuple[int, int], step: int, side: tuple[int, int]) -> tuple[int, int]:
@@ -102,7 +101,9 @@ class BFLProvider(HTTPProvider):
 
     def capabilities(self, model: str) -> Capabilities:
         found = MODELS.get(model)
-        return found.caps if found is not None else NOTHING
+        if found is None:
+            return Capabilities.unknown_model(self.name, model, MODELS)
+        return found.caps
 
     async def close(self) -> None:
         await self.jobs.close()
@@ -117,7 +118,7 @@ class BFLProvider(HTTPProvider):
     async def call(self, model: str, request: ImageRequest) -> ImageResult:
         spec = MODELS.get(model)
         if spec is None:
-            raise job_failed(self.name, f"unknown model {model!r}")
+            raise invalid_input(self.capabilities(model).refused or "unknown model", "model")
         body = await self._input(spec, request)
 
         async def one(_: int) -> list[GeneratedImage]:

@@ -6,7 +6,11 @@ detail type). Adapters translate them here so the gateway answers them alike:
 
 - content policy → 400 ``content_policy_violation`` (answered at once, never a fallback);
 - a job that failed or was cancelled upstream → 502 ``provider_error`` (fallback-eligible);
-- a response we cannot use (no image in it) → a broken-response connection failure.
+- a response we cannot use (no image in it) → a broken-response connection failure;
+- a request field an adapter itself refuses, before sending anything → 400
+  ``invalid_request_body`` naming the field (the gateway's validation, not the provider's);
+- an entry missing its credentials or endpoint → 503 ``provider_not_configured`` (the
+  operator's to fix: never a 401, which would read as the caller's key being wrong).
 """
 
 from __future__ import annotations
@@ -37,6 +41,22 @@ def no_image(provider: str, detail: str = "response holds no image") -> Upstream
     return UpstreamConnectionError(f"{provider}: {detail}")
 
 
+def invalid_input(message: str, param: str) -> UpstreamHTTPError:
+    """Our own refusal of ``param`` inside an adapter: nothing reached the provider."""
+    return UpstreamHTTPError(message, status=400, code="invalid_request_body", param=param)
+
+
+def not_configured(provider: str, missing: str) -> UpstreamHTTPError:
+    """503: the entry for ``provider`` lacks ``missing`` (falls back like any 503)."""
+    return UpstreamHTTPError(
+        f"provider {provider!r} is not configured: {missing}",
+        status=503,
+        code="provider_not_configured",
+    )
+
+
 def remap(exc: UpstreamHTTPError, *, status: int, code: str) -> UpstreamHTTPError:
     """The same failure with another status/code (message and Retry-After kept)."""
-    return UpstreamHTTPError(exc.message, status=status, code=code, retry_after_s=exc.retry_after_s)
+    return UpstreamHTTPError(
+        exc.message, status=status, code=code, retry_after_s=exc.retry_after_s, param=exc.param
+    )

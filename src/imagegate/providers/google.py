@@ -45,6 +45,20 @@ def remap_error(exc: UpstreamHTTPError) -> UpstreamHTTPError:
     return exc
 
 
+def not_an_image_model(model: str) -> str:
+    """Why a Gemini model without ``image`` in its name serves nothing here."""
+    return (
+        f"{model!r} is not an image model (Gemini image models have 'image' in their name, "
+        "e.g. gemini-2.5-flash-image)"
+    )
+
+
+def gemini_capabilities(model: str) -> Capabilities:
+    """``gemini.capabilities``, with the reason when the model makes no images."""
+    caps = gemini.capabilities(model)
+    return caps if caps.operations else Capabilities.nothing(not_an_image_model(model))
+
+
 def seeded(request: ImageRequest, index: int) -> ImageRequest:
     """The request for the ``index``-th parallel call: a given seed is offset so images differ."""
     if request.seed is None or index == 0:
@@ -95,8 +109,10 @@ class GoogleProvider(HTTPProvider):
 
     def capabilities(self, model: str) -> Capabilities:
         if imagen.is_imagen(model):
+            if imagen.is_edit_model(model):
+                return Capabilities.nothing(f"{model!r} is an Imagen editing model: Vertex AI only")
             return imagen.capabilities(model, vertex=False)
-        return gemini.capabilities(model)
+        return gemini_capabilities(model)
 
     def _headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self.config.api_key} if self.config.api_key else {}

@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 
 from ..config import LimitsConfig, ProviderConfig
-from ..errors import UpstreamConnectionError, UpstreamHTTPError
+from ..errors import UpstreamConnectionError, UpstreamHTTPError, provider_status
 from ..net import BodyTooLarge, in_family, origin_of, origins_of, read_capped
 from . import jsonsplice
 
@@ -51,18 +51,26 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 def error_message(body: bytes, status: int) -> tuple[str, str | None]:
     """Best-effort message and code from a provider's error body."""
+    message, code, _ = error_details(body, status)
+    return message, code
+
+
+def error_details(body: bytes, status: int) -> tuple[str, str | None, str | None]:
+    """Best-effort message, code and ``param`` (the field it blames) from an error body."""
     text = body[:4000].decode("utf-8", "replace").strip()
     try:
         doc = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         doc = None
-    message, code = None, None
+    message, code, param = None, None, None
     if isinstance(doc, dict):
         err = doc.get("error", doc)
         if isinstance(err, dict):
             message = err.get("message") or err.get("detail") or err.get("msg")
             raw_code = err.get("code") or err.get("type")
             code = str(raw_code) if raw_code is not None else None
+            if isinstance(err.get("param"), str) and err["param"]:
+                param = err["param"][:256]
             if message is None and isinstance(err.get("errors"), list) and err["errors"]:
                 message = "; ".join(str(e) for e in err["errors"])
         elif isinstance(err, str):
@@ -71,19 +79,19 @@ def error_message(body: bytes, status: int) -> tuple[str, str | None]:
             message = str(doc["detail"])
     if not isinstance(message, str) or not message:
         message = text or f"upstream answered {status}"
-    return message, code
+    return message, code, param
 
 
-def map_status(status: int, message: str, code: str | None) -> str | None:
-    """orq error code for a provider failure (rate limit, content policy, auth...)."""
+def map_status(status: int, message: str, code: str | None) -> str:
+    """orq error code for a provider's error answer (content policy, rate limit, auth...).
+
+    Why always a code: it marks the failure as the provider's, so a 400 from the provider
+    (``provider_invalid_request``) never reads as the gateway's own ``invalid_request_body``.
+    """
     lowered = f"{code or ''} {message}".lower()
     if status == 400 and any(m in lowered for m in CONTENT_POLICY_MARKERS):
         return "content_policy_violation"
-    if status == 429:
-        return "rate_limit_exceeded"
-    if status in (401, 403):
-        return "provider_credential_invalid" if status == 401 else "insufficient_scope"
-    return None
+    return provider_status(status)[0]
 
 
 class HTTPProvider:
@@ -187,12 +195,13 @@ class HTTPProvider:
         except aiohttp.ClientError as exc:
             raise UpstreamConnectionError(f"{self.name}: {exc}") from None
         if status >= 400:
-            message, code = error_message(body, status)
+            message, code, param = error_details(body, status)
             raise UpstreamHTTPError(
                 message,
                 status=status,
                 code=map_status(status, message, code),
                 retry_after_s=parse_retry_after(resp_headers.get("Retry-After")),
+                param=param,
             )
         return status, body, resp_headers
 

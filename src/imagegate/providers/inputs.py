@@ -20,6 +20,7 @@ from PIL import Image
 from .. import imaging
 from ..errors import UpstreamHTTPError
 from ..request import UploadedFile
+from .failures import invalid_input
 
 EditColour = Literal["white", "black"]
 _MISSING: Any = object()
@@ -60,9 +61,9 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def too_many_pixels(exc: imaging.ImageRejected) -> UpstreamHTTPError:
+def too_many_pixels(exc: imaging.ImageRejected, param: str) -> UpstreamHTTPError:
     """The caller's 400 ``invalid_image`` for an oversized input found at decode time."""
-    return UpstreamHTTPError(str(exc), status=400, code="invalid_image")
+    return UpstreamHTTPError(str(exc), status=400, code="invalid_image", param=param)
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -74,9 +75,9 @@ def _convert_mask(raw: bytes, edit: EditColour, what: str = "mask") -> bytes:
         img = imaging.open_image(io.BytesIO(raw), what)
         img.load()
     except imaging.ImageRejected as exc:
-        raise too_many_pixels(exc) from None
+        raise too_many_pixels(exc, what) from None
     except Exception:
-        raise UpstreamHTTPError("mask is not a readable image", status=400) from None
+        raise invalid_input(f"{what} is not a readable image", what) from None
     if _has_alpha(img):
         alpha = img.convert("RGBA").getchannel("A")
         # OpenAI: transparent = edit. Result: 255 where the provider should edit.
@@ -104,7 +105,7 @@ def _alpha_mask(raw: bytes, edit: EditColour, what: str) -> bytes | None:
     try:
         img = imaging.open_image(io.BytesIO(raw), what)
     except imaging.ImageRejected as exc:
-        raise too_many_pixels(exc) from None
+        raise too_many_pixels(exc, what) from None
     except Exception:
         return None
     if not _has_alpha(img):

@@ -15,9 +15,9 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .. import imaging
 from ..config import ProviderConfig
-from ..errors import UpstreamHTTPError
 from ..request import GeneratedImage, ImageRequest, ImageResult, UploadedFile
 from .base import Capabilities
+from .failures import invalid_input
 from .inputs import too_many_pixels
 
 MAX_SIDE = 2048
@@ -33,15 +33,15 @@ PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
 def parse_size(size: str | None, default: tuple[int, int] = (1024, 1024)) -> tuple[int, int]:
-    """``"WxH"`` → (w, h); ``auto``/None → default; anything else is a 400."""
+    """``"WxH"`` → (w, h); ``auto``/None → default; anything else is a 400 naming ``size``."""
     if not size or size == "auto":
         return default
     w, sep, h = size.lower().partition("x")
     if not sep or not (w + h).isascii() or not w.isdigit() or not h.isdigit() or len(w + h) > 10:
-        raise UpstreamHTTPError(f"invalid size {size!r}: expected WIDTHxHEIGHT", status=400)
+        raise invalid_input(f"invalid size {size!r}: expected WIDTHxHEIGHT", "size")
     width, height = int(w), int(h)
     if not (16 <= width <= MAX_SIDE and 16 <= height <= MAX_SIDE):
-        raise UpstreamHTTPError(f"size {size!r} out of range 16..{MAX_SIDE}", status=400)
+        raise invalid_input(f"size {size!r} out of range 16..{MAX_SIDE}", "size")
     return width, height
 
 
@@ -104,10 +104,10 @@ def load_input(upload: UploadedFile) -> Image.Image:
             img.load()
             return img
     except imaging.ImageRejected as exc:
-        raise too_many_pixels(exc) from None
+        raise too_many_pixels(exc, upload.field) from None
     except (OSError, ValueError, SyntaxError) as exc:
         message = f"{upload.filename}: not a decodable image ({type(exc).__name__})"
-        raise UpstreamHTTPError(message, status=400) from None
+        raise invalid_input(message, upload.field) from None
 
 
 class PlaceholderProvider:
@@ -129,7 +129,7 @@ class PlaceholderProvider:
         base: Image.Image | None = None
         if request.operation != "generations":
             if not request.images:
-                raise UpstreamHTTPError("an input image is required", status=400)
+                raise invalid_input("an input image is required", "image")
             base = load_input(request.images[0])
         prompt = request.prompt or ("variation" if request.operation == "variations" else "")
         images = [

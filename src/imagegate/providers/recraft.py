@@ -26,6 +26,7 @@ from ..config import ProviderConfig
 from ..errors import UpstreamHTTPError
 from ..request import GeneratedImage, ImageRequest, ImageResult, sniff_image
 from .base import Capabilities
+from .failures import invalid_input
 from .fanout import fan_out
 from .form import form_parts
 from .http import HTTPProvider
@@ -48,7 +49,6 @@ V4_PRO_SIZES = (
     "2304x1792", "1792x2304", "1664x2688", "2560x1792", "1792x2560", "2688x1536", "1536x2688",
 )  # fmt: skip
 PER_CALL = 6
-NOTHING = Capabilities(operations=frozenset())
 
 
 def native_sizes(model: str) -> tuple[str, ...]:
@@ -80,7 +80,9 @@ class RecraftProvider(HTTPProvider):
 
     def capabilities(self, model: str) -> Capabilities:
         if model.endswith("vector"):
-            return NOTHING
+            return Capabilities.nothing(
+                f"{model!r} is a vector model: it answers SVG, which this gateway does not serve"
+            )
         return Capabilities(
             operations=frozenset({"generations", "edits", "variations"}),
             sizes=RatioSizes(RATIOS, native_sizes(model)),
@@ -130,7 +132,7 @@ class RecraftProvider(HTTPProvider):
 
     async def call(self, model: str, request: ImageRequest) -> ImageResult:
         if request.operation != "generations" and not request.images:
-            raise UpstreamHTTPError("an input image is required", status=400)
+            raise invalid_input("an input image is required", "image")
         mask_png: bytes | None = None
         if request.operation == "edits" and request.mask is not None:
             mask_png = await edit_mask_png(request.mask, request.images[0])

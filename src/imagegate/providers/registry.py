@@ -7,14 +7,18 @@ serves ``mylab/<model>``. Adapters are registered by type name in ``ADAPTERS``.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 from ..config import Config, ProviderConfig
 from .base import Provider
 from .http import HTTPProvider
 
 AdapterFactory = Callable[[str, ProviderConfig], Provider]
+log = logging.getLogger(__name__)
 
 # type name -> "module:Class" (imported lazily so an unused adapter costs nothing)
 ADAPTERS: dict[str, str] = {
@@ -35,9 +39,119 @@ ADAPTERS: dict[str, str] = {
 }
 # providers that work without any key or configuration
 ALWAYS_ON = ("placeholder",)
-# providers that need a key before they count as configured
-NEEDS_KEY = {"openai", "azure", "google", "together", "xai", "recraft",
-             "stability", "fal", "replicate", "bfl"}  # fmt: skip
+
+
+class AdapterKeys(NamedTuple):
+    """What one adapter type reads from its entry, beyond the keys every entry accepts.
+
+    ``required``: groups of keys, one of each group must be set (else the config is refused).
+    ``optional``: the adapter-specific keys it reads via ``ProviderConfig.option``.
+    ``credentials``: one of these must be set for the entry to be served (empty: none needed);
+    a missing credential is not an error, since keys may come from env later.
+    """
+
+    required: tuple[tuple[str, ...], ...] = ()
+    optional: frozenset[str] = frozenset()
+    credentials: tuple[str, ...] = ()
+
+
+_KEY = ("api_key",)
+_POLL = frozenset({"poll_interval_s"})
+# type name -> the keys its adapter reads (grep ``option(`` in providers/*.py to keep in step)
+PROVIDER_KEYS: dict[str, AdapterKeys] = {
+    # a custom base_url may be a keyless OpenAI-compatible server
+    "openai": AdapterKeys(
+        optional=frozenset({"organization"}), credentials=("api_key", "base_url")
+    ),
+    "openai-compatible": AdapterKeys(optional=frozenset({"organization"})),
+    "placeholder": AdapterKeys(),
+    "azure": AdapterKeys(
+        required=(("base_url",),),
+        optional=frozenset({"access_token", "organization"}),
+        credentials=("api_key", "access_token"),
+    ),
+    "google": AdapterKeys(optional=frozenset({"parameters"}), credentials=_KEY),
+    "vertex": AdapterKeys(
+        required=(("project_id", "project", "api_key"),),  # api_key alone: express mode
+        optional=frozenset(
+            "project_id project credentials_file credentials access_token parameters".split()
+        ),
+    ),
+    "together": AdapterKeys(optional=frozenset({"max_n_per_call", "steps"}), credentials=_KEY),
+    "xai": AdapterKeys(credentials=_KEY),
+    "recraft": AdapterKeys(optional=frozenset({"style", "strength"}), credentials=_KEY),
+    "stability": AdapterKeys(optional=frozenset({"image_strength"}), credentials=_KEY),
+    "fal": AdapterKeys(optional=_POLL | {"queue_url", "mode"}, credentials=_KEY),
+    # region falls back to AWS_REGION / AWS_DEFAULT_REGION / us-east-1; credentials to botocore
+    "bedrock": AdapterKeys(
+        optional=frozenset(
+            {"access_key_id", "secret_access_key", "session_token", "image_strength"}
+        )
+    ),
+    "replicate": AdapterKeys(optional=_POLL | {"wait_s"}, credentials=_KEY),
+    "bfl": AdapterKeys(optional=_POLL | {"safety_tolerance"}, credentials=_KEY),
+}
+# keys every entry accepts (ProviderConfig's declared fields)
+COMMON_KEYS = frozenset(ProviderConfig.model_fields)
+# env variables that fill a key, named in messages so the fix is obvious
+ENV_HINTS = {("azure", "base_url"): "AZURE_OPENAI_ENDPOINT"}
+
+
+def entry_problem(name: str, entry: ProviderConfig) -> str | None:
+    """Why a provider entry cannot work as written (unknown type or key, a missing required
+    key), as one line naming the key; None when it is fine. Checked at config load so a typo
+    stops ``imagegate serve`` instead of failing every request."""
+    type_name = entry.type or name
+    keys = PROVIDER_KEYS.get(type_name)
+    if keys is None:
+        known = ", ".join(sorted(PROVIDER_KEYS))
+        if entry.type is None:
+            return f"providers.{name}: no adapter is named {name!r}; add type: (one of {known})"
+        return f"providers.{name}.type: unknown provider type {type_name!r} (known: {known})"
+    accepted = COMMON_KEYS | keys.optional
+    for key in entry.model_extra or {}:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, sorted(accepted), n=1)
+            hint = (
+                f"did you mean {close[0]}?" if close else f"accepted: {', '.join(sorted(accepted))}"
+            )
+            return f"providers.{name}.{key}: unknown key for type {type_name} ({hint})"
+    if not entry.enabled:
+        return None
+    for group in keys.required:
+        if not any(_is_set(entry, key) for key in group):
+            if len(group) == 1:
+                env = ENV_HINTS.get((name, group[0]))
+                also = f" (or env {env})" if env else ""
+                return f"providers.{name}.{group[0]}: required for type {type_name}{also}"
+            return f"providers.{name}: type {type_name} needs one of {', '.join(group)}"
+    return None
+
+
+def missing_credential(name: str, entry: ProviderConfig) -> str | None:
+    """The credential keys an entry still lacks to be served (None: it has one or needs none)."""
+    keys = PROVIDER_KEYS.get(entry.type or name)
+    if keys is None or not keys.credentials:
+        return None
+    if any(_is_set(entry, key) for key in keys.credentials):
+        return None
+    return " or ".join(keys.credentials)
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` once per process: startup builds more than one Registry (the startup
+    summary, then the app), and one line per problem is what an operator should see."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning("%s", message)
+
+
+def _is_set(entry: ProviderConfig, key: str) -> bool:
+    value = getattr(entry, key) if key in COMMON_KEYS else entry.option(key)
+    return value is not None and value != ""
 
 
 def split_model(model: str) -> tuple[str, str]:
@@ -61,6 +175,9 @@ class Registry:
     def __init__(self, config: Config) -> None:
         self._providers: dict[str, Provider] = {}
         self.unavailable: dict[str, str] = {}
+        # Entries the operator wrote in the config that lack a credential: a request for them
+        # is the operator's problem (503 provider_not_configured), not the caller's.
+        self.unconfigured: set[str] = set()
         entries = dict(config.providers)
         for name in ALWAYS_ON:
             entries.setdefault(name, ProviderConfig())
@@ -72,8 +189,13 @@ class Registry:
             if type_name not in ADAPTERS:
                 self.unavailable[name] = f"unknown provider type {type_name!r}"
                 continue
-            if type_name in NEEDS_KEY and not entry.api_key and not entry.base_url:
-                self.unavailable[name] = "no api_key configured"
+            missing = missing_credential(name, entry)
+            if missing is not None:
+                self.unavailable[name] = f"no {missing} configured"
+                if name in config.providers:  # written in the config: say so at startup
+                    self.unconfigured.add(name)
+                    _warn_once(f"providers.{name}: no {missing} configured: "
+                               "its models are not served")  # fmt: skip
                 continue
             provider = load_adapter(type_name)(name, entry)
             if isinstance(provider, HTTPProvider):  # adapters get ProviderConfig only

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from math import gcd
 
-from ..errors import UpstreamHTTPError
+from .failures import invalid_input
 
 
 def parse_wh(size: str | None) -> tuple[int, int] | None:
-    """``"1024x768"`` → (1024, 768); None/``auto`` → None; garbage → 400."""
+    """``"1024x768"`` → (1024, 768); None/``auto`` → None; garbage → 400 naming ``size``."""
     if not size or size == "auto":
         return None
     w, sep, h = size.lower().partition("x")
     if not sep or not w.isdigit() or not h.isdigit() or int(w) == 0 or int(h) == 0:
-        raise UpstreamHTTPError(f"invalid size {size!r}: expected WIDTHxHEIGHT", status=400)
+        raise invalid_input(f"invalid size {size!r}: expected WIDTHxHEIGHT", "size")
     return int(w), int(h)
 
 

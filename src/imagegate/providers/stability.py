@@ -27,7 +27,7 @@ from ..errors import UpstreamConnectionError, UpstreamHTTPError
 from ..request import GeneratedImage, ImageRequest, ImageResult, Operation, sniff_image
 from . import inputs
 from .base import Capabilities
-from .failures import content_policy, looks_like_policy
+from .failures import content_policy, invalid_input, looks_like_policy
 from .fanout import fan_out
 from .form import form_parts
 from .http import HTTPProvider
@@ -77,7 +77,6 @@ MODELS: dict[str, Model] = {
     "control-structure": Model("control/structure", _tool(mask=False)),
 }
 ALIASES = {"ultra": "stable-image-ultra", "core": "stable-image-core"}
-NOTHING = Capabilities(operations=frozenset())
 
 
 def find_model(model: str) -> Model | None:
@@ -94,12 +93,14 @@ class StabilityProvider(HTTPProvider):
 
     def capabilities(self, model: str) -> Capabilities:
         found = find_model(model)
-        return found.caps if found is not None else NOTHING
+        if found is None:
+            return Capabilities.unknown_model(self.name, model, [*MODELS, *ALIASES])
+        return found.caps
 
     async def call(self, model: str, request: ImageRequest) -> ImageResult:
         spec = find_model(model)
         if spec is None:
-            raise UpstreamHTTPError(f"{self.name}: unknown model {model!r}", status=400)
+            raise invalid_input(self.capabilities(model).refused or "unknown model", "model")
         path, fields, files = await self._translate(spec, request)
 
         async def one(_: int) -> list[GeneratedImage]:

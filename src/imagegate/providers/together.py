@@ -22,6 +22,7 @@ from ..errors import UpstreamHTTPError
 from ..request import GeneratedImage, ImageRequest, ImageResult
 from . import inputs
 from .base import Capabilities
+from .failures import invalid_input
 from .fanout import fan_out
 from .http import HTTPProvider
 from .openai import parse_images_response
@@ -79,7 +80,7 @@ class TogetherProvider(HTTPProvider):
 
     async def call(self, model: str, request: ImageRequest) -> ImageResult:
         if request.operation == "edits" and not request.images:
-            raise UpstreamHTTPError("an input image is required", status=400)
+            raise invalid_input("an input image is required", "image")
         url = f"{self.base_url}/images/generations"
         counts = batches(request.n_images, self.per_call)
         image_url = None  # encoded once for every batch call, read off the event loop

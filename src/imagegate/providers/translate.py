@@ -21,6 +21,7 @@ from PIL import Image
 from .. import imaging
 from ..errors import UpstreamHTTPError
 from ..request import UploadedFile
+from .failures import invalid_input
 from .http import CONTENT_POLICY_MARKERS
 from .inputs import is_missing, remember, remembered, too_many_pixels
 
@@ -129,9 +130,9 @@ def _edit_mask(mask: UploadedFile | None, image: UploadedFile) -> bytes:
                 else:
                     canvas = src.convert("L").point(lambda v: 255 if v >= 128 else 0)
     except imaging.ImageRejected as exc:
-        raise too_many_pixels(exc) from None
+        raise too_many_pixels(exc, source.field) from None
     except (OSError, ValueError, SyntaxError):
-        raise UpstreamHTTPError(f"{source.field} is not a readable image", status=400) from None
+        raise invalid_input(f"{source.field} is not a readable image", source.field) from None
     out = io.BytesIO()
     canvas.save(out, "PNG")
     return out.getvalue()

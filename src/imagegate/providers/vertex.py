@@ -25,8 +25,9 @@ from ..errors import UpstreamHTTPError
 from ..request import GeneratedImage, ImageRequest, ImageResult
 from . import gemini, imagen, inputs
 from .base import Capabilities
+from .failures import invalid_input, not_configured
 from .fanout import fan_out
-from .google import gather_gemini, gather_imagen, remap_error
+from .google import gather_gemini, gather_imagen, gemini_capabilities, remap_error
 from .google_auth import TokenSource
 from .http import HTTPProvider
 from .translate import batches, edit_mask_png
@@ -51,7 +52,7 @@ class VertexProvider(HTTPProvider):
     def capabilities(self, model: str) -> Capabilities:
         if imagen.is_imagen(model):
             return imagen.capabilities(model, vertex=True)
-        return gemini.capabilities(model)
+        return gemini_capabilities(model)
 
     def _url(self, model: str, method: str) -> str:
         if self.project:
@@ -59,10 +60,8 @@ class VertexProvider(HTTPProvider):
         elif self.config.api_key and not self.tokens.configured:
             scope = ""  # express mode: the key names the project
         else:
-            raise UpstreamHTTPError(
-                f"{self.name}: project_id is not configured",
-                status=401,
-                code="provider_credential_invalid",
+            raise not_configured(
+                self.name, "project_id is missing (or, for Vertex express mode, api_key alone)"
             )
         return f"{self.base_url}/{self.version}/{scope}publishers/google/models/{model}:{method}"
 
@@ -72,6 +71,10 @@ class VertexProvider(HTTPProvider):
     async def _headers(self) -> dict[str, str]:
         if not self.tokens.configured and self.config.api_key:
             return {"x-goog-api-key": self.config.api_key}
+        if not self.tokens.configured:
+            raise not_configured(
+                self.name, "no credentials (access_token, credentials_file, credentials or api_key)"
+            )
         return {"Authorization": f"Bearer {await self.tokens.token(self._fetch_token)}"}
 
     async def _post(self, url: str, body: dict[str, Any]) -> Any:
@@ -106,7 +109,7 @@ class VertexProvider(HTTPProvider):
 
     async def _edit(self, url: str, request: ImageRequest, extra: dict[str, Any]) -> ImageResult:
         if not request.images:
-            raise UpstreamHTTPError("an input image is required", status=400)
+            raise invalid_input("an input image is required", "image")
         mask_png = await edit_mask_png(request.mask, request.images[0])
         counts = batches(request.n_images, 4)
         image_b64 = await inputs.b64(request.images[0])  # once for every batch call

@@ -23,6 +23,7 @@ from ..errors import UpstreamHTTPError
 from ..request import ImageRequest, ImageResult
 from . import inputs
 from .base import Capabilities
+from .failures import invalid_input
 from .http import HTTPProvider
 from .openai import parse_images_response
 from .sizes import aspect_ratio
@@ -90,7 +91,7 @@ class XAIProvider(HTTPProvider):
 
     async def call(self, model: str, request: ImageRequest) -> ImageResult:
         if request.operation == "edits" and not request.images:
-            raise UpstreamHTTPError("an input image is required", status=400)
+            raise invalid_input("an input image is required", "image")
         url = f"{self.base_url}/images/{request.operation}"
         image_urls = [await inputs.data_uri(f) for f in request.images]
         try:

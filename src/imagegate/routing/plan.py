@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..errors import UnsupportedEngine
+from ..errors import GatewayError, ProviderNotConfigured, UnsupportedEngine
 from ..providers.base import Provider
 from ..providers.registry import Registry, split_model
 from ..request import ImageRequest
@@ -51,6 +51,7 @@ class Skip:
     model: str
     reason: str
     param: str = "model"  # the request field at fault
+    unconfigured: bool = False  # its provider is in the config but lacks a credential
 
 
 @dataclass(slots=True)
@@ -84,7 +85,8 @@ def _resolve(
     provider = registry.get(provider_name)
     if provider is None:
         why = registry.unavailable.get(provider_name, "not configured")
-        return Skip(model, f"provider {provider_name!r}: {why}")
+        unconfigured = provider_name in registry.unconfigured
+        return Skip(model, f"provider {provider_name!r}: {why}", unconfigured=unconfigured)
     refusal = provider.capabilities(model_id).refusal(request)
     if refusal is not None:
         param, reason = refusal
@@ -128,9 +130,13 @@ def build_plan(request: ImageRequest, registry: Registry, rng: random.Random) ->
     return plan
 
 
-def _nothing_left(skipped: list[Skip]) -> UnsupportedEngine:
-    """400 naming the field at fault when every skip blames the same one, else ``model``."""
+def _nothing_left(skipped: list[Skip]) -> GatewayError:
+    """400 naming the field at fault when every skip blames the same one, else ``model``;
+    503 ``provider_not_configured`` when every model's provider lacks its credentials (the
+    operator's to fix, not the caller's)."""
+    why = "; ".join(f"{s.model}: {s.reason}" for s in skipped)
+    if skipped and all(s.unconfigured for s in skipped):
+        return ProviderNotConfigured(f"no model can serve this request ({why})")
     params = {s.param for s in skipped}
     param = params.pop() if len(params) == 1 else "model"
-    why = "; ".join(f"{s.model}: {s.reason}" for s in skipped)
     return UnsupportedEngine(f"no model can serve this request ({why})", param=param)

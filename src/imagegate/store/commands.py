@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import re
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ..config import Config, load_config
 from ..errors import GatewayError
+from ..telemetry.trace import TraceRecord
 from ..workspaces import DEFAULT_WORKSPACE, valid_workspace_id
 from .base import StoreUnavailable, TraceQuery
 from .sql import SqlStore
@@ -83,9 +86,27 @@ def _run(args: argparse.Namespace, work: Work) -> int:
     return run_store(load_config(args.config), work)
 
 
+def describe_store(config: Config) -> str:
+    """Which database a command reads (password masked): a relative ``data_dir`` or the wrong
+    ``--config`` otherwise shows up only as an empty listing."""
+    from ..configshow import mask_url
+    from . import DB_FILE
+
+    if config.database_url and not config.database_url.startswith("sqlite:///"):
+        return mask_url(config.database_url)
+    if config.database_url:
+        path = Path(config.database_url.removeprefix("sqlite:///"))
+    else:
+        path = Path(config.data_dir) / DB_FILE
+    path = path.expanduser().absolute()
+    return str(path) if path.exists() else f"{path} (does not exist yet: nothing recorded there)"
+
+
 def run_store(config: Config, work: Work) -> int:
     """Open the store ``config`` names, run ``work`` on it, close it; store errors → exit 1."""
     from . import open_store
+
+    print(f"imagegate: reading {describe_store(config)}", file=sys.stderr)
 
     async def main() -> int:
         store = open_store(config)
@@ -126,7 +147,9 @@ def _traces_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thread", help="only this thread id")
     p.add_argument("--name", help="only traces with this name")
     p.add_argument("--model", help="only this requested or served model")
-    p.add_argument("--status", help="success, error or an HTTP status")
+    p.add_argument(
+        "--status", help="success, error, an HTTP status or an error code (rate_limit_exceeded)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -134,35 +157,70 @@ def money(value: float | None) -> str:
     return "-" if value is None else f"${value:.4f}"
 
 
+# an orq error code: snake_case with at least one "_" (so a typo like "sucess" is refused)
+ERROR_CODE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+SCAN_PAGE = 500  # traces read per query while filtering by error code
+
+
+def status_filter(query: TraceQuery, status: str | None) -> str | None:
+    """Apply ``--status`` to ``query``; returns the error code to filter on (the store has no
+    index on it, so those are picked out of the failed traces here)."""
+    if not status:
+        return None
+    if status in ("success", "error"):
+        query.succeeded = status == "success"
+        return None
+    if status.isdigit():
+        query.status = int(status)
+        return None
+    if len(status) <= 64 and ERROR_CODE.fullmatch(status):
+        query.succeeded = False
+        return status
+    raise BadInput(
+        f"--status {status[:80]!r}: success, error, an HTTP status or an error code"
+        " such as rate_limit_exceeded"
+    )
+
+
+async def list_traces(store: SqlStore, ws: str, query: TraceQuery, code: str | None) -> list[Any]:
+    """The newest ``query.limit`` traces, only those failing with ``code`` when given."""
+    if code is None:
+        return (await store.list_traces(ws, query)).items
+    wanted, query.limit = query.limit, SCAN_PAGE
+    found: list[TraceRecord] = []
+    while len(found) < wanted:
+        page = await store.list_traces(ws, query)
+        found += [t for t in page.items if t.error_code == code]
+        if page.next_cursor is None:
+            break
+        query.cursor = page.next_cursor
+    return found[:wanted]
+
+
 @checks_input
 def traces_command(args: argparse.Namespace) -> int:
     ws = workspace_id(args.workspace)
     query = TraceQuery(limit=max(1, min(args.limit, 1000)), identity_id=args.identity,
                        thread_id=args.thread, name=args.name, model=args.model)  # fmt: skip
-    if args.status in ("success", "error"):
-        query.succeeded = args.status == "success"
-    elif args.status:
-        if not args.status.isdigit():
-            print("imagegate: --status: success, error or an HTTP status", file=sys.stderr)
-            return 2
-        query.status = int(args.status)
+    code = status_filter(query, args.status)
 
     async def work(store: SqlStore) -> int:
-        page = await store.list_traces(ws, query)
+        items = await list_traces(store, ws, query, code)
         if args.json:
-            print_json([trace_view(t) for t in page.items])
+            print_json([trace_view(t) for t in items])
             return 0
         rows = [
             [
                 (iso(t.started_at) or "")[:19].replace("T", " "), t.id, t.name,
-                str(t.status or "-"), t.served_model or t.requested_model or "-",
-                str(t.n or "-"), t.size or "-", t.cache or "-", money(t.cost_usd),
-                "-" if t.duration_ms is None else f"{t.duration_ms:.0f}", t.identity_id or "-",
+                str(t.status or "-"), t.error_code or "-", t.requested_model or "-",
+                t.served_model or "-", str(t.n or "-"), t.size or "-", t.cache or "-",
+                money(t.cost_usd), "-" if t.duration_ms is None else f"{t.duration_ms:.0f}",
+                t.identity_id or "-",
             ]
-            for t in page.items
+            for t in items
         ]  # fmt: skip
-        headers = ["TIME (UTC)", "ID", "NAME", "STATUS", "MODEL", "N", "SIZE", "CACHE",
-                   "COST", "MS", "IDENTITY"]  # fmt: skip
+        headers = ["TIME (UTC)", "ID", "NAME", "STATUS", "ERROR", "MODEL", "SERVED", "N",
+                   "SIZE", "CACHE", "COST", "MS", "IDENTITY"]  # fmt: skip
         print(table(rows, headers))
         return 0
 

@@ -4,23 +4,46 @@ When the server goes away (refused, restarted, shutting down) the pool is thrown
 call raises ``StoreUnavailable``; the next call builds a fresh pool, so the batching writer
 recovers on its own once the server is back. ``schema`` (or ``?search_path=`` in the URL,
 which asyncpg passes to the server) keeps the tables in their own schema — tests use that.
+That schema is created when it is missing (a plain lowercase name only: the one PostgreSQL
+folds an unquoted ``search_path`` entry to); a refusal is one ``SchemaError`` line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
+from ..config import ConfigError
 from .base import StoreUnavailable
 from .driver import Conn, Row, numbered
 
 log = logging.getLogger("imagegate.store")
 MIGRATION_LOCK_KEY = 0x1A6E6A7E  # any constant shared by every imagegate process
+# Schemas imagegate creates itself: names PostgreSQL keeps as written when unquoted, so the
+# schema created (quoted) is the one ``search_path`` selects; 63 bytes is NAMEDATALEN - 1.
+SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+class SchemaError(ConfigError):
+    """The configured schema cannot be used (creating it was refused, or none exists): a
+    deployment problem to report in one line, not a transient outage to wait out."""
+
+
+def search_path_schema(dsn: str) -> str | None:
+    """The first schema of ``?search_path=`` in ``dsn`` (where new tables go), if any."""
+    try:
+        values = parse_qs(urlsplit(dsn).query).get("search_path")
+    except ValueError:
+        return None
+    first = values[-1].split(",")[0].strip() if values else ""
+    return first or None
 
 
 # SQLSTATE classes and codes that say "not now", never "not this row": the same statement is
@@ -87,6 +110,8 @@ class PostgresDriver:
         connect_timeout_s: float = 3.0,
         command_timeout_s: float = 15.0,
     ) -> None:
+        if schema is not None and not SCHEMA_RE.fullmatch(schema):
+            raise SchemaError(f"schema {schema!r}: expected [a-z_][a-z0-9_]*, up to 63 chars")
         self.dsn = dsn
         self.schema = schema
         self.max_size = max_size
@@ -101,22 +126,42 @@ class PostgresDriver:
         async with self._opening:
             if self._pool is None:
                 settings = {"search_path": self.schema} if self.schema else None
+                pool: asyncpg.Pool | None = None
                 try:
                     pool = await asyncpg.create_pool(
                         self.dsn, min_size=1, max_size=self.max_size,
                         timeout=self.connect_timeout_s, command_timeout=self.command_timeout_s,
                         server_settings=settings,
                     )  # fmt: skip
-                    if self.schema:
-                        await pool.execute(
-                            f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self.schema)}"
-                        )
+                    await self._ensure_schema(pool)
                 except Exception as exc:
+                    if pool is not None:
+                        pool.terminate()
                     if is_transient(exc):
                         raise StoreUnavailable(f"postgresql: {exc!r}") from exc
                     raise
                 self._pool = pool
         return self._pool
+
+    async def _ensure_schema(self, pool: asyncpg.Pool) -> None:
+        """Create the schema new tables go to when it is missing. Checked first, so a role
+        without CREATE on the database works with a schema made for it."""
+        schema = self.schema or search_path_schema(self.dsn)
+        if schema is None or not SCHEMA_RE.fullmatch(schema):
+            return  # e.g. "$user" or a quoted name: the server resolves it, we create nothing
+        found = await pool.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)
+        if found:
+            return
+        try:
+            await pool.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(schema)}")
+        except asyncpg.exceptions.InsufficientPrivilegeError as exc:
+            raise SchemaError(
+                f"database_url: schema {schema!r} does not exist and this role may not create "
+                f"it ({exc}); create it, or grant CREATE on the database"
+            ) from exc
+        except (asyncpg.exceptions.UniqueViolationError, asyncpg.exceptions.DuplicateSchemaError):
+            pass  # another worker created it at the same moment
+        log.info("store: created schema %s", schema)
 
     async def _drop_pool(self) -> None:
         pool, self._pool = self._pool, None
@@ -135,6 +180,9 @@ class PostgresDriver:
                     yield _PgConn(conn)
         except StoreUnavailable:
             raise
+        except asyncpg.exceptions.InvalidSchemaNameError as exc:
+            # "no schema has been selected to create in": no search_path entry exists
+            raise SchemaError(f"database_url: {exc}; create the schema of search_path") from exc
         except Exception as exc:
             if not is_transient(exc):
                 raise
