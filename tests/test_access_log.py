@@ -176,6 +176,8 @@ def test_one_line_per_request(
     assert str(seen[ids[3]]["cache"]) == "MISS" and str(seen[ids[3]]["attempts"]) == "1"
     assert seen[ids[4]]["cache"] == "HIT" and str(seen[ids[4]]["attempts"]) == "0"
     assert seen[ids[5]]["path"] == "/v2/traces"  # no query string
+    assert field(seen[ids[5]], "key", "key_id") == key_id  # control routes name who asked
+    assert field(seen[ids[5]], "ws", "workspace") == "default"
     assert seen[ids[6]]["path"] == "/no/such/route"
     assert seen[ids[7]]["method"] == "DELETE"
     assert field(seen[ids[8]], "key", "key_id") is None  # 401: no key id

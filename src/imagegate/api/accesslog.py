@@ -30,6 +30,7 @@ from ..telemetry.access import (
 )
 
 CALL_STATE = "imagegate_call"  # request.state attribute: the image endpoint's CallContext
+PRINCIPAL_STATE = "imagegate_principal"  # request.state attribute: who called (any route)
 TRACE_HEADER = b"x-orq-trace-id"
 MAX_TRACE_ID_CHARS = 64
 
@@ -114,7 +115,11 @@ def record_of(raw: Raw) -> AccessRecord:
             record.attempts = len(trace.attempts)
             record.cache = trace.cache.upper() if trace.cache else None
             record.cost_usd = trace.cost_usd
-    elif headers:
+    else:
+        principal = state.get(PRINCIPAL_STATE)
+        if principal is not None:
+            record.workspace, record.key_id = principal.workspace_id, principal.key_id
+    if record.trace_id is None and headers:
         for name, value in headers:
             if name == TRACE_HEADER:
                 record.trace_id = value[:MAX_TRACE_ID_CHARS].decode("ascii", "replace")

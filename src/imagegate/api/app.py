@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
 from ..config import Config, load_config
-from ..errors import Forbidden, GatewayError, MethodNotAllowed, NotFound
+from ..errors import Forbidden, GatewayError, InternalError, MethodNotAllowed, NotFound
 from ..gateway import Gateway
 from ..keyring import pepper
 from ..request import OPERATIONS
@@ -84,6 +84,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(err, new_trace_id())  # x-orq-trace-id on every error, 404/405 too
 
 
+async def unhandled(request: Request, exc: Exception) -> Response:
+    """The last resort: orq's error body and a trace id, the traceback in the log only."""
+    trace_id = new_trace_id()
+    log.error("unhandled error in trace %s", trace_id, exc_info=exc)
+    return error_response(InternalError("internal error; see the gateway log"), trace_id)
+
+
 def routes() -> list[BaseRoute]:
     out: list[BaseRoute] = []
     for operation in OPERATIONS:
@@ -121,7 +128,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app = Starlette(
         routes=routes(),
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, Exception: unhandled},
     )
     app.add_middleware(TraceIdHeader)  # add any access log after this line: it goes outside
     if config.access_log:  # outermost: it sees every response, the trace id header included

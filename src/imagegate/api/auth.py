@@ -38,6 +38,7 @@ from ..workspaces import (
     key_hash,
     valid_workspace_id,
 )
+from .accesslog import PRINCIPAL_STATE
 
 WORKSPACE_HEADER = "x-imagegate-workspace"
 MAX_TOKEN_CHARS = 256
@@ -141,7 +142,10 @@ def acting(principal: Principal, requested: str | None) -> Principal:
 
 
 async def caller(request: Request) -> Principal:
-    """The principal of an HTTP request, the workspace header applied."""
+    """The principal of an HTTP request, the workspace header applied (and left in the request
+    state for the access log)."""
     auth: Authenticator = request.app.state.auth
     principal = await auth.principal(request.headers.get("authorization"))
-    return acting(principal, request.headers.get(WORKSPACE_HEADER))
+    principal = acting(principal, request.headers.get(WORKSPACE_HEADER))
+    setattr(request.state, PRINCIPAL_STATE, principal)
+    return principal
