@@ -17,6 +17,7 @@ workspace's limits applies within that time; keys are never cached (see ``api/au
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -66,26 +67,52 @@ class Tenancy:
             name: entry.type for name, entry in config.providers.items() if entry.type
         }
         self._workspaces: dict[str, tuple[float, Workspace | None]] = {}
+        self._lookups: dict[str, asyncio.Task[Workspace | None]] = {}
 
     async def workspace(self, workspace_id: str) -> Workspace | None:
-        """The workspace record, at most ``WORKSPACE_TTL_S`` old; None when unknown or the store
-        is down (then no limits apply: the store's outage must not stop traffic)."""
-        now = time.monotonic()
+        """The workspace record, at most about ``WORKSPACE_TTL_S`` old; None when unknown or the
+        store is down (then no limits apply: the store's outage must not stop traffic).
+
+        Only the first lookup of a workspace waits, and concurrent first lookups share one
+        query; after that an expired entry is served while one background query refreshes it
+        (a store busy with a batch of trace writes must not hold every request in flight).
+        """
         hit = self._workspaces.get(workspace_id)
-        if hit is not None and hit[0] > now:
+        if hit is not None:
+            if hit[0] <= time.monotonic() and workspace_id not in self._lookups:
+                self._lookup(workspace_id)
             return hit[1]
+        task = self._lookups.get(workspace_id) or self._lookup(workspace_id)
         try:
-            found = await self.store.get_workspace(workspace_id)
+            return await asyncio.shield(task)
         except StoreUnavailable:
-            return hit[1] if hit is not None else None
-        if len(self._workspaces) > 4096:
-            self._workspaces.clear()
-        self._workspaces[workspace_id] = (now + WORKSPACE_TTL_S, found)
-        return found
+            return None
+
+    def _lookup(self, workspace_id: str) -> asyncio.Task[Workspace | None]:
+        async def fetch() -> Workspace | None:
+            try:
+                found = await self.store.get_workspace(workspace_id)
+            except BaseException:
+                if self._lookups.get(workspace_id) is task:
+                    del self._lookups[workspace_id]
+                raise
+            if self._lookups.get(workspace_id) is task:  # not forgotten meanwhile
+                del self._lookups[workspace_id]
+                if len(self._workspaces) > 4096:
+                    self._workspaces.clear()
+                self._workspaces[workspace_id] = (time.monotonic() + WORKSPACE_TTL_S, found)
+            return found
+
+        task = asyncio.ensure_future(fetch())
+        task.add_done_callback(_quiet)
+        self._lookups[workspace_id] = task
+        return task
 
     def forget(self, workspace_id: str) -> None:
-        """Drop a cached workspace (this process changed it)."""
+        """Drop a cached workspace (this process changed it); a lookup already running may
+        have read the old record, so it no longer counts."""
         self._workspaces.pop(workspace_id, None)
+        self._lookups.pop(workspace_id, None)
 
     # --- rate limits ---------------------------------------------------------------------
     async def admit(
@@ -174,6 +201,12 @@ class Tenancy:
 
 
 Seed = Callable[[float], Awaitable[float]]
+
+
+def _quiet(task: asyncio.Task[Workspace | None]) -> None:
+    """A background refresh that failed keeps the stale entry; mark its error retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def period(budget: Budget | None) -> str:

@@ -59,19 +59,32 @@ class SqliteDriver:
         self.path = Path(path)
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        # Reads go through a connection of their own: in WAL mode they see every committed
+        # write and never wait behind the writer's batch (a key lookup must not queue behind
+        # 256 trace inserts).
+        self._read_conn: aiosqlite.Connection | None = None
+        self._read_lock = asyncio.Lock()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA busy_timeout=5000")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from exc
+        return conn
 
     async def _open(self) -> aiosqlite.Connection:
         if self._conn is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = await aiosqlite.connect(self.path, isolation_level=None)
-                await conn.execute("PRAGMA journal_mode=WAL")
-                await conn.execute("PRAGMA synchronous=NORMAL")
-                await conn.execute("PRAGMA busy_timeout=5000")
-            except (OSError, sqlite3.Error) as exc:
-                raise StoreUnavailable(f"sqlite {self.path}: {exc}") from exc
-            self._conn = conn
+            self._conn = await self._connect()
         return self._conn
+
+    async def _open_reader(self) -> aiosqlite.Connection:
+        if self._read_conn is None:
+            self._read_conn = await self._connect()
+        return self._read_conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
@@ -92,8 +105,8 @@ class SqliteDriver:
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Conn]:
-        async with self._lock:
-            conn = await self._open()
+        async with self._read_lock:
+            conn = await self._open_reader()
             try:
                 yield _SqliteConn(conn)
             except sqlite3.Error as exc:
@@ -105,6 +118,8 @@ class SqliteDriver:
         return None  # BEGIN IMMEDIATE already holds the write lock
 
     async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await conn.close()
+        for attr in ("_read_conn", "_conn"):
+            conn = getattr(self, attr)
+            if conn is not None:
+                setattr(self, attr, None)
+                await conn.close()
