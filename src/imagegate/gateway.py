@@ -88,7 +88,7 @@ class ImagesResponse:
 
 
 def complete_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``usage`` only when complete: the orq SDK rejects a partial one (spec §5)."""
+    """``usage`` only when complete: the orq SDK rejects a partial one."""
     if not usage:
         return None
     details = usage.get("input_tokens_details")
@@ -217,7 +217,7 @@ class Gateway:
         attempts: list[Attempt],
     ) -> ImagesResponse:
         await self.control.apply(request, trace)
-        # --- cache (exact match, spec §5): lookup → coalesce → upstream → store ------------
+        # --- cache (exact match): lookup → coalesce → upstream → store ------------
         if self.cache_layer.asked(request):
             served, how = await self.cache_layer.serve(
                 request,

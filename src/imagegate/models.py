@@ -2,7 +2,7 @@
 
 Numbers may arrive as integral floats (``2.0``) or as multipart text (``"2.0"``); ``null``
 means absent; unknown keys are ignored. Ranges are enforced here because orq's SDKs do not
-check them client-side (see orq-image-api.md §3, §10).
+check them client-side (the ranges are listed in docs/api.md).
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ class _RoutingFields(_Model):
 
 
 class CreateImageOrq(_RoutingFields):
-    """``orq`` on generations (union of every schema generation, orq-image-api.md §6)."""
+    """``orq`` on generations (the union of every generation of orq's schema)."""
 
     identity: PublicIdentity | None = None
     contact: PublicContact | None = None

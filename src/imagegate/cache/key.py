@@ -1,4 +1,4 @@
-"""The canonical exact-match key (routing-semantics §5).
+"""The canonical exact-match key (docs/images-and-cache.md).
 
 SHA-256 over canonical JSON (sorted keys, every field always present) of: the operation, the
 routing target (``model``, or the set of load-balancer models), every provider-facing

@@ -1,4 +1,4 @@
-"""The exact-match cache step of the pipeline: lookup, coalesce, store (routing-semantics §5).
+"""The exact-match cache step of the pipeline: lookup, coalesce, store (docs/images-and-cache.md).
 
 The gateway hands over a ``produce`` callable (plan → execute → store images) and gets back
 a ``Served`` plus how it was obtained::

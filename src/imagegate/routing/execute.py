@@ -1,4 +1,4 @@
-"""Run the candidate chain: attempts, retries, backoff, timeouts, fallbacks (semantics §3–§4).
+"""Run the candidate chain: attempts, retries, backoff, timeouts, fallbacks (docs/routing.md).
 
 Per candidate, up to ``policy.max_attempts`` attempts, each bounded by the per-attempt timeout
 and by the request's overall deadline. A failure is retried when ``Policy.retryable`` says so,
@@ -63,7 +63,7 @@ class Attempt:
         }  # fmt: skip
 
     def as_failure(self) -> dict[str, Any]:
-        """The entry of ``error.failures`` in the final error body (spec §4)."""
+        """The entry of ``error.failures`` in the final error body (docs/routing.md)."""
         return {
             "model": self.model, "attempt": self.attempt, "status": self.status,
             "code": self.code, "message": self.message,
@@ -200,7 +200,7 @@ class _Run:
             return "fallback"
         if wait is not None:  # a retry was due, but its wait would pass the deadline
             raise self.deadline_error()
-        error = from_upstream(failure)  # the provider's status and message (spec §4)
+        error = from_upstream(failure)  # the provider's status and message
         error.failures = _failures(self.attempts)
         raise error
 

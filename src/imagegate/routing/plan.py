@@ -1,6 +1,6 @@
 """The candidate chain: which models a request may be served by, in the order they are tried.
 
-Rules (routing-semantics.md §2):
+Rules (docs/routing.md):
 
 - without ``load_balancer``: ``[model] + fallbacks``;
 - with it, the request's ``model`` is ignored: the load-balancer models come first in an order

@@ -1,4 +1,4 @@
-"""One request's routing rules, resolved from its options and the config (semantics §3–§4).
+"""One request's routing rules, resolved from its options and the config (docs/routing.md).
 
 Kept apart from ``execute`` so the rules read as data: how many attempts, which statuses are
 retried or fall back, how long an attempt may take and how long to wait before the next::
