@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +25,24 @@ from imagegate.gateway import Gateway
 
 GEN = "/v2/router/images/generations"
 EDITS = "/v2/router/images/edits"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (refused at once; free to bind)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment for an ``imagegate`` subprocess: ours without IMAGEGATE_*/OPENAI_*
+    (they would override the test's config), data and blobs under ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("IMAGEGATE_", "OPENAI_"))}  # fmt: skip
+    env["IMAGEGATE_DATA_DIR"] = str(tmp_path / "data")
+    env["IMAGEGATE_STORAGE_PATH"] = str(tmp_path / "blobs")
+    env.update(extra)
+    return env
 
 
 def post(gw: LiveGateway, path: str, **kwargs: Any) -> httpx.Response:

@@ -3,7 +3,6 @@ expire, and a dead Redis that admits (fail open) instead of failing requests."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import textwrap
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+from live import free_port
 
 from imagegate.admission import Admission, BudgetCheck, RateCheck, RateLimitExceeded
 from imagegate.admission.redis import RedisBackend
@@ -147,15 +147,8 @@ async def test_keys_expire_with_their_state(adm: Admission, prefix: str) -> None
     assert len(ttl) == 4
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens once the socket is closed
-
-
 async def test_unreachable_redis_fails_open_and_counts() -> None:
-    url = f"redis://127.0.0.1:{closed_port()}/0"
+    url = f"redis://127.0.0.1:{free_port()}/0"
     mono = [0.0]
     backend = RedisBackend(url, timeout_s=0.5, retry_after_s=1.0, monotonic=lambda: mono[0])
     adm = Admission(backend, clock=lambda: T0)

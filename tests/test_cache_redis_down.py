@@ -4,7 +4,6 @@ warning is logged at most once a minute (without the URL's password)."""
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,18 +13,11 @@ import httpx
 import pytest
 import redis
 from fakes.urlserver import ImageServer
-from live import live_gateway
+from live import free_port, live_gateway
 
 from imagegate.cache import RedisBackend
 
 MODEL = "urlprov/dall-e-2"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def gen(url: str) -> tuple[httpx.Response, float]:

@@ -15,28 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fakes.openai import FakeOpenAI
+from live import free_port, serve_env
 
 IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IMAGEGATE_", "OPENAI_"))}  # fmt: skip
-    env["IMAGEGATE_DATA_DIR"] = str(tmp_path / "data")
-    env["IMAGEGATE_STORAGE_PATH"] = str(tmp_path / "blobs")
-    env.update(extra)
-    return env
-
-
 def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [IMAGEGATE, *args], cwd=tmp_path, env=_env(tmp_path, **env),
+        [IMAGEGATE, *args], cwd=tmp_path, env=serve_env(tmp_path, **env),
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
 
@@ -56,7 +42,7 @@ def _start(
     procs: list[subprocess.Popen[str]], args: list[str], tmp_path: Path, port: int, **env: str
 ) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [IMAGEGATE, "serve", *args], cwd=tmp_path, env=_env(tmp_path, **env),
+        [IMAGEGATE, "serve", *args], cwd=tmp_path, env=serve_env(tmp_path, **env),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     procs.append(proc)
@@ -154,7 +140,7 @@ def test_port_0_serves_on_the_port_it_names(
     tmp_path: Path, serve: list[subprocess.Popen[str]]
 ) -> None:
     proc = subprocess.Popen(
-        [IMAGEGATE, "serve", "--port", "0"], cwd=tmp_path, env=_env(tmp_path),
+        [IMAGEGATE, "serve", "--port", "0"], cwd=tmp_path, env=serve_env(tmp_path),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     serve.append(proc)

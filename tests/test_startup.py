@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 from fakes.openai import FakeOpenAI
-from live import GEN, live_gateway, post
+from live import GEN, live_gateway, post, serve_env
 
 from imagegate.api.traceid import TraceIdHeader
 from imagegate.providers.registry import Registry
@@ -31,15 +31,6 @@ from imagegate.summary import summary, summary_json
 IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
 PG = "127.0.0.1:5432/test"
 PG_DSN = f"postgresql://postgres@{PG}"
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IMAGEGATE_", "OPENAI_"))}  # fmt: skip
-    env["IMAGEGATE_DATA_DIR"] = str(tmp_path / "data")
-    env["IMAGEGATE_STORAGE_PATH"] = str(tmp_path / "blobs")
-    env.update(extra)
-    return env
 
 
 async def _sql(sql: str, *args: Any) -> Any:
@@ -69,7 +60,7 @@ class Server:
 
     def __init__(self, args: list[str], tmp_path: Path, **env: str) -> None:
         self.proc = subprocess.Popen(
-            [IMAGEGATE, "serve", *args], cwd=tmp_path, env=_env(tmp_path, **env),
+            [IMAGEGATE, "serve", *args], cwd=tmp_path, env=serve_env(tmp_path, **env),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.lines: list[str] = []
@@ -222,7 +213,7 @@ def test_a_schema_the_role_may_not_create_is_one_line(
     url = f"postgresql://{role_without_create}@{PG}?search_path={fresh_schema}"
     done = subprocess.run(
         [IMAGEGATE, "serve", "--port", "0"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=30, env=_env(tmp_path, IMAGEGATE_DATABASE_URL=url, IMAGEGATE_API_KEYS="sk-x"),
+        timeout=30, env=serve_env(tmp_path, IMAGEGATE_DATABASE_URL=url, IMAGEGATE_API_KEYS="sk-x"),
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()

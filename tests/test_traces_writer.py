@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from live import free_port
 
 from imagegate.store import IdentityUpsert, SqlStore, StoreUnavailable, ThreadUpsert
 from imagegate.store.postgres import PostgresDriver
@@ -29,13 +29,6 @@ def trace(**fields: object) -> TraceRecord:
     base: dict[str, object] = {"id": new_trace_id(), "operation": "generations", "name": "t"}
     base.update(fields)
     return TraceRecord(**base)  # type: ignore[arg-type]
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (connections are refused at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_writes_in_batches_and_close_flushes(tmp_path: Path) -> None:
@@ -185,7 +178,7 @@ async def test_long_outage_moves_everything_to_disk(tmp_path: Path) -> None:
 
 async def test_close_while_down_spills_and_a_new_writer_replays(tmp_path: Path) -> None:
     down = SqlStore(
-        PostgresDriver(f"postgresql://postgres@127.0.0.1:{closed_port()}/x", connect_timeout_s=0.5)
+        PostgresDriver(f"postgresql://postgres@127.0.0.1:{free_port()}/x", connect_timeout_s=0.5)
     )
     writer = BatchingWriter(down, data_dir=tmp_path, retry_base_s=0.01, close_timeout_s=5.0)
     await writer.start()

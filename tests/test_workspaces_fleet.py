@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,18 +24,13 @@ import httpx
 import pytest
 import yaml
 from fakes.openai import FakeOpenAI
+from live import free_port
 
 IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
 ADMIN = "sk-fleet-admin"
 BODY = {"model": "openai/dall-e-3", "prompt": "a fox", "size": "1024x1024",
         "response_format": "b64_json"}  # fmt: skip
 GEN = "/v2/router/images/generations"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Fleet:
@@ -182,9 +176,7 @@ def test_a_budget_holds_under_32_parallel_requests_on_two_replicas(
     assert len(fake.requests) == 5
 
 
-def test_a_revoked_key_is_refused_by_every_replica_at_once(
-    fleet_of: Any, fake: FakeOpenAI
-) -> None:
+def test_a_revoked_key_is_refused_by_every_replica_at_once(fleet_of: Any, fake: FakeOpenAI) -> None:
     fleet: Fleet = fleet_of(2, redis=False)
     key = fleet.key(f"rv-{uuid.uuid4().hex[:12]}")
     assert [post(url, key).status_code for url in fleet.urls] == [200, 200]
