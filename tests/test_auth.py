@@ -14,6 +14,7 @@ from orq_ai_sdk.models import APIErrorResponse
 from imagegate.api.auth import Authenticator, key_id
 from imagegate.config import load_config
 from imagegate.errors import AuthenticationRequired, InvalidApiKey
+from imagegate.workspaces import OPERATOR
 
 CLEAR = "sk-clear-key"
 HASHED = "sk-hashed-key"
@@ -83,13 +84,13 @@ def test_health_and_openapi_need_no_key(gw: LiveGateway) -> None:
     assert httpx.get(gw.url + "/openapi.json").status_code == 200
 
 
-def test_authenticator_unit() -> None:
+async def test_authenticator_unit() -> None:
     auth = Authenticator([CLEAR, "sha256:" + hashlib.sha256(HASHED.encode()).hexdigest().upper()])
-    assert auth.check(f"Bearer {CLEAR}") == key_id(CLEAR)
-    assert auth.check(f"bearer  {HASHED}") == key_id(HASHED)  # scheme is case-insensitive
+    assert (await auth.principal(f"Bearer {CLEAR}")).key_id == key_id(CLEAR)
+    found = await auth.principal(f"bearer  {HASHED}")  # scheme is case-insensitive
+    assert (found.key_id, found.workspace_id, found.role) == (key_id(HASHED), "default", "admin")
     with pytest.raises(InvalidApiKey):
-        auth.check("Bearer sk-other")
+        await auth.principal("Bearer sk-other")
     with pytest.raises(AuthenticationRequired):
-        auth.check(None)
-    assert Authenticator([]).check(None) is None
-    assert not Authenticator([]).enabled
+        await auth.principal(None)
+    assert await Authenticator([]).principal(None) == OPERATOR  # no keys: the operator

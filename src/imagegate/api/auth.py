@@ -82,20 +82,6 @@ class Authenticator:
                 ident = key_id(key)
             self._digests.append((digest, ident))
 
-    @property
-    def enabled(self) -> bool:
-        """Whether a token is required (config keys exist)."""
-        return bool(self._digests)
-
-    def check(self, authorization: str | None) -> str | None:
-        """The caller's config-key id; None when auth is off. 401 on a missing or bad key."""
-        if not self._digests:
-            return None
-        found = self._config_key(bearer(authorization))
-        if found is None:
-            raise InvalidApiKey("invalid API key")
-        return found
-
     def _config_key(self, token: str) -> str | None:
         presented = key_digest(token)
         found: str | None = None
