@@ -16,6 +16,7 @@ import asyncio
 import logging
 import re
 import time
+from typing import Any
 
 from .config import Config
 from .errors import InvalidRequest
@@ -189,16 +190,29 @@ class ControlPlane:
         if trace.cache == "hit":
             trace.cost_usd = 0.0
             return
-        model = trace.served_model or request.model
-        provider = model.partition("/")[0]
-        trace.cost_usd = self.prices.cost(
-            model,
+        trace.cost_usd = self.cost(
+            trace.served_model or request.model,
             n=len(result.images) or request.n_images,
             size=result.size or request.size,
             quality=result.quality or request.quality,
             usage=result.usage,
-            provider_type=self._provider_types.get(provider),
         )
+
+    def cost(
+        self,
+        model: str,
+        *,
+        n: int,
+        size: str | None,
+        quality: str | None,
+        usage: dict[str, Any] | None = None,
+    ) -> float | None:
+        """USD for ``n`` images of ``model`` from the price book; None when unknown."""
+        provider = model.partition("/")[0]
+        return self.prices.cost(
+            model, n=n, size=size, quality=quality, usage=usage,
+            provider_type=self._provider_types.get(provider),
+        )  # fmt: skip
 
 
 def apply_version(

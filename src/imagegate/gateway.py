@@ -119,7 +119,7 @@ class Gateway:
         self.traces: TraceSink = traces or (self.control.writer if config.traces else NullSink())
         self.output = Output(config)
         self.cache_layer = CacheLayer(config.cache, self.output)
-        self.tenancy = Tenancy(config, self.control.store, self.control.prices)
+        self.tenancy = Tenancy(config, self.control)
         self._blob_jobs: dict[str, tuple[asyncio.Future[Any], Served]] = {}
         self.rng = rng or random.Random()
         self.metrics = Metrics()

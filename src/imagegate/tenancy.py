@@ -5,7 +5,7 @@ costs nothing and is never sent upstream); budgets run once the plan is known, r
 the first upstream attempt, because the worst-case price depends on the models the request
 may be served by. Cache hits and coalesced followers reserve nothing: they cost nothing.
 
-    tenancy = Tenancy(config, store, prices)
+    tenancy = Tenancy(config, control)
     ticket = await tenancy.admit(principal, request)            # 429 rate_limit_exceeded
     reservation = await tenancy.reserve(principal, request, models)  # 429 budget_exceeded
     await reservation.settle(trace.cost_usd)                    # the real cost, once known
@@ -32,10 +32,10 @@ from .admission import (
     Ticket,
 )
 from .config import Config
+from .control import ControlPlane
 from .errors import GatewayError, RateLimited
-from .pricing import PriceBook
 from .request import ImageRequest
-from .store import SqlStore, StoreUnavailable
+from .store import StoreUnavailable
 from .workspaces import (
     Budget,
     Principal,
@@ -58,14 +58,11 @@ def retry_after(seconds: float) -> str:
 class Tenancy:
     """Workspace lookups (cached briefly) and the admission backend, for the gateway."""
 
-    def __init__(self, config: Config, store: SqlStore, prices: PriceBook) -> None:
-        self.store = store
-        self.prices = prices
+    def __init__(self, config: Config, control: ControlPlane) -> None:
+        self.store = control.store
+        self.control = control  # its price book prices the worst case
         self.admission = Admission.from_config(config)
         self.deadline_s = config.routing.deadline_s
-        self._provider_types = {
-            name: entry.type for name, entry in config.providers.items() if entry.type
-        }
         self._workspaces: dict[str, tuple[float, Workspace | None]] = {}
         self._lookups: dict[str, asyncio.Task[Workspace | None]] = {}
 
@@ -149,11 +146,9 @@ class Tenancy:
         of them has no price."""
         worst = 0.0
         for model in models:
-            provider = model.partition("/")[0]
-            cost = self.prices.cost(
-                model, n=request.n_images, size=request.size, quality=request.quality,
-                usage=None, provider_type=self._provider_types.get(provider),
-            )  # fmt: skip
+            cost = self.control.cost(
+                model, n=request.n_images, size=request.size, quality=request.quality
+            )
             if cost is None:
                 return None
             worst = max(worst, cost)
