@@ -15,7 +15,6 @@ from ..telemetry.trace import TraceRecord
 from .accounts import AccountQueries
 from .base import (
     Conflict,
-    GroupBy,
     Identity,
     IdentityTotals,
     IdentityUpsert,
@@ -25,7 +24,6 @@ from .base import (
     Thread,
     ThreadUpsert,
     TraceQuery,
-    UsageRow,
     WriteItem,
 )
 from .driver import Conn, Driver
@@ -41,6 +39,7 @@ from .rows import (
     trace_row,
     version_from_row,
 )
+from .usage import UsageQueries
 
 log = logging.getLogger("imagegate.store")
 
@@ -71,14 +70,9 @@ INSERT_TAG = (
     "INSERT INTO thread_tags (workspace_id, thread_id, tag) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 )
 # usage(): what a group is, per group_by (fixed strings, never caller text)
-GROUP_EXPR: dict[str, str] = {
-    "key": "api_key_id",
-    "identity": "identity_id",
-    "model": "COALESCE(served_model, requested_model)",
-}
 
 
-class SqlStore(AccountQueries):
+class SqlStore(AccountQueries, UsageQueries):
     """The one store implementation; ``driver`` supplies connections and dialect bits.
 
     Everything a request leaves behind is kept per workspace: every read and write below
@@ -258,55 +252,6 @@ class SqlStore(AccountQueries):
             workspace, thread_id, limit,
         )  # fmt: skip
         return [trace_from_row(r) for r in rows]
-
-    # --- usage and spend (from the traces) ------------------------------------------------
-    async def usage(
-        self, workspace: str, group_by: GroupBy, since: float | None, until: float | None
-    ) -> list[UsageRow]:
-        expr = GROUP_EXPR[group_by]
-        sql = (
-            f"SELECT {expr} AS grp, COUNT(*) AS requests,"
-            " SUM(CASE WHEN status = 200 THEN COALESCE(n, 1) ELSE 0 END) AS images,"
-            " SUM(cost_usd) AS cost_usd,"
-            " SUM(CASE WHEN status = 200 AND cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced,"
-            " SUM(CASE WHEN status IS NULL OR status <> 200 THEN 1 ELSE 0 END) AS errors,"
-            " SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END) AS cache_hits"
-            " FROM traces WHERE workspace_id = ?"
-        )
-        args: list[Any] = [workspace]
-        if since is not None:
-            sql += " AND started_at >= ?"
-            args.append(since)
-        if until is not None:
-            sql += " AND started_at < ?"
-            args.append(until)
-        rows = await self._fetch(sql + f" GROUP BY {expr}", *args)
-        out = [
-            UsageRow(
-                group=r["grp"], requests=int(r["requests"] or 0), images=int(r["images"] or 0),
-                cost_usd=round(float(r["cost_usd"] or 0.0), 8), unpriced=int(r["unpriced"] or 0),
-                errors=int(r["errors"] or 0), cache_hits=int(r["cache_hits"] or 0),
-            )
-            for r in rows
-        ]  # fmt: skip
-        # the same order on both dialects (they sort NULL differently): costliest first
-        out.sort(key=lambda u: (-u.cost_usd, -u.requests, u.group is None, u.group or ""))
-        return out
-
-    async def spend(
-        self, workspace: str, since: float, *, key_id: str | None = None,
-        identity_id: str | None = None,
-    ) -> float:  # fmt: skip
-        sql = "SELECT SUM(cost_usd) AS s FROM traces WHERE workspace_id = ? AND started_at >= ?"
-        args: list[Any] = [workspace, since]
-        if key_id is not None:
-            sql += " AND api_key_id = ?"
-            args.append(key_id)
-        if identity_id is not None:
-            sql += " AND identity_id = ?"
-            args.append(identity_id)
-        rows = await self._fetch(sql, *args)
-        return round(float(rows[0]["s"] or 0.0), 8)
 
     # --- prompts -------------------------------------------------------------------------
     async def create_prompt(
