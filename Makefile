@@ -25,6 +25,9 @@ services:
 	@bash scripts/services.sh
 
 test: $(DEVSTAMP) services
+	@command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
+		|| echo "test: chromium not installed; the console browser tests will fail"
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -8,20 +8,16 @@ changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from live import GEN, LiveGateway, live_gateway
 
 ADMIN = "sk-operator"
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def bearer(key: str, workspace: str | None = None) -> dict[str, str]:
@@ -55,8 +51,9 @@ def make_key(http: httpx.Client, workspace: str, name: str, role: str = "member"
 
 
 @pytest.fixture
-def gw(make_config: Any) -> Iterator[LiveGateway]:
-    with live_gateway(make_config(api_keys=[ADMIN])) as server:
+def gw(make_config: Any, database_url: str | None) -> Iterator[LiveGateway]:
+    """A gateway with an admin key, once on SQLite and once on PostgreSQL."""
+    with live_gateway(make_config(api_keys=[ADMIN], database_url=database_url)) as server:
         yield server
 
 
@@ -318,28 +315,6 @@ def test_usage_sums_match_the_traces(http: httpx.Client) -> None:
               400, "invalid_request_body", param)  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """No URL (SQLite) or a fresh PostgreSQL schema, dropped afterwards."""
-    if request.param == "sqlite":
-        yield None
-        return
-    schema = f"ig_test_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_DSN}?search_path={schema}"
-    finally:
-        asyncio.run(run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-
-
 def test_another_workspace_sees_nothing_and_changes_nothing(
     make_config: Any, database_url: str | None
 ) -> None:
@@ -464,3 +439,23 @@ def test_changed_limits_apply_at_once(http: httpx.Client) -> None:
     assert len(sent) == 3, sent  # only the requests limit is set
     for name, value in [*sent.items(), ("Retry-After", refused.headers["Retry-After"])]:
         assert re.fullmatch(declared[name]["schema"]["pattern"], value), (name, value)
+
+
+def test_store_refusals_become_orq_errors() -> None:
+    """The store raises plain errors; the API answers them as orq's body: a taken id is 409
+    ``conflict``, a value the store will not keep a 400."""
+    from imagegate.api.control import store_refusal
+    from imagegate.store import Conflict, InvalidRecord
+
+    taken = store_refusal(Conflict("workspace 'a' already exists", param="id"))
+    assert taken.status == 409
+    error = {
+        "message": "workspace 'a' already exists",
+        "type": "invalid_request_error",
+        "param": "id",
+        "code": "conflict",
+    }
+    assert taken.body() == {"error": error}
+    bad = store_refusal(InvalidRecord("workspace id 'A B': lowercase", param="workspace"))
+    assert bad.status == 400 and bad.body()["error"]["code"] == "invalid_request_body"
+    assert bad.body()["error"]["param"] == "workspace"

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import report
+from bench.scenarios import SCENARIOS
+from bench.targets import fit_to_model
 
-from bench import report  # noqa: E402
-from bench.scenarios import SCENARIOS  # noqa: E402
-from bench.targets import fit_to_model  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import hashlib
 import os
 import sqlite3
 import stat
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from blobprocs import SPAWN, read_back, write_many
 from fakes.urlserver import png_for
 from live import live_gateway
 from moto.server import ThreadedMotoServer
@@ -91,14 +91,32 @@ async def test_small_blobs_are_packed_and_shared_between_processes(tmp_path: Pat
     assert f"{big_key[:2]}/{big_key}" in files  # over the limit: a file
     assert not any(KEY in f for f in files)  # the small one: a row of pack.db, no file
     assert "pack.db" in files
-    # Another worker process (its own store object and connections) reads both.
-    other = LocalBlobStore(root, pack_max_bytes=4096)
-    assert await other.get(KEY) == PNG and await other.exists(KEY)
-    assert await other.get(big_key) == big
+    # Another worker process (its own interpreter, store object and connections) reads both
+    # while this one still has the pack open.
+    [(status, pid, found)] = run_in_processes(read_back, [(str(root), [KEY, big_key])])
     await store.close()
-    await other.close()
+    assert status == "ok", found
+    assert pid != os.getpid()
+    assert found == {KEY: PNG, big_key: big}
     with sqlite3.connect(root / "pack.db") as db:
         assert db.execute("SELECT count(*) FROM blobs").fetchone() == (1,)
+
+
+def run_in_processes(target: Any, args: list[tuple[Any, ...]]) -> list[tuple[str, int, Any]]:
+    """Run ``target(*a, queue)`` in one spawned process per ``a``; their reports, in any order."""
+    out = SPAWN.Queue()
+    procs = [SPAWN.Process(target=target, args=(*a, out)) for a in args]
+    for proc in procs:
+        proc.start()
+    try:
+        reports = [out.get(timeout=120) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+    assert [proc.exitcode for proc in procs] == [0] * len(procs)
+    return reports
 
 
 async def test_an_unwritable_pack_is_a_blob_store_error(tmp_path: Path) -> None:
@@ -275,29 +293,19 @@ def test_s3_without_a_bucket_is_a_config_error() -> None:
 def test_a_fresh_pack_takes_concurrent_first_writes_from_threads_and_processes(
     tmp_path: Path,
 ) -> None:
-    """Many writers at once on a pack that does not exist yet: two store objects (two
-    worker processes) with 24 threads each. None may fail with 'database is locked'."""
+    """Many writers at once on a pack that does not exist yet: two worker processes with 24
+    threads each, released together. None may fail with 'database is locked'."""
     root = tmp_path / "blobs"
-    stores = [LocalBlobStore(root), LocalBlobStore(root)]
     blobs = [PNG + os.urandom(100) for _ in range(48)]
-    barrier = threading.Barrier(len(blobs))
-    errors: list[BaseException] = []
-
-    def write(i: int) -> None:
-        barrier.wait()
-        try:
-            stores[i % 2].put_sync(hashlib.sha256(blobs[i]).hexdigest(), blobs[i])
-        except BaseException as exc:  # collected, asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(blobs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
+    start = SPAWN.Barrier(2)
+    reports = run_in_processes(
+        write_many, [(str(root), blobs[0::2], start), (str(root), blobs[1::2], start)]
+    )
+    assert [(status, errors) for status, _, errors in reports] == [("ok", [])] * 2
+    assert len({pid for _, pid, _ in reports} | {os.getpid()}) == 3  # two other processes
+    store = LocalBlobStore(root)
     for blob in blobs:
-        assert asyncio.run(stores[0].get(hashlib.sha256(blob).hexdigest())) == blob
+        assert asyncio.run(store.get(hashlib.sha256(blob).hexdigest())) == blob
 
 
 def test_a_read_leaves_no_snapshot_behind_that_would_block_a_later_write(tmp_path: Path) -> None:
@@ -308,6 +316,36 @@ def test_a_read_leaves_no_snapshot_behind_that_would_block_a_later_write(tmp_pat
     first, second, third = (PNG + bytes([i]) * 50 for i in range(3))
     mine.put_sync(blob_key(first), first)
     assert mine._read(blob_key(first)) == first  # a read on this thread's connection
-    other.put_sync(blob_key(second), second)  # another process commits meanwhile
+    other.put_sync(blob_key(second), second)  # another connection commits meanwhile
     mine.put_sync(blob_key(third), third)  # must not fail
     assert mine._read(blob_key(second)) == second and mine._read(blob_key(third)) == third
+
+
+async def test_s3_background_copies_take_the_one_archive_path(
+    moto_url: str, make_config: Any
+) -> None:
+    """A base64 answer on S3 is archived like on the local backend: by the archive threads
+    through ``BlobStore.put_sync`` (with its content type); a copy that cannot be written is
+    counted once, in the counter /metrics shows."""
+    from imagegate.output import Output
+    from imagegate.request import GeneratedImage, ImageResult
+
+    client, bucket = make_bucket(moto_url)
+    data = PNG + os.urandom(3000)
+    answer = ImageResult(images=[GeneratedImage(b64=base64.b64encode(data).decode())])
+    up = Output(make_config(), store=S3BlobStore(s3_config(moto_url, bucket)))
+    down = Output(make_config(), store=S3BlobStore(s3_config("http://127.0.0.1:9", "b")))
+    try:
+        served = await up.prepare(answer, "b64_json", model="m")
+        assert served.pending is not None
+        await served.pending
+        assert served.blob_keys() == [blob_key(data)] and up.archive.written == 1
+        stored = client.get_object(Bucket=bucket, Key=blob_key(data))
+        assert stored["Body"].read() == data and stored["ContentType"] == "image/png"
+        failed = await down.prepare(answer, "b64_json", model="m")
+        assert failed.pending is not None
+        await failed.pending
+        assert failed.blob_keys() == [] and down.background_failures == 1
+    finally:
+        await up.close()
+        await down.close()

@@ -1,4 +1,7 @@
-"""The canonical cache key (spec §5), the memory backend, manifests and coalescing."""
+"""The canonical cache key, the memory backend, manifests and coalescing.
+
+The rules: docs/images-and-cache.md, section "cache: {type: \"exact_match\", ttl}".
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from waiting import until
 
 from imagegate.cache import InFlight, MemoryBackend, cache_key, manifest
 from imagegate.options import build_request
@@ -178,17 +182,25 @@ def test_manifest_roundtrip_holds_keys_not_bytes() -> None:
 
 
 # --- coalescing ------------------------------------------------------------------------------
+# Each test holds the work on an event until every caller has joined the flight (observed via
+# ``InFlight.waiters()``), so "concurrent" is a fact of the test, not a matter of timing.
+
+
 async def test_inflight_runs_once_for_concurrent_callers() -> None:
     flights: InFlight[int] = InFlight()
+    release = asyncio.Event()
     runs = 0
 
     async def work() -> int:
         nonlocal runs
         runs += 1
-        await asyncio.sleep(0.05)
+        await release.wait()
         return 42
 
-    results = await asyncio.gather(*(flights.run("k", work) for _ in range(10)))
+    callers = [asyncio.ensure_future(flights.run("k", work)) for _ in range(10)]
+    await until(lambda: flights.waiters() == 10, "all ten callers waiting")
+    release.set()
+    results = await asyncio.gather(*callers)
     assert runs == 1
     assert [value for value, _ in results] == [42] * 10
     assert [leader for _, leader in results].count(True) == 1
@@ -200,48 +212,65 @@ async def test_inflight_runs_once_for_concurrent_callers() -> None:
 async def test_inflight_survives_the_leader_leaving_and_stops_when_all_leave() -> None:
     flights: InFlight[str] = InFlight()
     started = asyncio.Event()
-    cancelled = False
+    release = asyncio.Event()
+    cancelled = asyncio.Event()
 
     async def work() -> str:
-        nonlocal cancelled
         started.set()
         try:
-            await asyncio.sleep(0.1)
+            await release.wait()
         except asyncio.CancelledError:
-            cancelled = True
+            cancelled.set()
             raise
         return "done"
 
     leader = asyncio.ensure_future(flights.run("k", work))
     await started.wait()
     follower = asyncio.ensure_future(flights.run("k", work))
-    await asyncio.sleep(0)
+    await until(lambda: flights.waiters() == 2, "the follower joined")
     leader.cancel()
-    assert await follower == ("done", False)  # the work went on for the follower
-    assert not cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert flights.waiters() == 1 and len(flights) == 1  # the flight goes on for the follower
+    release.set()
+    assert await follower == ("done", False)
+    assert not cancelled.is_set()
 
     started.clear()
+    release.clear()
     only = asyncio.ensure_future(flights.run("k2", work))
     await started.wait()
     only.cancel()
     with pytest.raises(asyncio.CancelledError):
         await only
-    await asyncio.sleep(0.01)
-    assert cancelled  # nobody left waiting: the upstream call is cancelled
+    await asyncio.wait_for(cancelled.wait(), 10)  # nobody left waiting: the work is cancelled
     assert len(flights) == 0
 
 
 async def test_inflight_shares_failures() -> None:
+    """One upstream call fails once and every caller gets that same failure; the next call
+    after it starts afresh (failures are not remembered)."""
     flights: InFlight[int] = InFlight()
+    release = asyncio.Event()
+    runs = 0
 
     async def boom() -> int:
-        await asyncio.sleep(0.01)
-        raise RuntimeError("upstream down")
+        nonlocal runs
+        runs += 1
+        await release.wait()
+        raise RuntimeError(f"upstream down (run {runs})")
 
-    results = await asyncio.gather(
-        *(flights.run("k", boom) for _ in range(3)), return_exceptions=True
-    )
-    assert all(isinstance(r, RuntimeError) for r in results)
+    callers = [asyncio.ensure_future(flights.run("k", boom)) for _ in range(3)]
+    await until(lambda: flights.waiters() == 3, "all three callers waiting")
+    release.set()
+    results = await asyncio.gather(*callers, return_exceptions=True)
+    assert runs == 1
+    assert all(isinstance(r, RuntimeError) for r in results), results
+    assert len({id(r) for r in results}) == 1  # the very same exception, raised once
+    assert str(results[0]) == "upstream down (run 1)"
+    assert len(flights) == 0
+    with pytest.raises(RuntimeError, match=r"run 2"):
+        await flights.run("k", boom)
 
 
 def test_a_malformed_redis_url_is_a_config_error() -> None:

@@ -1,11 +1,14 @@
-"""A dead Redis never fails or stalls a request: it is served uncached, a counter rises and a
-warning is logged at most once a minute (without the URL's password)."""
+"""A dead Redis never fails a request: it is served uncached, a counter rises and a warning is
+logged at most once a minute (without the URL's password). See docs/images-and-cache.md.
+
+How fast an uncached answer comes is for bench/; here the client's timeout only guards
+against a request that hangs on Redis.
+"""
 
 from __future__ import annotations
 
 import logging
 import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,18 +17,17 @@ import pytest
 import redis
 from fakes.urlserver import ImageServer
 from live import free_port, live_gateway
+from waiting import wait_until
 
 from imagegate.cache import RedisBackend
 
 MODEL = "urlprov/dall-e-2"
 
 
-def gen(url: str) -> tuple[httpx.Response, float]:
+def gen(url: str) -> httpx.Response:
     payload = {"model": MODEL, "prompt": "fox", "response_format": "url",
                "cache": {"type": "exact_match", "ttl": 60}}  # fmt: skip
-    started = time.monotonic()
-    r = httpx.post(f"{url}/v2/router/images/generations", json=payload, timeout=10)
-    return r, time.monotonic() - started
+    return httpx.post(f"{url}/v2/router/images/generations", json=payload, timeout=10)
 
 
 @pytest.fixture
@@ -37,16 +39,15 @@ def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.2)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
     try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        wait_until(answers, "redis-server answers")
         yield proc, port
     finally:
         client.close()
@@ -72,9 +73,8 @@ def test_closed_port_serves_uncached_and_warns_once(
             backend = gw.gateway.cache_layer.backend
             assert isinstance(backend, RedisBackend)
             errors, warnings = backend.errors, backend.warnings
-    assert [r.status_code for r, _ in results] == [200] * 3
-    assert [r.headers["x-orq-cache"] for r, _ in results] == ["MISS"] * 3
-    assert max(elapsed for _, elapsed in results) < 1.0
+    assert [r.status_code for r in results] == [200] * 3
+    assert [r.headers["x-orq-cache"] for r in results] == ["MISS"] * 3
     assert fake.calls == 3  # nothing was cached
     assert errors >= 6  # every lookup and store failed, and was counted
     assert warnings == 1
@@ -91,18 +91,17 @@ def test_redis_killed_mid_test(
         cache = {"backend": "redis", "redis_url": f"redis://127.0.0.1:{port}/0"}
         config = make_config(providers=fake.providers(), cache=cache)
         with live_gateway(config) as gw:
-            before = [gen(gw.url)[0] for _ in range(2)]
+            before = [gen(gw.url) for _ in range(2)]
             proc.kill()
             proc.wait(timeout=5)
             after = [gen(gw.url) for _ in range(2)]
-            image = httpx.get(after[-1][0].json()["data"][0]["url"], timeout=10)
+            image = httpx.get(after[-1].json()["data"][0]["url"], timeout=10)
             backend = gw.gateway.cache_layer.backend
             assert isinstance(backend, RedisBackend)
             errors = backend.errors
     assert [r.headers["x-orq-cache"] for r in before] == ["MISS", "HIT"]
-    assert [r.status_code for r, _ in after] == [200, 200]
-    assert [r.headers["x-orq-cache"] for r, _ in after] == ["MISS", "MISS"]
-    assert max(elapsed for _, elapsed in after) < 1.0
+    assert [r.status_code for r in after] == [200, 200]
+    assert [r.headers["x-orq-cache"] for r in after] == ["MISS", "MISS"]
     assert image.status_code == 200 and image.content == fake.image_bytes()[0]
     assert fake.calls == 3
     assert errors >= 1

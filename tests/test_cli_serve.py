@@ -179,3 +179,16 @@ def test_an_unusable_data_dir_is_one_line(tmp_path: Path, data_dir: str, says: s
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("imagegate: " + says.format(tmp=tmp_path))
+
+
+def test_the_module_and_the_console_script_are_one_command(tmp_path: Path) -> None:
+    """``python -m imagegate.cli`` (what the benchmarks run) lists the same commands as the
+    ``imagegate`` script: serve and the store tools alike."""
+    outs = [
+        subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        for argv in ([sys.executable, "-m", "imagegate.cli", "--help"], [IMAGEGATE, "--help"])
+    ]
+    assert [out.returncode for out in outs] == [0, 0]
+    assert outs[0].stdout == outs[1].stdout
+    for command in ("serve", "traces", "prompts", "keys", "workspaces", "usage", "config"):
+        assert command in outs[0].stdout

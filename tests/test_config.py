@@ -392,13 +392,18 @@ def test_the_keys_table_covers_every_option_an_adapter_reads() -> None:
     from imagegate.providers.registry import ADAPTERS, COMMON_KEYS, PROVIDER_KEYS
 
     folder = Path(pkg.__file__).parent
-    helpers = {"azure": ["openai"], "vertex": ["google_auth"]}
+    helpers = {
+        "azure": ["imagegate.providers.openai.openai"],
+        "vertex": ["imagegate.providers.google_auth"],
+    }
     for type_name, target in ADAPTERS.items():
-        modules = [target.partition(":")[0].rsplit(".", 1)[1], *helpers.get(type_name, [])]
+        assert isinstance(target, str)
+        modules = [target.partition(":")[0], *helpers.get(type_name, [])]
+        files = [folder / m.removeprefix("imagegate.providers.").replace(".", "/") for m in modules]
         read = {
             name
-            for module in modules
-            for name in re.findall(r"option\(\s*\"(\w+)\"", (folder / f"{module}.py").read_text())
+            for file in files
+            for name in re.findall(r"option\(\s*\"(\w+)\"", file.with_suffix(".py").read_text())
         }
         accepted = COMMON_KEYS | PROVIDER_KEYS[type_name].optional
         assert read <= accepted, (type_name, read - accepted)

@@ -1,21 +1,25 @@
-"""End to end over real HTTP with the placeholder provider: name, identity, thread, prompt."""
+"""End to end over real HTTP with the placeholder provider: name, identity, thread, prompt.
+
+Every test runs twice, on SQLite and on PostgreSQL (``database_url`` in conftest.py).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
+from databases import on_database
 from live import GEN, live_gateway
 from PIL import Image
+
+
+@pytest.fixture
+def make_config(make_config: Any, database_url: str | None) -> Any:
+    return on_database(make_config, database_url)
 
 
 def png(side: int = 32) -> bytes:
@@ -318,31 +322,6 @@ def test_a_refused_body_is_traced_so_its_trace_id_resolves(make_config: Any) -> 
         assert trace["status"] == 400
         assert trace["error_code"] == "invalid_request_body"
         assert trace["operation"] == "generations"
-
-
-PG_DSN = os.environ.get("IMAGEGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """No URL (SQLite) or a fresh PostgreSQL schema, dropped afterwards."""
-    if request.param == "sqlite":
-        yield None
-        return
-    schema = f"ig_test_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE SCHEMA "{schema}"'))  # ?search_path= selects it, never creates it
-    try:
-        yield f"{PG_DSN}?search_path={schema}"
-    finally:
-        asyncio.run(run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
 def test_malformed_params_are_400_or_404_never_500(

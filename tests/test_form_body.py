@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from imagegate.providers.form import form_body
+from imagegate.providers.core.form import form_body
 from imagegate.request import UploadedFile
 
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(300_000) + b"\r\n--imagegate-\r\n"

@@ -8,7 +8,7 @@ import os
 import orjson
 import pytest
 
-from imagegate.providers import jsonsplice
+from imagegate.providers.core import jsonsplice
 
 
 def b64(n: int) -> str:

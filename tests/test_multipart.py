@@ -15,6 +15,7 @@ from live import LiveGateway, live_gateway
 from openai._qs import Querystring
 from PIL import Image
 from starlette.requests import ClientDisconnect
+from waiting import wait_until
 
 from imagegate.api.multipart import parse_multipart, put_bracketed
 from imagegate.api.spool import SpoolBudget
@@ -62,12 +63,38 @@ def test_oversize_file_is_413_and_leaves_no_temp_file(gw: LiveGateway, tmp_dir: 
 
 
 def test_spooled_upload_is_served_then_removed(gw: LiveGateway, tmp_dir: Path) -> None:
+    """The body is streamed in two halves: after the first image (past ``spool_bytes``) the
+    client waits until a temp file has appeared in ``tmp_dir``, then sends the rest."""
     mid = image_bytes(side=100, noise=1)  # ~30 KB: past spool_bytes, under the limit
     assert 16_384 < len(mid) < 200_000
+    boundary = "sp00l"
+    text = {"model": "placeholder/x", "prompt": "p", "size": "16x16"}
+    head = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+        for k, v in text.items()
+    ).encode()
     # repeated ``image`` parts, as orq's docs curl sends several images
-    r = _edit(gw, [("image", (f"{i}.png", mid, "image/png")) for i in range(2)])
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{i}.png"\r\n'
+        "Content-Type: image/png\r\n\r\n".encode()
+        + mid
+        + b"\r\n"
+        for i in range(2)
+    ]
+    seen: list[str] = []
+
+    def body() -> Iterator[bytes]:
+        yield head + parts[0]
+        seen.extend(wait_until(lambda: [p.name for p in tmp_dir.iterdir()], "a spool file"))
+        yield parts[1] + f"--{boundary}--\r\n".encode()
+
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    r = httpx.post(f"{gw.url}/v2/router/images/edits", content=body(), headers=headers,
+                   timeout=30)  # fmt: skip
     assert r.status_code == 200, r.text
-    assert list(tmp_dir.iterdir()) == []
+    assert [name.startswith("imagegate-") for name in seen] == [True]  # it was spooled
+    assert len(r.json()["data"]) == 1
+    assert list(tmp_dir.iterdir()) == []  # and is gone once the answer is out
 
 
 def test_text_file_as_image_is_400_unsupported_mimetype(gw: LiveGateway, tmp_dir: Path) -> None:

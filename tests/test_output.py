@@ -1,4 +1,5 @@
-"""response_format is honoured whatever the provider returned (spec §7), over real HTTP.
+"""response_format is honoured whatever the provider returned, over real HTTP (the rule:
+docs/images-and-cache.md, "`response_format` is always honoured").
 
 Every conversion path: b64→url, b64→b64 (passed through untouched), url→url (re-hosted on the
 gateway), url→b64, data: URIs, placeholder bytes, absent format, and across a fallback between
@@ -11,7 +12,6 @@ import asyncio
 import base64
 import hashlib
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import httpx
 import pytest
 from fakes.urlserver import ImageServer
 from live import live_gateway
+from waiting import wait_until
 
 from imagegate.blobs import LocalBlobStore, direct
 from imagegate.gateway import Gateway
@@ -41,13 +42,10 @@ def get_image(url: str) -> httpx.Response:
 
 
 def wait_trace(sink: NullSink, trace_id: str) -> TraceRecord:
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
-        for record in sink.records:
-            if record.id == trace_id:
-                return record
-        time.sleep(0.01)
-    raise AssertionError(f"trace {trace_id} never submitted")
+    def found() -> TraceRecord | None:
+        return next((r for r in sink.records if r.id == trace_id), None)
+
+    return wait_until(found, f"trace {trace_id} submitted")
 
 
 @pytest.mark.parametrize("mode", ["url", "b64", "data"])

@@ -1,4 +1,7 @@
-"""The prompts API and CLI: create, version, read, validation, and the in-process cache."""
+"""The prompts API and CLI: create, version, read, validation, and the in-process cache.
+
+Every test runs twice, on SQLite and on PostgreSQL (``database_url`` in conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,17 @@ import httpx
 import orjson
 import pytest
 import yaml
+from databases import on_database
 from live import GEN, live_gateway
 
 from imagegate.cli import main
 from imagegate.config import load_config
 from imagegate.gateway import Gateway
+
+
+@pytest.fixture
+def make_config(make_config: Any, database_url: str | None) -> Any:
+    return on_database(make_config, database_url)
 
 
 def test_prompt_api_lifecycle_and_errors(make_config: Any) -> None:
@@ -156,13 +165,15 @@ def test_prompt_template_and_defaults_reach_the_provider(make_config: Any) -> No
 
 
 @pytest.fixture
-def config_file(tmp_path: Path) -> Path:
+def config_file(tmp_path: Path, database_url: str | None) -> Path:
     path = tmp_path / "imagegate.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {"data_dir": str(tmp_path / "data"), "storage": {"path": str(tmp_path / "blobs")}}
-        )
-    )
+    settings: dict[str, Any] = {
+        "data_dir": str(tmp_path / "data"),
+        "storage": {"path": str(tmp_path / "blobs")},
+    }
+    if database_url is not None:
+        settings["database_url"] = database_url
+    path.write_text(yaml.safe_dump(settings))
     return path
 
 
@@ -247,3 +258,18 @@ def test_cli_prompts_and_traces(config_file: Path, capsys: pytest.CaptureFixture
     assert main(["traces", *cfg, "--json", "--limit", "1", "--identity", "cli-user"]) == 0
     assert [t["id"] for t in orjson.loads(capsys.readouterr().out)] == [ids[1]]
     assert main(["traces", *cfg, "--status", "bogus"]) == 2
+
+
+def test_prompt_parameters_are_the_tables_prompt_rows() -> None:
+    """A stored version may default exactly the parameters the request table marks for
+    prompts, each checked as the table types it (none re-declared for prompts)."""
+    from imagegate.api.prompts import PromptParameters, PromptVersionBody, validate
+    from imagegate.errors import InvalidRequest
+    from imagegate.request import PROMPT_PARAMS
+
+    assert tuple(PromptParameters.model_fields) == PROMPT_PARAMS
+    body = {"template": "t", "parameters": {"style": "natural", "output_format": "webp"}}
+    assert validate(PromptVersionBody, body).params() == body["parameters"]
+    for bad in ({"style": "loud"}, {"output_format": "gif"}, {"unknown": 1}):
+        with pytest.raises(InvalidRequest):
+            validate(PromptVersionBody, {"template": "t", "parameters": bad})

@@ -58,6 +58,9 @@ def test_v1_api_names_the_deployment_in_the_body(make_config: Any) -> None:
         (Reply(400, {"error": {"code": "contentFilter", "message":
                                "Your task failed as a result of our safety system."}}),
          400, "content_policy_violation"),
+        (Reply(422, {"error": {"code": "moderation_blocked", "message":
+                               "Your request was rejected by the safety system."}}),
+         400, "content_policy_violation"),
         (Reply(429, {"error": {"code": "429", "message": "Rate limit is exceeded."}},
                retry_after="1"), 429, "rate_limit_exceeded"),
         (Reply(401, {"error": {"code": "401", "message": "Access denied due to invalid key"}}),
@@ -93,6 +96,10 @@ def test_503_falls_back_to_the_next_model(fake: FakeAzure, make_config: Any) -> 
         (lambda url: generate(url, model="azure/gpt-image-1", prompt="x", size="512x512"), "size"),
         (lambda url: edit(url, [image_bytes()], operation="variations", model="azure/dall-e-2"),
          "model"),
+        # Azure serves png and jpeg only, and no edits on DALL·E (Azure's how-to/dall-e)
+        (lambda url: generate(url, model="azure/gpt-image-1", prompt="x", output_format="webp"),
+         "output_format"),
+        (lambda url: edit(url, [image_bytes()], model="azure/dall-e-2", prompt="x"), "model"),
     ],
 )  # fmt: skip
 def test_what_azure_cannot_do_is_never_sent(

@@ -46,7 +46,7 @@ def test_titan_generation_is_signed_and_batched(fake: FakeBedrock, make_config: 
     assert fake.seen[0].raw_path == "/model/amazon.titan-image-generator-v2%3A0/invoke"
     counts = sorted(b["imageGenerationConfig"]["numberOfImages"] for b in fake.bodies())
     assert counts == [2, 5]  # numberOfImages ≤ 5 per call
-    body = fake.bodies()[0]
+    (body,) = [b for b in fake.bodies() if b["imageGenerationConfig"]["numberOfImages"] == 5]
     assert body["taskType"] == "TEXT_IMAGE"
     assert body["textToImageParams"] == {"text": "a fox"}
     config = body["imageGenerationConfig"]

@@ -65,10 +65,36 @@ def test_imagen_on_the_gemini_api_batches_sample_count(fake: FakeGoogle, make_co
     assert len(answered_images(r)) == 6
     params = sorted(((s.json or {})["parameters"] for s in fake.requests),
                     key=lambda p: -p["sampleCount"])  # fmt: skip
-    # 1792 px wide is more than Imagen's 1K renders (1408x768 at 16:9): ask for 2K
-    assert params == [{"sampleCount": 4, "aspectRatio": "16:9", "imageSize": "2K"},
-                      {"sampleCount": 2, "aspectRatio": "16:9", "imageSize": "2K"}]  # fmt: skip
+    # 1792 px wide is more than Imagen's 1K renders (1408x768 at 16:9): ask for 2K, in the
+    # field predict reads on both APIs (``imageSize`` is generateContent's name)
+    assert params == [
+        {
+            "sampleCount": 4,
+            "aspectRatio": "16:9",
+            "sampleImageSize": "2K",
+            "includeRaiReason": True,
+        },
+        {
+            "sampleCount": 2,
+            "aspectRatio": "16:9",
+            "sampleImageSize": "2K",
+            "includeRaiReason": True,
+        },
+    ]
     assert {s.path for s in fake.requests} == {"/v1beta/models/imagen-4.0-generate-001:predict"}
+
+
+def test_imagen_on_the_gemini_api_honours_jpeg_output(fake: FakeGoogle, make_config: Any) -> None:
+    with live_gateway(make_config(providers=fake.providers())) as gw:
+        r = generate(gw.url, model="google/imagen-4.0-generate-001", prompt="a fox", n=2,
+                     output_format="jpeg", output_compression=70, seed=3,
+                     response_format="b64_json")  # fmt: skip
+    assert fake.violations == []
+    assert [img.format for img in answered_images(r)] == ["JPEG", "JPEG"]
+    (sent,) = fake.requests
+    params = (sent.json or {})["parameters"]
+    assert params["outputOptions"] == {"mimeType": "image/jpeg", "compressionQuality": 70}
+    assert "seed" not in params  # the Gemini API refuses a seed (the fake would flag it)
 
 
 BAD_KEY = {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
@@ -77,6 +103,13 @@ EXHAUSTED = {"error": {"code": 429, "message": "Resource has been exhausted (e.g
                        "status": "RESOURCE_EXHAUSTED"}}  # fmt: skip
 BLOCKED_PROMPT = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}
 BLOCKED_IMAGE = {"candidates": [{"content": {"parts": []}, "finishReason": "IMAGE_SAFETY"}]}
+
+
+def finished(reason: str) -> dict[str, Any]:
+    """A candidate that stopped with ``reason`` and no image."""
+    return {"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": reason}]}
+
+
 TEXT_ONLY = {"candidates": [{"content": {"parts": [{"text": "I cannot draw that."}]},
                              "finishReason": "STOP"}]}  # fmt: skip
 
@@ -89,8 +122,17 @@ TEXT_ONLY = {"candidates": [{"content": {"parts": [{"text": "I cannot draw that.
         (Reply(200, BLOCKED_PROMPT), 400, "content_policy_violation", "PROHIBITED_CONTENT"),
         (Reply(200, BLOCKED_IMAGE), 400, "content_policy_violation", "IMAGE_SAFETY"),
         (Reply(200, TEXT_ONLY), 502, "provider_error", "I cannot draw that."),
+        # the SDK's FinishReason enum: filters are a policy refusal...
+        (Reply(200, finished("IMAGE_PROHIBITED_CONTENT")), 400, "content_policy_violation",
+         "IMAGE_PROHIBITED_CONTENT"),
+        (Reply(200, finished("IMAGE_RECITATION")), 400, "content_policy_violation",
+         "IMAGE_RECITATION"),
+        # ...an unspecified stop is not: "stopped for a reason not otherwise specified"
+        (Reply(200, finished("IMAGE_OTHER")), 502, "provider_error", "IMAGE_OTHER"),
+        (Reply(200, finished("NO_IMAGE")), 502, "provider_error", "NO_IMAGE"),
+        (Reply(200, finished("OTHER")), 502, "provider_error", "OTHER"),
     ],
-)
+)  # fmt: skip
 def test_errors_are_mapped(
     fake: FakeGoogle, make_config: Any, reply: Reply, status: int, code: str, says: str
 ) -> None:
@@ -115,6 +157,18 @@ def test_imagen_answer_with_every_image_filtered_is_a_policy_error(
 def test_503_falls_back_to_the_next_model(fake: FakeGoogle, make_config: Any) -> None:
     busy = {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
     fake.script(Reply(503, busy))
+    with live_gateway(make_config(providers=fake.providers())) as gw:
+        r = generate(gw.url, model=f"google/{GEMINI}", prompt="a fox", size="1024x1024",
+                     orq={"fallbacks": [{"model": "placeholder/x"}]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.headers["x-orq-model"] == "placeholder/x"
+    assert len(fake.requests) == 1
+
+
+def test_an_unspecified_stop_falls_back_where_a_refusal_would_not(
+    fake: FakeGoogle, make_config: Any
+) -> None:
+    fake.script(Reply(200, finished("IMAGE_OTHER")))
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = generate(gw.url, model=f"google/{GEMINI}", prompt="a fox", size="1024x1024",
                      orq={"fallbacks": [{"model": "placeholder/x"}]})  # fmt: skip

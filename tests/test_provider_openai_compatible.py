@@ -68,6 +68,9 @@ def test_edit_is_multipart(fake: FakeOpenAI, make_config: Any) -> None:
         (Reply(400, {"error": {"message": "Your request was rejected by the safety system.",
                                "type": "invalid_request_error", "code": "content_policy_violation",
                                "param": None}}), 400, "content_policy_violation"),
+        (Reply(422, {"error": {"message": "Your request was rejected by the safety system.",
+                               "type": "invalid_request_error", "code": "moderation_blocked",
+                               "param": None}}), 400, "content_policy_violation"),
         (Reply(429, {"error": {"message": "Rate limit reached", "type": "requests",
                                "code": "rate_limit_exceeded", "param": None}}, retry_after="1"),
          429, "rate_limit_exceeded"),
@@ -115,4 +118,33 @@ def test_known_model_limits_apply_on_compatible_servers(
     assert r.status_code == 400, r.text
     assert error_of(r)["code"] == "unsupported_engine"
     assert error_of(r)["param"] == param
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("size", ["1536x864", "3840x2160", "1008x3024", "auto"])
+def test_gpt_image_2_takes_any_size_on_its_grid(
+    fake: FakeOpenAI, make_config: Any, size: str
+) -> None:
+    """gpt-image-2: both sides multiples of 16, ratio 1:3–3:1, at most 3840x2160 (the size
+    docstring in openai-python's resources/images.py)."""
+    with live_gateway(make_config(providers=lab(fake))) as gw:
+        r = generate(gw.url, model="mylab/gpt-image-2", prompt="a fox", size=size)
+    assert r.status_code == 200, r.text
+    assert fake.violations == []
+    (sent,) = fake.requests
+    assert sent.json is not None and sent.json["size"] == size
+
+
+@pytest.mark.parametrize("size", ["1000x1000", "4096x2304", "3072x1008", "2896x2896"])
+def test_gpt_image_2_sizes_off_its_grid_are_never_sent(
+    fake: FakeOpenAI, make_config: Any, size: str
+) -> None:
+    with live_gateway(make_config(providers=lab(fake))) as gw:
+        r = generate(gw.url, model="mylab/gpt-image-2", prompt="a fox", size=size)
+        older = generate(gw.url, model="mylab/gpt-image-1", prompt="a fox", size="1536x864")
+    for refused in (r, older):
+        assert refused.status_code == 400, refused.text
+        assert (error_of(refused)["code"], error_of(refused)["param"]) == (
+            "unsupported_engine", "size"
+        )  # fmt: skip
     assert fake.requests == []

@@ -92,6 +92,8 @@ def test_variation_is_variate_image(fake: FakeRecraft, make_config: Any) -> None
     [
         (Reply(400, {"code": "nsfw_prompt", "message": "NSFW content detected in the prompt"}),
          400, "content_policy_violation"),
+        (Reply(422, {"code": "nsfw_prompt", "message": "NSFW content detected in the prompt"}),
+         400, "content_policy_violation"),
         (Reply(429, {"code": "rate_limited", "message": "too many requests"}, retry_after="1"),
          429, "rate_limit_exceeded"),
         (Reply(401, {"code": "unauthorized", "message": "invalid token"}), 401,

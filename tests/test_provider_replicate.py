@@ -164,15 +164,20 @@ def test_call_timeout_stops_polling_and_cancels(fake: FakeReplicate, make_config
     fake.never_finish = True
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(gw, GEN, json={"model": PRO, "prompt": "p", "timeout": {"call_timeout": 300}})
-        polls_at_answer = fake.polls()
-        deadline = time.monotonic() + 2
+        polls_at_answer = len(fake.requests("GET", "/predictions/pred-1"))
+        deadline = time.monotonic() + 5  # the cancel is fired in the background: wait for it
         while not fake.cancels and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(0.3)
-        polls_later = fake.polls()
+        # Barrier instead of a sleep: a second prediction polled by the same gateway at the
+        # same interval stays processing for three polls. A poll loop that had survived its
+        # attempt would have polled the first prediction again meanwhile.
+        fake.never_finish, fake.running_polls = False, 3
+        barrier = post(gw, GEN, json={"model": PRO, "prompt": "q"})
+        polls_later = len(fake.requests("GET", "/predictions/pred-1"))
     assert r.status_code == 504, r.text
-    assert polls_at_answer >= 5
-    assert polls_later == polls_at_answer
+    assert polls_at_answer >= 2  # it really was polling
+    assert barrier.status_code == 200, barrier.text
+    assert polls_later == polls_at_answer  # and stopped when the attempt timed out
     assert fake.cancels == ["pred-1"]  # the abandoned prediction was cancelled upstream
 
 

@@ -50,16 +50,17 @@ def test_generation_is_multipart_with_aspect_ratio(fake: FakeStability, make_con
     assert r.status_code == 200, r.text
     assert fake.violations == []
     assert len(fake.seen) == 2  # one image per call: n fanned out
-    seen = fake.seen[0]
-    assert seen.path == "/v2beta/stable-image/generate/core"
-    assert seen.headers["Accept"] == "image/*"
-    assert seen.headers["Content-Type"].startswith("multipart/form-data")
-    assert {k: v[0] for k, v in seen.fields.items()} == {
-        "prompt": "a fox",
-        "aspect_ratio": "16:9",
-        "output_format": "webp",
-        "seed": "3",
-    }
+    for seen in fake.seen:
+        assert seen.path == "/v2beta/stable-image/generate/core"
+        assert seen.headers["Accept"] == "image/*"
+        assert seen.headers["Content-Type"].startswith("multipart/form-data")
+    sent = sorted(({k: v[0] for k, v in s.fields.items()} for s in fake.seen),
+                  key=lambda fields: fields["seed"])  # fmt: skip
+    # each parallel call draws its own picture: seed, seed+1 (the same seed twice would not)
+    assert sent == [
+        {"prompt": "a fox", "aspect_ratio": "16:9", "output_format": "webp", "seed": seed}
+        for seed in ("3", "4")
+    ]
     assert [img.format for img in answer_images(r.json())] == ["WEBP", "WEBP"]
 
 
@@ -134,7 +135,10 @@ def test_moderation_and_filtering_are_content_policy(fake: FakeStability, make_c
                 "fallbacks": [{"model": "placeholder/x"}],
             },
         )
-    for r in (moderated, filtered):
+        fake.script(Reply(422, {"id": "e2", "name": "invalid_prompt",
+                                "errors": ["prompt was flagged as NSFW"]}))  # fmt: skip
+        unprocessable = post(gw, GEN, json={"model": "stability/core", "prompt": "p"})
+    for r in (moderated, filtered, unprocessable):
         assert r.status_code == 400, r.text
         assert r.json()["error"]["code"] == "content_policy_violation"
     assert "flagged" in moderated.json()["error"]["message"]

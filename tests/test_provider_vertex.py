@@ -14,6 +14,9 @@ from fakes.vertex import FakeVertex
 from live import live_gateway
 from PIL import Image
 
+from imagegate.config import ProviderConfig
+from imagegate.providers.vertex import VertexProvider
+
 IMAGEN = "imagen-4.0-generate-001"
 EDITOR = "imagen-3.0-capability-001"
 
@@ -128,6 +131,29 @@ def test_express_mode_uses_the_api_key_without_project(fake: FakeVertex, make_co
     assert r.status_code == 200, r.text
     assert fake.violations == []
     assert fake.requests[0].path == f"/v1/publishers/google/models/{IMAGEN}:predict"
+
+
+@pytest.mark.parametrize(
+    ("entry", "host"),
+    [
+        # express mode: python-genai's BaseApiClient uses the global host for an API key
+        # without a location (google/genai/_api_client.py)
+        ({"api_key": "k"}, "https://aiplatform.googleapis.com"),
+        (
+            {"api_key": "k", "region": "europe-west4"},
+            "https://europe-west4-aiplatform.googleapis.com",
+        ),
+        ({"project_id": "p"}, "https://us-central1-aiplatform.googleapis.com"),
+        ({"project_id": "p", "api_key": "k"}, "https://us-central1-aiplatform.googleapis.com"),
+        ({"project_id": "p", "region": "global"}, "https://aiplatform.googleapis.com"),
+        ({"project_id": "p", "region": "eu"}, "https://aiplatform.eu.rep.googleapis.com"),
+    ],
+)
+def test_the_default_host_follows_the_sdk(entry: dict[str, str], host: str) -> None:
+    """The vendor host can only be checked on the URL the adapter calls: tests reach
+    nothing but 127.0.0.1, so the wire tests above set ``base_url``."""
+    provider = VertexProvider("vertex", ProviderConfig(**entry))
+    assert provider.origin_urls() == (host,)
 
 
 RAI_TEXT = (

@@ -1,7 +1,13 @@
 """Retries, fallbacks, timeouts, Retry-After and the deadline, end to end over real HTTP.
 
 The gateway runs under uvicorn; providers a, b, c are one fault-injecting fake upstream
-(tests/fakes/faulty.py) speaking OpenAI's images wire format.
+(tests/fakes/faulty.py) speaking OpenAI's images wire format. The rules are in
+docs/routing.md.
+
+No test asserts that something was quick: a wait that must not happen is shown by what the
+gateway did instead (the trace's attempts, the answer a hang would have replaced), and the
+client's timeout only guards against a hang. The only clock readings are lower bounds on
+waits the gateway must make (Retry-After, backoff), which a busy machine can only lengthen.
 """
 
 from __future__ import annotations
@@ -9,7 +15,6 @@ from __future__ import annotations
 import base64
 import itertools
 import random
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,7 @@ import httpx
 import pytest
 from fakes.faulty import FaultyUpstream, fail, hang, reset, truncated
 from live import LiveGateway, live_gateway
+from waiting import wait_until
 
 from imagegate.config import load_config
 from imagegate.gateway import Gateway
@@ -54,14 +60,12 @@ class Served:
         return response
 
     def trace(self) -> TraceRecord:
-        """The last response's trace (written off the hot path, so wait for it a little)."""
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            for record in self.sink.records:
-                if record.id == self.last_trace_id:
-                    return record
-            time.sleep(0.01)
-        raise AssertionError(f"no trace {self.last_trace_id} recorded")
+        """The last response's trace (written off the hot path, so wait for it)."""
+
+        def found() -> TraceRecord | None:
+            return next((r for r in self.sink.records if r.id == self.last_trace_id), None)
+
+        return wait_until(found, f"trace {self.last_trace_id} recorded")
 
     def attempts(self, key: str) -> list[Any]:
         return [a[key] for a in self.trace().attempts]
@@ -218,19 +222,19 @@ def test_retry_after_is_honoured(fake: FaultyUpstream, serve: Any) -> None:
     r = gw.post(model="a/m1", orq={"retry": {"count": 1}})
     assert r.status_code == 200
     first, second = (q.at for q in fake.received("a/m1"))
-    assert 0.3 <= second - first < 0.8
+    assert second - first >= 0.3  # it really waited; how much longer is the machine's business
     assert gw.attempts("wait_ms")[0] == 300
 
 
 def test_retry_after_over_the_cap_ends_the_candidate(fake: FaultyUpstream, serve: Any) -> None:
     fake.script("a/m1", then=fail(429, retry_after="30"))
     gw = serve(max_retry_after_s=1.0)
-    started = time.monotonic()
     r = gw.post(model="a/m1", orq={"retry": {"count": 3}, "fallbacks": [{"model": "b/m2"}]})
-    assert time.monotonic() - started < 1.0
     assert r.status_code == 200
     assert r.headers["x-orq-model"] == "b/m2"
     assert seen(fake) == ["a/m1", "b/m2"]  # retries left, but not worth a 30 s wait
+    assert gw.attempts("next") == ["fallback", "done"]
+    assert gw.attempts("wait_ms") == [None, None]  # moved on without waiting at all
     # without a fallback the 429 is answered
     fake.clear()
     fake.script("a/m1", then=fail(429, retry_after="30"))
@@ -374,27 +378,23 @@ def test_all_fail_keeps_the_last_status(fake: FaultyUpstream, serve: Any) -> Non
 
 def test_overall_deadline_bounds_retries(fake: FaultyUpstream, serve: Any) -> None:
     fake.script("a/m1", then=fail(503, delay_s=0.15))
-    fake.script("b/m2", then=hang(1.0))
+    fake.script("b/m2", then=hang(1.0))  # without the deadline: a 200 after 6 x 0.15 s + 1 s
     gw = serve(deadline_s=0.5)
-    started = time.monotonic()
     r = gw.post(
         model="a/m1",
         orq={"retry": {"count": 5, "on_codes": [503]}, "fallbacks": [{"model": "b/m2"}]},
     )
-    elapsed = time.monotonic() - started
-    assert 0.45 <= elapsed < 0.9, elapsed
     assert r.status_code == 504
     assert error(r)["code"] == "provider_timeout"
     assert "deadline" in error(r)["message"]
-    assert 2 <= len(fake.received("a/m1")) <= 4  # 6 attempts would take 0.9 s
+    assert 1 <= len(fake.received("a/m1")) < 6  # the retries were cut short
+    assert gw.attempts("status")[-1] in (503, 408)  # a 503 retry refused, or b/m2 cut off
 
 
 def test_deadline_cuts_an_attempt_short(fake: FaultyUpstream, serve: Any) -> None:
-    fake.script("a/m1", then=hang(1.0))
+    fake.script("a/m1", then=hang(8.0))  # without the deadline: a 200 after 8 s
     gw = serve(deadline_s=0.3)  # no call_timeout: the default 600 s would apply
-    started = time.monotonic()
     r = gw.post(model="a/m1", orq={"retry": {"count": 3}, "fallbacks": [{"model": "b/m2"}]})
-    assert time.monotonic() - started < 0.8
     assert r.status_code == 504
     assert seen(fake) == ["a/m1"]  # nothing is left for a retry or the fallback
     assert fake.wait_for(lambda: fake.received("a/m1")[0].outcome == "dropped")

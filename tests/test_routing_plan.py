@@ -1,4 +1,8 @@
-"""The candidate chain (routing-semantics.md §2): order, de-duplication, skips, load balancing."""
+"""The candidate chain: order, de-duplication, skips, load balancing.
+
+The rules: docs/routing.md, sections `fallbacks`, `load_balancer` and "Models that cannot do
+the request are skipped".
+"""
 
 from __future__ import annotations
 

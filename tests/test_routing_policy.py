@@ -1,4 +1,8 @@
-"""The per-request rules resolved from options and config (routing-semantics.md §3–§4)."""
+"""The per-request rules resolved from options and config: attempts, codes, timeouts, backoff.
+
+The rules: docs/routing.md, sections `retry`, `fallback_on_codes`, `timeout` and "The overall
+deadline".
+"""
 
 from __future__ import annotations
 

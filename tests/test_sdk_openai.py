@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import openai
 import pytest
 from fakes.openai import GATEWAY_KEY as KEY
-from fakes.openai import FakeOpenAI, fetch_image, tiny_png
+from fakes.openai import FakeOpenAI, Reply, fetch_image, tiny_png
 from live import LiveGateway
 
 ORQ = {
@@ -25,6 +25,15 @@ ORQ = {
 @pytest.fixture(params=["/v2/router", "/v1"])
 def client(request: pytest.FixtureRequest, gw: LiveGateway) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(api_key=KEY, base_url=gw.url + request.param, max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture(params=["/v2/router", "/v1"])
+async def aclient(
+    request: pytest.FixtureRequest, gw: LiveGateway
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    base_url = gw.url + request.param
+    async with openai.AsyncOpenAI(api_key=KEY, base_url=base_url, max_retries=0) as c:
         yield c
 
 
@@ -57,9 +66,7 @@ def test_generate_never_forwards_response_format_to_gpt_image(
     assert "response_format" not in (fake.requests[0].json or {})
 
 
-def test_edit_several_images_and_mask(
-    fake: FakeOpenAI, client: openai.OpenAI, prompt: str
-) -> None:
+def test_edit_several_images_and_mask(fake: FakeOpenAI, client: openai.OpenAI, prompt: str) -> None:
     a, b, mask = tiny_png(1), tiny_png(2), tiny_png(9)
     res = client.images.edit(
         model="openai/gpt-image-1", prompt=prompt, n=2, size="1024x1024",
@@ -109,3 +116,82 @@ def test_wrong_key_is_authentication_error(gw: LiveGateway) -> None:
         with pytest.raises(openai.AuthenticationError) as info:
             c.images.generate(model="placeholder/x", prompt="x")
     assert info.value.status_code == 401
+
+
+# --- AsyncOpenAI ---------------------------------------------------------------------------
+async def test_async_generate(fake: FakeOpenAI, aclient: openai.AsyncOpenAI, prompt: str) -> None:
+    res = await aclient.images.generate(
+        model="openai/gpt-image-1", prompt=prompt, n=2, quality="low",
+        extra_body={"orq": {"retry": {"count": 1}, "name": "async-gen"}},
+    )  # fmt: skip
+    assert res.data is not None and len(res.data) == 2
+    assert [base64.b64decode(d.b64_json or "") for d in res.data] == [tiny_png(0), tiny_png(1)]
+    assert fake.requests[0].json == {
+        "model": "gpt-image-1", "prompt": prompt, "n": 2, "quality": "low",
+    }  # fmt: skip
+
+
+async def test_async_edit(fake: FakeOpenAI, aclient: openai.AsyncOpenAI, prompt: str) -> None:
+    a, mask = tiny_png(3), tiny_png(9)
+    res = await aclient.images.edit(
+        model="openai/gpt-image-1", prompt=prompt, image=("a.png", a, "image/png"),
+        mask=("mask.png", mask, "image/png"), extra_body={"orq": {"retry": {"count": 1}}},
+    )  # fmt: skip
+    assert res.data is not None and base64.b64decode(res.data[0].b64_json or "") == tiny_png(0)
+    [sent] = fake.requests
+    assert sent.fields == {"model": ["gpt-image-1"], "prompt": [prompt]}
+    assert [(f.field, f.data) for f in sent.files] == [("image", a), ("mask", mask)]
+
+
+# --- provider errors as the SDK's exception classes ----------------------------------------
+def openai_error(status: int) -> Reply:
+    """An error as OpenAI sends it (https://platform.openai.com/docs/guides/error-codes)."""
+    body = {"error": {"message": f"upstream says {status}", "type": "upstream_error",
+                      "param": None, "code": f"upstream_{status}"}}  # fmt: skip
+    return Reply(status, body=body)
+
+
+@pytest.mark.parametrize(
+    ("status", "exc", "code", "kind"),
+    [
+        (429, openai.RateLimitError, "rate_limit_exceeded", "rate_limit_error"),
+        (500, openai.InternalServerError, "provider_error", "api_error"),
+        (503, openai.InternalServerError, "provider_overloaded", "api_error"),
+        (400, openai.BadRequestError, "provider_invalid_request", "invalid_request_error"),
+    ],
+)
+def test_provider_errors_surface_as_sdk_errors(
+    fake: FakeOpenAI,
+    client: openai.OpenAI,
+    prompt: str,
+    status: int,
+    exc: type[openai.APIStatusError],
+    code: str,
+    kind: str,
+) -> None:
+    """The provider's status reaches the caller (the SDK picks its exception class by status)
+    with the orq error body: our code (never the provider's), the provider's message."""
+    fake.script(openai_error(status), model="gpt-image-1")
+    with pytest.raises(exc) as info:
+        client.images.generate(model="openai/gpt-image-1", prompt=prompt)
+    assert info.value.status_code == status
+    error = info.value.body
+    assert isinstance(error, dict)
+    assert (error["code"], error["type"], error["message"]) == (
+        code, kind, f"upstream says {status}",
+    )  # fmt: skip
+    assert [(f["model"], f["status"]) for f in error["failures"]] == [
+        ("openai/gpt-image-1", status)
+    ]
+    assert len(info.value.response.headers["x-orq-trace-id"]) == 26
+    assert len(fake.requests) == 1  # no retry object: one attempt
+
+
+async def test_async_client_gets_the_rate_limit_error(
+    fake: FakeOpenAI, aclient: openai.AsyncOpenAI, prompt: str
+) -> None:
+    fake.script(openai_error(429), model="gpt-image-1")
+    with pytest.raises(openai.RateLimitError) as info:
+        await aclient.images.generate(model="openai/gpt-image-1", prompt=prompt)
+    error = info.value.body
+    assert isinstance(error, dict) and error["code"] == "rate_limit_exceeded"

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from databases import schema_version
 from fakes.openai import FakeOpenAI
 from live import GEN, live_gateway, post, serve_env
 
@@ -231,7 +232,7 @@ async def test_an_existing_schema_needs_no_create_privilege(
     store = SqlStore(PostgresDriver(url))
     try:
         await store.connect()
-        assert await store.schema_version() >= 1
+        assert await schema_version(store) >= 1
     finally:
         await store.close()
         await _sql(f'DROP SCHEMA IF EXISTS "{fresh_schema}" CASCADE')

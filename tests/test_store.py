@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from databases import schema_version
 
 from imagegate.store import (
     Conflict,
     IdentityUpsert,
     SqlStore,
+    Store,
     StoreUnavailable,
     ThreadUpsert,
     TraceQuery,
@@ -61,10 +66,10 @@ def make_trace(**fields: object) -> TraceRecord:
 
 
 async def test_migrations_are_recorded_and_idempotent(store: SqlStore) -> None:
-    assert await store.schema_version() == MIGRATIONS[-1][0]
+    assert await schema_version(store) == MIGRATIONS[-1][0]
     store._migrated = False  # a second start-up finds everything applied
     await store.connect()
-    assert await store.schema_version() == MIGRATIONS[-1][0]
+    assert await schema_version(store) == MIGRATIONS[-1][0]
 
 
 async def test_trace_round_trip_keeps_every_field(store: SqlStore) -> None:
@@ -387,3 +392,80 @@ async def test_real_postgres_refusals_that_are_transient() -> None:
         with pytest.raises(StoreUnavailable):
             await s.write_batch([make_trace()])
         await s.close()
+
+
+# --- layering: the store only persists ---------------------------------------------------------
+SRC = Path(__file__).resolve().parent.parent / "src" / "imagegate"
+# what store/ must never import: the edges, the pipeline, HTTP or CLI machinery
+NOT_IN_STORE = (
+    "imagegate.telemetry",
+    "imagegate.api",
+    "imagegate.cli",
+    "imagegate.errors",
+    "imagegate.gateway",
+    "imagegate.control",
+    "starlette",
+    "argparse",
+    "pydantic",
+)
+# what telemetry/ may import of the store: the package (protocol, records) and the text rule
+STORE_SURFACE = {"imagegate.store", "imagegate.store.records", "imagegate.store.clean"}
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of every module ``path`` imports (relative imports resolved)."""
+    package = "imagegate." + ".".join(path.relative_to(SRC).parent.parts)
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+            else:
+                base = []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_store_imports_no_edge_and_no_telemetry() -> None:
+    found = {
+        (path.name, name)
+        for path in (SRC / "store").glob("*.py")
+        for name in _imports(path)
+        if name.startswith(NOT_IN_STORE)
+    }
+    assert found == set()
+
+
+def test_telemetry_sees_only_the_stores_public_surface() -> None:
+    found = {
+        (path.name, name)
+        for path in (SRC / "telemetry").glob("*.py")
+        for name in _imports(path)
+        if name.startswith("imagegate.store.")
+        and name not in STORE_SURFACE
+        and name.rpartition(".")[0] not in STORE_SURFACE
+    }
+    assert found == set()
+
+
+def test_importing_the_store_loads_no_telemetry_and_no_edge() -> None:
+    """No cycle hides behind a lazy import: a fresh interpreter importing the store pulls in
+    neither telemetry nor the HTTP edge nor the CLI."""
+    code = (
+        "import sys, imagegate.store; "
+        "print(sorted(m for m in sys.modules if m.startswith("
+        "('imagegate.telemetry', 'imagegate.api', 'imagegate.cli', 'starlette'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_sql_store_is_a_store(tmp_path: Path) -> None:
+    """``Store`` is what everything takes; mypy checks this assignment (and ``open_store``)."""
+    store: Store = SqlStore(SqliteDriver(tmp_path / "imagegate.db"))
+    assert isinstance(store, SqlStore)

@@ -62,7 +62,7 @@ async def test_flush_makes_submitted_items_readable(tmp_path: Path) -> None:
 
 
 class Recorder:
-    """A ``BatchTarget`` double: down until ``up`` is set, records what it wrote, in order,
+    """A ``BatchStore`` double: down until ``up`` is set, records what it wrote, in order,
     and rejects (as a database would reject bad data) items whose name is in ``reject``."""
 
     def __init__(self, reject: frozenset[str] = frozenset()) -> None:

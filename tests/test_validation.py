@@ -1,4 +1,4 @@
-"""Every range rule of orq-image-api.md §10 → 400 invalid_request_body naming the field.
+"""Every range rule of docs/api.md (Validation) → 400 invalid_request_body naming the field.
 
 Routing rules are checked top-level and under ``orq``, in JSON (generations) and in
 multipart (edits, as JSON parts the way the orq SDK sends them).

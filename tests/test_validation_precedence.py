@@ -1,4 +1,7 @@
-"""Where options come from (routing-semantics §1): top level wins, identity wins, null is absent."""
+"""Where options come from: top level wins, identity wins, null is absent.
+
+The rules: docs/api.md, "Request bodies" and "What the server accepts, and why".
+"""
 
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ threads take whatever has accumulated, decode, hash and write each image, and wa
 once per batch to resolve the requests' futures (which the gateway waits on before it submits
 their traces, so a trace always names its blobs).
 
-Only for stores that can write synchronously (``put_sync``: the local directory). Bounded:
-past ``MAX_QUEUED_BYTES`` waiting, ``submit`` makes its caller wait for its own images.
+Every blob store writes this way (``BlobStore.put_sync``; the store says how many threads
+suit it). Bounded: past ``MAX_QUEUED_BYTES`` waiting, ``submit`` makes its caller wait for its
+own images.
 """
 
 from __future__ import annotations
@@ -69,9 +70,7 @@ class ArchiveWriter:
 
     def _start(self) -> None:
         for i in range(self._count):
-            thread = threading.Thread(
-                target=self._run, name=f"imagegate-archive-{i}", daemon=True
-            )
+            thread = threading.Thread(target=self._run, name=f"imagegate-archive-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
 

@@ -132,6 +132,13 @@ class FetchConfig(_Section):
     allow_private: bool = False  # open loopback/private ranges (tests, private deployments)
 
 
+class ConsoleConfig(_Section):
+    """The web console at ``/console`` (docs/console.md)."""
+
+    enabled: bool = True
+    session_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 86400)  # sign-in lasts this long
+
+
 class Config(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -156,6 +163,7 @@ class Config(_Section):
     uploads: UploadConfig = Field(default_factory=UploadConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     fetch: FetchConfig = Field(default_factory=FetchConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     traces: bool = True
 
     @property
@@ -222,6 +230,7 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str], sources: Sources) -
         "IMAGEGATE_LOG_LEVEL": ("log_level",),
         "IMAGEGATE_LOG_FORMAT": ("log_format",),
         "IMAGEGATE_ACCESS_LOG": ("access_log",),
+        "IMAGEGATE_CONSOLE_ENABLED": ("console", "enabled"),
         "OPENAI_API_KEY": ("providers", "openai", "api_key"),
         "OPENAI_BASE_URL": ("providers", "openai", "base_url"),
         "AZURE_OPENAI_API_KEY": ("providers", "azure", "api_key"),

@@ -4,8 +4,7 @@ It runs first in ``Gateway._run`` and keeps the hot path lean: identity and thre
 queued to the batching writer (no database round trip per request), and prompt versions come
 from a small in-process cache with a short TTL, so only a cache miss reads the database.
 
-    control = ControlPlane(config)
-    await control.start()
+    control = ControlPlane(config, store=store, writer=writer)   # the gateway's, opened by it
     await control.apply(request, trace)          # may change prompt, model and parameters
     control.price(trace, request, result)        # trace.cost_usd, None when unknown
 """
@@ -13,7 +12,6 @@ from a small in-process cache with a short TTL, so only a cache miss reads the d
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
 from typing import Any
@@ -22,25 +20,19 @@ from .config import Config
 from .errors import InvalidRequest
 from .limits import expanded_length
 from .pricing import PriceBook
-from .request import ImageRequest, ImageResult
+from .request import PROMPT_PARAMS, ImageRequest, ImageResult
 from .store import (
     IdentityUpsert,
     PromptVersion,
-    SqlStore,
+    Store,
     StoreUnavailable,
     ThreadUpsert,
-    open_store,
 )
 from .telemetry.trace import TraceRecord
 from .telemetry.writer import BatchingWriter
 
-log = logging.getLogger("imagegate.control")
-
-# Request parameters a prompt version may default (request values win).
-PROMPT_PARAMS: tuple[str, ...] = (
-    "n", "size", "quality", "style", "background", "moderation", "output_format",
-    "output_compression", "seed",
-)  # fmt: skip
+# Request parameters a prompt version may default (request values win): the table's column.
+PROMPT_DEFAULTS: frozenset[str] = frozenset(PROMPT_PARAMS)
 INPUT = re.compile(r"\{\{\s*input\s*\}\}")
 NOTE_PROMPT_NOT_FOUND = "prompt_not_found"
 NOTE_PROMPT_UNAVAILABLE = "prompt_store_unavailable"
@@ -72,7 +64,7 @@ class PromptCache:
     """
 
     def __init__(
-        self, store: SqlStore, *, ttl_s: float = 5.0, timeout_s: float = 1.0, size: int = 1024
+        self, store: Store, *, ttl_s: float = 5.0, timeout_s: float = 1.0, size: int = 1024
     ) -> None:
         self.store = store
         self.ttl_s = ttl_s
@@ -108,35 +100,25 @@ class PromptCache:
 
 
 class ControlPlane:
-    """Store, writer, prompt cache and prices, built from config (tests may inject parts)."""
+    """Prompt cache and prices over the gateway's store and writer (the gateway builds,
+    starts and closes both; tests may inject their own)."""
 
     def __init__(
         self,
         config: Config,
         *,
-        store: SqlStore | None = None,
-        writer: BatchingWriter | None = None,
+        store: Store,
+        writer: BatchingWriter,
         prices: PriceBook | None = None,
     ) -> None:
-        self.store = store or open_store(config)
-        self.writer = writer or BatchingWriter(self.store, data_dir=config.data_dir)
+        self.store = store
+        self.writer = writer
         self.prompts = PromptCache(self.store)
         self.prices = prices or PriceBook.load()
         self.max_prompt_chars = config.limits.max_expanded_prompt_chars
         self._provider_types = {
             name: entry.type for name, entry in config.providers.items() if entry.type
         }
-
-    async def start(self) -> None:
-        await self.writer.start()
-        try:
-            await self.store.connect()
-        except StoreUnavailable as exc:  # the writer keeps retrying; requests still run
-            log.warning("store unavailable at start-up (traces will wait): %s", exc)
-
-    async def close(self) -> None:
-        await self.writer.close()
-        await self.store.close()
 
     async def sync(self, timeout_s: float = 1.0) -> None:
         """Let queued writes land before a read (read-your-writes within one process)."""
@@ -224,5 +206,5 @@ def apply_version(
     if version.model:
         request.model = version.model
     for name, value in version.parameters.items():
-        if name in PROMPT_PARAMS and getattr(request, name) is None:
+        if name in PROMPT_DEFAULTS and getattr(request, name) is None:
             setattr(request, name, value)

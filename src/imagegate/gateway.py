@@ -30,8 +30,10 @@ from .providers.registry import Registry
 from .request import ImageRequest, Operation, UploadedFile
 from .routing.execute import Attempt, execute
 from .routing.plan import build_plan
+from .store import Store, StoreUnavailable, open_store
 from .telemetry.metrics import Metrics, render
 from .telemetry.trace import NullSink, TraceRecord, TraceSink, new_trace_id
+from .telemetry.writer import BatchingWriter
 from .tenancy import Tenancy, with_headers
 from .workspaces import OPERATOR, Principal
 
@@ -101,7 +103,12 @@ def complete_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class Gateway:
-    """Wires the pipeline. Components are built from config; tests may inject their own."""
+    """Wires the pipeline. Components are built from config; tests may inject their own.
+
+    The gateway owns the control-plane store and its batching writer: it builds them (unless
+    an injected ``control`` brings its own), starts and closes them; the control step and the
+    trace sink only use them.
+    """
 
     def __init__(
         self,
@@ -115,8 +122,14 @@ class Gateway:
         self.config = config
         configure(config.limits)  # the Pillow pool and pixel cap of this process
         self.registry = registry or Registry(config)
-        self.control = control or ControlPlane(config)
-        self.traces: TraceSink = traces or (self.control.writer if config.traces else NullSink())
+        if control is None:
+            store = open_store(config)
+            writer = BatchingWriter(store, data_dir=config.data_dir)
+            control = ControlPlane(config, store=store, writer=writer)
+        self.control = control
+        self.store: Store = control.store
+        self.writer: BatchingWriter = control.writer
+        self.traces: TraceSink = traces or (self.writer if config.traces else NullSink())
         self.output = Output(config)
         self.cache_layer = CacheLayer(config.cache, self.output)
         self.tenancy = Tenancy(config, self.control)
@@ -128,14 +141,19 @@ class Gateway:
     async def start(self) -> None:
         if self._started:
             return
-        await self.control.start()
-        await self.traces.start()
+        await self.writer.start()
+        try:
+            await self.store.connect()
+        except StoreUnavailable as exc:  # the writer keeps retrying; requests still run
+            log.warning("store unavailable at start-up (traces will wait): %s", exc)
+        await self.traces.start()  # the writer again (a no-op), or an injected sink
         self._started = True
 
     async def close(self) -> None:
         await self.output.drain()  # background image writes submit their deferred traces
         await self.traces.close()
-        await self.control.close()
+        await self.writer.close()  # after the traces: a no-op when they are the writer
+        await self.store.close()
         await self.output.close()
         await self.cache_layer.close()
         await self.tenancy.close()
@@ -353,4 +371,6 @@ class Gateway:
             quality=request.quality,
             metadata=dict(request.metadata),
             workspace_id=ctx.workspace_id,
+            prompt=request.prompt,
+            request=request.echo,
         )

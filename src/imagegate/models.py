@@ -247,17 +247,30 @@ class RoutingOptions(CreateImageOrq):
 
 # --- request bodies -------------------------------------------------------------------------
 
+# One alias per request parameter: the bodies below and the parameter table on
+# ``request.ImageRequest`` both name these, so a type or range is written once.
+ModelName = Annotated[str, Field(min_length=1)]
+PromptText = Annotated[str, Field(min_length=1)]
+Size = str  # "WxH" or "auto"; its length is bounded by limits.max_name_chars
+VariationSize = Literal["256x256", "512x512", "1024x1024"]
+# What a stored prompt version may default ``size`` to: checked when the version is saved.
+StoredSize = Annotated[str, Field(pattern=r"^(auto|[0-9]{2,5}x[0-9]{2,5})$")]
 Quality = Literal["auto", "high", "medium", "low", "hd", "standard"]
+Style = Literal["vivid", "natural"]
+Background = Literal["transparent", "opaque", "auto"]
+Moderation = Literal["low", "auto"]
+OutputFormat = Literal["png", "jpeg", "webp"]
 ResponseFormat = Literal["url", "b64_json"]
+User = str  # length bounded by limits.max_name_chars
 MetadataValue = Annotated[str, Field(max_length=512)]
 
 
 class _ImageBody(_RoutingFields):
-    model: Annotated[str, Field(min_length=1)]
+    model: ModelName
     n: ImageCount | None = None
-    size: str | None = None
+    size: Size | None = None
     response_format: ResponseFormat | None = None
-    user: str | None = None
+    user: User | None = None
     metadata: dict[str, MetadataValue] | None = None
     seed: Seed | None = None
     identity: PublicIdentity | None = None
@@ -268,31 +281,31 @@ class _ImageBody(_RoutingFields):
 class CreateImageRequestBody(_ImageBody):
     """``POST …/images/generations`` (JSON)."""
 
-    prompt: Annotated[str, Field(min_length=1)]
-    background: Literal["transparent", "opaque", "auto"] | None = None
-    moderation: Literal["low", "auto"] | None = None
+    prompt: PromptText
+    background: Background | None = None
+    moderation: Moderation | None = None
     output_compression: Compression | None = None
-    output_format: Literal["png", "jpeg", "webp"] | None = None
+    output_format: OutputFormat | None = None
     quality: Quality | None = None
-    style: Literal["vivid", "natural"] | None = None
+    style: Style | None = None
     orq: CreateImageOrq | None = None
 
 
 class CreateImageEditRequestBody(_ImageBody):
     """``POST …/images/edits`` (multipart); files are carried separately."""
 
-    prompt: Annotated[str, Field(min_length=1)]
+    prompt: PromptText
     quality: Quality | None = None
-    background: Literal["transparent", "opaque", "auto"] | None = None
+    background: Background | None = None
     output_compression: Compression | None = None
-    output_format: Literal["png", "jpeg", "webp"] | None = None
+    output_format: OutputFormat | None = None
     orq: CreateImageEditOrq | None = None
 
 
 class CreateImageVariationRequestBody(_ImageBody):
     """``POST …/images/variations`` (multipart); files are carried separately."""
 
-    size: Literal["256x256", "512x512", "1024x1024"] | None = None
+    size: VariationSize | None = None
     prompt: str | None = None
     orq: CreateImageVariationOrq | None = None
 

@@ -7,9 +7,9 @@ merged field by field and the top-level value wins. ``identity`` wins over the d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from .config import LimitsConfig
 from .errors import InvalidRequest
@@ -21,17 +21,37 @@ from .models import (
     CreateImageVariationRequestBody,
     RoutingOptions,
 )
-from .request import ImageRequest, Operation, UploadedFile
+from .request import BODY_FIELDS, PROMPT_PARAM_TYPES, ImageRequest, Operation, UploadedFile
 
 BODY_MODELS: dict[Operation, type[BaseModel]] = {
     "generations": CreateImageRequestBody,
     "edits": CreateImageEditRequestBody,
     "variations": CreateImageVariationRequestBody,
 }
-REQUEST_FIELDS = (
-    "model", "prompt", "n", "size", "quality", "style", "background", "moderation",
-    "output_format", "output_compression", "response_format", "user", "seed",
-)  # fmt: skip
+# The body fields copied into ImageRequest as they are (the parameter table's ``body`` column).
+REQUEST_FIELDS = BODY_FIELDS
+# What a trace keeps of the body as sent besides the prompt (the console shows it, replays it).
+ECHO_FIELDS = (*(f for f in REQUEST_FIELDS if f != "prompt"), "orq", "metadata", *ROUTING_FIELDS)
+
+
+def _prompt_parameters() -> type[BaseModel]:
+    """The ``parameters`` of a stored prompt version, built from the parameter table."""
+    columns: dict[str, Any] = {name: (t | None, None) for name, t in PROMPT_PARAM_TYPES.items()}
+    return create_model(
+        "PromptParameters",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="Defaults a version may set; unknown keys are a 400 so typos do not vanish.",
+        **columns,
+    )
+
+
+if TYPE_CHECKING:  # its fields come from the table at run time
+
+    class PromptParameters(BaseModel):
+        """Defaults a version may set; unknown keys are a 400 so typos do not vanish."""
+
+else:
+    PromptParameters = _prompt_parameters()
 
 
 def error_param(loc: tuple[int | str, ...]) -> str:
@@ -104,5 +124,6 @@ def build_request(
         images=images,
         mask=mask,
         options=merge_options(body),
+        echo={name: raw[name] for name in ECHO_FIELDS if name in raw},
         **values,
     )

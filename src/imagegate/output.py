@@ -5,10 +5,11 @@ signed gateway URL (``url``) or as base64 (``b64_json``). Without ``response_for
 answer keeps the format the serving provider used (its URLs re-hosted on the gateway).
 
 The hot path stays cheap: when the caller wants ``b64_json`` and the provider sent base64,
-that string is passed through untouched and the decode + hash + write happens in a bounded
-background task (``Served.pending``). A blob is written before the answer only when the
-answer needs it: a URL must be fetchable the moment it is handed out, and a cache manifest
-needs the keys. ::
+that string is passed through untouched and the decode + hash + write happens on the archive
+threads (``archive.py``, through ``BlobStore.put_sync``: one background path for every
+backend, one failure counter), ``Served.pending`` resolving when it is done. A blob is
+written before the answer only when the answer needs it: a URL must be fetchable the moment
+it is handed out, and a cache manifest needs the keys. ::
 
     served = await output.prepare(result, "url", model="openai/dall-e-2", keep=False)
     items = output.answer(served, "url", "https://gw.example")
@@ -22,7 +23,7 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -54,7 +55,6 @@ T = TypeVar("T")
 
 Format = Literal["url", "b64_json"]
 RESULT_EXTRAS = ("output_format", "size", "quality")
-MAX_BACKGROUND_JOBS = 64  # beyond this, writes happen inline (back-pressure, bounded memory)
 KNOWN_KEYS = 4096  # recently written keys: skip writing the same bytes again
 INLINE_BYTES = 64 * 1024  # images up to this are hashed on the loop (file IO stays in a thread)
 
@@ -135,16 +135,13 @@ class Output:
         self.default_base_url = (config.public_url or f"http://{config.host}:{config.port}").rstrip(
             "/"
         )
-        self._jobs: set[asyncio.Task[None]] = set()
         self._known: OrderedDict[str, None] = OrderedDict()
-        self._failures = 0
-        # Stores that can write synchronously get archive threads; others a task per answer.
-        self._put_sync: Callable[..., None] | None = getattr(self.store, "put_sync", None)
-        self.archive = ArchiveWriter() if self._put_sync is not None else None
+        self.archive = ArchiveWriter(self.store.archive_threads)
 
     @property
     def background_failures(self) -> int:
-        return self._failures + (self.archive.failures if self.archive is not None else 0)
+        """Archive copies that could not be written (``/metrics``)."""
+        return self.archive.failures
 
     # --- provider result → Served -------------------------------------------------------
     async def prepare(
@@ -247,14 +244,14 @@ class Output:
             raise ProviderError(exc.message) from None
         return StoredImage("url", data=data, mime=mime, revised_prompt=image.revised_prompt)
 
-    async def _store(self, image: StoredImage, *, cold: bool = False) -> None:
-        """Hash and write one image (off the event loop); sets ``image.key``. ``cold``: an
-        archive copy of an image answered in base64 (nobody is about to fetch it)."""
+    async def _store(self, image: StoredImage) -> None:
+        """Hash and write one image (off the event loop) that the answer or the cache needs
+        now; sets ``image.key``."""
         small = _small(image)  # hashing a small image costs less than a thread hop
         data, key = _digest(image) if small else await asyncio.to_thread(_digest, image)
         if key not in self._known:
             try:
-                await self.store.put(key, data, content_type_of(data, image.mime), cold=cold)
+                await self.store.put(key, data, content_type_of(data, image.mime))
             except BlobStoreError as exc:
                 log.error("blob store write failed: %s", exc)
                 raise ServiceUnavailable("the image store is unavailable") from None
@@ -263,42 +260,25 @@ class Output:
                 self._known.popitem(last=False)
         image.key, image.stored = key, True
 
-    async def _background(self, images: list[StoredImage]) -> asyncio.Future[Any] | None:
-        if self.archive is not None:
-            # One job per image, so a failed write loses only its own image.
-            futures = [
-                self.archive.submit(
-                    functools.partial(self._archive_sync, image),
-                    len(image.b64 or "") + len(image.data or b""),  # bytes it holds
-                )
-                for image in images
-            ]
-            pending = futures[0] if len(futures) == 1 else asyncio.gather(*futures)
-            if self.archive.saturated:  # back-pressure: wait for our own images
-                await asyncio.gather(pending, return_exceptions=True)
-            return pending
-        if len(self._jobs) >= MAX_BACKGROUND_JOBS:
-            await self._store_quietly(images)
-            return None
-        task = asyncio.create_task(self._store_quietly(images))
-        self._jobs.add(task)
-        task.add_done_callback(self._jobs.discard)
-        return task
+    async def _background(self, images: list[StoredImage]) -> asyncio.Future[Any]:
+        # One job per image, so a failed write loses only its own image.
+        futures = [
+            self.archive.submit(
+                functools.partial(self._archive_sync, image),
+                len(image.b64 or "") + len(image.data or b""),  # bytes it holds
+            )
+            for image in images
+        ]
+        pending = futures[0] if len(futures) == 1 else asyncio.gather(*futures)
+        if self.archive.saturated:  # back-pressure: wait for our own images
+            await asyncio.gather(pending, return_exceptions=True)
+        return pending
 
     def _archive_sync(self, image: StoredImage) -> None:
         """Decode, hash and write one archive copy (on an archive thread)."""
-        assert self._put_sync is not None
         data, key = _digest(image)
-        self._put_sync(key, data, cold=True)
+        self.store.put_sync(key, data, content_type_of(data, image.mime), cold=True)
         image.key, image.stored = key, True
-
-    async def _store_quietly(self, images: list[StoredImage]) -> None:
-        for image in images:  # one after another: this runs in the background anyway
-            try:
-                await self._store(image, cold=True)
-            except Exception as exc:
-                self._failures += 1
-                log.warning("background image store failed: %s", getattr(exc, "message", exc))
 
     # --- Served from a cache manifest -----------------------------------------------------
     async def hydrate(self, served: Served, want: str | None) -> bool:
@@ -353,14 +333,10 @@ class Output:
 
     async def drain(self) -> None:
         """Wait for background writes (shutdown, tests)."""
-        while self._jobs:
-            await asyncio.gather(*list(self._jobs), return_exceptions=True)
-        if self.archive is not None:
-            await self.archive.drain()
+        await self.archive.drain()
 
     async def close(self) -> None:
         await self.drain()
-        if self.archive is not None:
-            await self.archive.close()
+        await self.archive.close()
         await self.fetcher.close()
         await self.store.close()

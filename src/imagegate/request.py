@@ -10,9 +10,10 @@ import base64
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import IO, Any, Literal, Protocol
+from dataclasses import dataclass, field, fields
+from typing import IO, Any, Literal, Protocol, TypedDict
 
+from . import models as m
 from .models import RoutingOptions
 
 Operation = Literal["generations", "edits", "variations"]
@@ -137,45 +138,124 @@ class UploadedFile:
         self.derived = None
 
 
-# Parameters a provider may receive, in the order they are sent.
-PROVIDER_PARAMS: tuple[str, ...] = (
-    "prompt",
-    "n",
-    "size",
-    "quality",
-    "style",
-    "background",
-    "moderation",
-    "output_format",
-    "output_compression",
-    "response_format",
-    "user",
-    "seed",
-)
+# --- the parameter table --------------------------------------------------------------------
+# Every ImageRequest field says in its metadata how the pipeline treats it. Every list of
+# request parameters (the body fields read, the cache key, prompt defaults, what providers get,
+# OpenAI's wire fields) is derived from that table once, at import; a field without an entry
+# stops the import with a message naming it (tests/test_params_table.py).
+
+PARAM = "imagegate.param"  # the metadata key of a field's row
+GEN: frozenset[Operation] = frozenset({"generations"})
+GEN_EDIT: frozenset[Operation] = frozenset({"generations", "edits"})
+ALL_OPS: frozenset[Operation] = frozenset(OPERATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One row of the parameter table: how one ``ImageRequest`` field is treated.
+
+    - ``key``: part of the exact-match cache key (``cache/key.py``: by value, unless a rule of
+      its own there says how, e.g. uploads by digest);
+    - ``prompt``: a stored prompt version may default it (the request's value wins);
+    - ``send``: providers receive it through ``ImageRequest.params()``;
+    - ``body``: copied as is from the validated request body (``options.build_request``);
+    - ``type``: its type and range, an alias from ``models.py`` that the bodies validate with;
+    - ``stored``: the type a prompt version's default is checked against, when stricter;
+    - ``openai``: the operations whose OpenAI Images API body carries it, under this name.
+    """
+
+    key: bool
+    prompt: bool = False
+    send: bool = False
+    body: bool = False
+    type: Any = None
+    stored: Any = None
+    openai: frozenset[Operation] = frozenset()
+
+
+def param(
+    *,
+    key: bool,
+    prompt: bool = False,
+    send: bool = False,
+    body: bool = False,
+    type: Any = None,  # the column is named for what it holds
+    stored: Any = None,
+    openai: frozenset[Operation] = frozenset(),
+) -> dict[str, Param]:
+    """A field's metadata: ``field(default=None, metadata=param(key=True, ...))``."""
+    return {PARAM: Param(key, prompt, send, body, type, stored, openai)}
+
+
+class _Image(TypedDict):
+    key: bool
+    send: bool
+    body: bool
+
+
+# The usual row: a body value that shapes the image (so in the key) and providers receive.
+_IMAGE: _Image = {"key": True, "send": True, "body": True}
 
 
 @dataclass(slots=True)
 class ImageRequest:
-    """One normalised image request, whichever endpoint and encoding it came from."""
+    """One normalised image request, whichever endpoint and encoding it came from.
 
-    operation: Operation
-    model: str
-    prompt: str | None = None
-    n: int | None = None
-    size: str | None = None
-    quality: str | None = None
-    style: str | None = None
-    background: str | None = None
-    moderation: str | None = None
-    output_format: str | None = None
-    output_compression: int | None = None
-    response_format: str | None = None
-    user: str | None = None
-    seed: int | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-    images: list[UploadedFile] = field(default_factory=list)
-    mask: UploadedFile | None = None
-    options: RoutingOptions = field(default_factory=RoutingOptions)
+    The metadata of each field is its row in the parameter table (``Param``).
+    """
+
+    operation: Operation = field(metadata=param(key=True))
+    # key: the routing target (the model, or the load balancer's set of models)
+    model: str = field(metadata=param(key=True, body=True, type=m.ModelName))
+    prompt: str | None = field(
+        default=None, metadata=param(**_IMAGE, type=m.PromptText, openai=GEN_EDIT)
+    )
+    # key: absent counts as 1 (every provider defaults it so)
+    n: int | None = field(
+        default=None, metadata=param(**_IMAGE, prompt=True, type=m.ImageCount, openai=ALL_OPS)
+    )
+    size: str | None = field(
+        default=None,
+        metadata=param(**_IMAGE, prompt=True, type=m.Size, stored=m.StoredSize, openai=ALL_OPS),
+    )
+    quality: str | None = field(
+        default=None, metadata=param(**_IMAGE, prompt=True, type=m.Quality, openai=GEN_EDIT)
+    )
+    style: str | None = field(
+        default=None, metadata=param(**_IMAGE, prompt=True, type=m.Style, openai=GEN)
+    )
+    background: str | None = field(
+        default=None, metadata=param(**_IMAGE, prompt=True, type=m.Background, openai=GEN_EDIT)
+    )
+    moderation: str | None = field(
+        default=None, metadata=param(**_IMAGE, prompt=True, type=m.Moderation, openai=GEN)
+    )
+    output_format: str | None = field(
+        default=None, metadata=param(**_IMAGE, prompt=True, type=m.OutputFormat, openai=GEN_EDIT)
+    )
+    output_compression: int | None = field(
+        default=None, metadata=param(**_IMAGE, prompt=True, type=m.Compression, openai=GEN_EDIT)
+    )
+    # not in the key: one stored image answers either format
+    response_format: str | None = field(
+        default=None,
+        metadata=param(key=False, send=True, body=True, type=m.ResponseFormat, openai=ALL_OPS),
+    )
+    # not in the key: an end-user label for the provider's abuse monitoring
+    user: str | None = field(
+        default=None,
+        metadata=param(key=False, send=True, body=True, type=m.User, openai=ALL_OPS),
+    )
+    # in the key: it changes the picture (OpenAI's Images API has no seed)
+    seed: int | None = field(default=None, metadata=param(**_IMAGE, prompt=True, type=m.Seed))
+    metadata: dict[str, str] = field(default_factory=dict, metadata=param(key=False))
+    # key: each upload by the SHA-256 of its bytes, in order
+    images: list[UploadedFile] = field(default_factory=list, metadata=param(key=True))
+    mask: UploadedFile | None = field(default=None, metadata=param(key=True))
+    # key: only ``load_balancer`` (through the routing target); the rest routes or labels
+    options: RoutingOptions = field(default_factory=RoutingOptions, metadata=param(key=True))
+    # the body's known fields as sent (for the trace)
+    echo: dict[str, Any] | None = field(default=None, metadata=param(key=False))
 
     def params(self) -> dict[str, Any]:
         """The provider-facing parameters the caller gave (None means not given)."""
@@ -210,6 +290,36 @@ class ImageRequest:
                 held.pop().unhold()
 
         return release
+
+
+def read_table(cls: type) -> dict[str, Param]:
+    """Each dataclass field's row, in field order; a field without one is a ``TypeError``."""
+    missing = [f.name for f in fields(cls) if not isinstance(f.metadata.get(PARAM), Param)]
+    if missing:
+        raise TypeError(
+            f"{cls.__name__}: field(s) {', '.join(missing)} have no row in the parameter table;"
+            " give each field(metadata=param(key=..., ...)) (see request.Param)"
+        )
+    return {f.name: f.metadata[PARAM] for f in fields(cls)}
+
+
+# Everything below is derived from the table, once, at import.
+PARAMS: dict[str, Param] = read_table(ImageRequest)
+# Copied from the validated body, in field order (options.build_request).
+BODY_FIELDS: tuple[str, ...] = tuple(n for n, p in PARAMS.items() if p.body)
+# Given to providers by ``ImageRequest.params()``, in the order they are sent.
+PROVIDER_PARAMS: tuple[str, ...] = tuple(n for n, p in PARAMS.items() if p.send)
+# Every field the cache key depends on (cache/key.py hashes most of them by value).
+KEY_FIELDS: tuple[str, ...] = tuple(n for n, p in PARAMS.items() if p.key)
+# Defaults a stored prompt version may set, with the type each is checked against on save.
+PROMPT_PARAMS: tuple[str, ...] = tuple(n for n, p in PARAMS.items() if p.prompt)
+PROMPT_PARAM_TYPES: dict[str, Any] = {n: PARAMS[n].stored or PARAMS[n].type for n in PROMPT_PARAMS}
+# The body fields of OpenAI's Images API per operation, besides ``model`` and the files; an
+# OpenAI-compatible adapter forwards exactly these from ``params()``
+# (https://platform.openai.com/docs/api-reference/images).
+OPENAI_FIELDS: dict[Operation, tuple[str, ...]] = {
+    op: tuple(n for n in PROVIDER_PARAMS if op in PARAMS[n].openai) for op in OPERATIONS
+}
 
 
 @dataclass(slots=True)

@@ -6,6 +6,9 @@ every signed header, the body hash) for the fake's credentials, scope
 ``<date>/<region>/bedrock/aws4_request``; the fake recomputes it with botocore's ``SigV4Auth``.
 A bad signature is answered like AWS (403 ``InvalidSignatureException``). Bodies are checked
 per model family (Titan Image Generator, Nova Canvas, Stability) and answered with tiny PNGs.
+Input images must hold no transparent or translucent pixel and masks only pure black and white
+with something to change (https://docs.aws.amazon.com/nova/latest/userguide/image-gen-access.html);
+Nova seeds must lie in 0..858,993,459.
 
     with FakeBedrock() as fake:
         config = make_config(providers=fake.providers())
@@ -64,6 +67,31 @@ TASK_PARAMS = {
     "IMAGE_VARIATION": "imageVariationParams",
 }
 CONFIG_KEYS = {"numberOfImages", "width", "height", "quality", "cfgScale", "seed"}
+NOVA_MAX_SEED = 858_993_459
+
+
+def input_image_problem(name: str, value: object) -> str | None:
+    """Why ``value`` is not an input image Titan/Nova accept (base64, no transparency)."""
+    img = decode_b64_image(value)
+    if img is None:
+        return f"{name} is not a base64 image"
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        if img.convert("RGBA").getchannel("A").getextrema()[0] < 255:
+            return f"{name} has transparent or translucent pixels"
+    return None
+
+
+def mask_problem(value: object) -> str | None:
+    """Why ``value`` is not a usable mask: pure black (edit) and white only, some black."""
+    img = decode_b64_image(value)
+    if img is None:
+        return "maskImage is not a base64 image"
+    colours = {c for _, c in img.convert("RGB").getcolors(1 << 24) or []}
+    if colours - {(0, 0, 0), (255, 255, 255)}:
+        return "maskImage holds pixels other than pure black and white"
+    if (0, 0, 0) not in colours:
+        return "maskImage has no black pixel: nothing to change"
+    return None
 
 
 def aws_error(status: int, kind: str, message: str) -> Reply:
@@ -214,6 +242,13 @@ class FakeBedrock(FakeUpstream):
         n = config.get("numberOfImages", 1)
         if not isinstance(n, int) or not 1 <= n <= 5:
             problems.append(f"numberOfImages {n!r}")
+        seed = config.get("seed")
+        if (
+            "nova" in model
+            and seed is not None
+            and not (isinstance(seed, int) and 0 <= seed <= NOVA_MAX_SEED)
+        ):
+            problems.append(f"seed {seed!r} outside 0..{NOVA_MAX_SEED}")
         if config.get("quality", "standard") not in ("standard", "premium"):
             problems.append(f"quality {config['quality']!r}")
         if "width" in config or "height" in config:
@@ -235,18 +270,20 @@ class FakeBedrock(FakeUpstream):
             if not isinstance(params.get("text"), str) or not params["text"]:
                 problems.append("textToImageParams.text missing")
         elif task == "INPAINTING":
-            if decode_b64_image(params.get("image")) is None:
-                problems.append("inPaintingParams.image is not a base64 image")
+            if why := input_image_problem("inPaintingParams.image", params.get("image")):
+                problems.append(why)
             if ("maskImage" in params) == ("maskPrompt" in params):
                 problems.append("exactly one of maskImage / maskPrompt")
-            if "maskImage" in params and decode_b64_image(params["maskImage"]) is None:
-                problems.append("maskImage is not a base64 image")
+            if "maskImage" in params and (why := mask_problem(params["maskImage"])):
+                problems.append(why)
         else:
             images = params.get("images")
             if not isinstance(images, list) or not 1 <= len(images) <= 5:
                 problems.append("imageVariationParams.images must hold 1-5 images")
-            elif any(decode_b64_image(i) is None for i in images):
-                problems.append("imageVariationParams.images holds a non-image")
+            else:
+                for image in images:
+                    if why := input_image_problem("imageVariationParams.images", image):
+                        problems.append(why)
         return problems
 
     @staticmethod

@@ -38,6 +38,9 @@ WH = {
     "flux-2-max": (16, 64, 2048),
     "flux-2-flex": (16, 64, 2048),
 }
+# FLUX.2: at most 4 MP, BFL's megapixel being 1024x1024 ("4 megapixels (e.g., 2048x2048)",
+# https://help.bfl.ai/articles/4029171097-flux-2-technical-specifications)
+MAX_PIXELS = {"flux-2-pro": 2048 * 2048, "flux-2-max": 2048 * 2048, "flux-2-flex": 2048 * 2048}
 RATIO = {"flux-pro-1.1-ultra", "flux-kontext-pro", "flux-kontext-max"}
 FILL = {"flux-pro-1.0-fill"}
 RATIO_RE = re.compile(r"^(\d+):(\d+)$")
@@ -116,6 +119,10 @@ class FakeBFL(FakeUpstream):
                     continue
                 if not isinstance(value, int) or value % step or not lo <= value <= hi:
                     problems.append(f"{name}={value!r}: not a multiple of {step} in {lo}..{hi}")
+            w, h = body.get("width"), body.get("height")
+            cap = MAX_PIXELS.get(model)
+            if cap and isinstance(w, int) and isinstance(h, int) and w * h > cap:
+                problems.append(f"{w}x{h} is over {cap} pixels")
         if "aspect_ratio" in body:
             m = RATIO_RE.match(str(body["aspect_ratio"]))
             if not m or not 9 / 21 <= int(m[1]) / int(m[2]) <= 21 / 9:

@@ -15,8 +15,14 @@ from fakes.scripted import Received, ScriptedFake, decode_image, image_bytes
 
 GEMINI_RATIOS = {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"}
 IMAGEN_RATIOS = {"1:1", "3:4", "4:3", "9:16", "16:9"}
-VERTEX_ONLY = {"seed", "addWatermark", "outputOptions", "includeRaiReason", "sampleImageSize",
-               "editMode", "storageUri"}  # fmt: skip
+# ``parameters`` of Imagen's ``predict`` as the python-genai SDK wrote them
+# (``_GenerateImagesConfig_to_mldev`` / ``_to_vertex`` in google/genai/models.py): the Gemini API
+# takes ``GEMINI_API_PARAMS``; the SDK refused the ``VERTEX_ONLY`` ones there.
+GEMINI_API_PARAMS = {
+    "sampleCount", "aspectRatio", "guidanceScale", "safetySetting", "personGeneration",
+    "includeSafetyAttributes", "includeRaiReason", "language", "outputOptions", "sampleImageSize",
+}  # fmt: skip
+VERTEX_ONLY = {"seed", "addWatermark", "negativePrompt", "enhancePrompt", "storageUri", "editMode"}
 
 
 def check_generate_content(doc: dict[str, Any], problems: list[str]) -> None:
@@ -90,6 +96,12 @@ def check_predict(doc: dict[str, Any], problems: list[str], *, vertex: bool) -> 
         problems.append(
             f"Vertex-only parameters sent to the Gemini API: {set(params) & VERTEX_ONLY}"
         )
+    elif not vertex and set(params) - GEMINI_API_PARAMS:
+        problems.append(f"unknown parameters {sorted(set(params) - GEMINI_API_PARAMS)}")
+    if "imageSize" in params:  # generateContent's imageConfig name, not predict's
+        problems.append("parameters.imageSize: predict names it sampleImageSize")
+    if params.get("sampleImageSize") not in (None, "1K", "2K"):
+        problems.append(f"parameters.sampleImageSize {params.get('sampleImageSize')!r}")
     if "seed" in params and params.get("addWatermark") is not False:
         problems.append("seed sent without addWatermark: false")
     options = params.get("outputOptions")

@@ -5,16 +5,28 @@
 on (``processing`` for ``running_polls`` polls, then ``succeeded`` with URLs this fake hosts).
 ``never_finish`` keeps it processing; ``fail_with`` makes the next one fail with that error;
 ``POST urls.cancel`` cancels it and is recorded in ``cancels``.
+
+Files API (https://replicate.com/docs/reference/http, as replicate-python's ``files.create``
+sends it): ``POST /v1/files`` multipart with the bytes in a ``content`` part (filename and
+content type) and an optional JSON ``metadata`` field, answered 201 with ``{id, name,
+content_type, size, etag, checksums, metadata, created_at, expires_at, urls: {get}}``;
+``GET /v1/files/{id}`` answers the same object. A file input is either a ``data:`` URI under
+1 MB (Replicate recommends data URIs only below that) or the ``urls.get`` of a file uploaded
+here; ``uploads`` lists what was uploaded.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import hashlib
+import json
 import re
 from collections import deque
 from typing import Any
 
 from aiohttp import web
-from fakes.recorder import FakeUpstream, Reply, decode_data_uri, png
+from fakes.recorder import FakeUpstream, Reply, Seen, decode_data_uri, image_of, png
 
 __all__ = ["FakeReplicate", "Reply"]
 
@@ -86,6 +98,8 @@ SCHEMAS: dict[str, tuple[set[str], set[str], int | None, set[str]]] = {
     ),
 }
 VERSION_RE = re.compile(r"^[0-9a-f]{64}$")
+DATA_URI_MAX_BYTES = 1_000_000
+MAX_FILE_BYTES = 100_000_000
 RUNNING = ("starting", "processing")
 
 
@@ -98,7 +112,11 @@ class FakeReplicate(FakeUpstream):
         self.fail_with: deque[str] = deque()
         self.predictions: dict[str, dict[str, Any]] = {}
         self.cancels: list[str] = []
+        self.files: dict[str, dict[str, Any]] = {}
+        self.uploads: list[bytes] = []  # the bytes of each POST /v1/files, in order
         router = self.app.router
+        router.add_post("/v1/files", self._upload)
+        router.add_get("/v1/files/{id}", self._file)
         router.add_post("/v1/models/{owner}/{name}/predictions", self._create)
         router.add_post("/v1/predictions", self._create)
         router.add_get("/v1/predictions/{id}", self._get)
@@ -167,11 +185,96 @@ class FakeReplicate(FakeUpstream):
         self.predictions[pid] = prediction
         return web.json_response(self._public(prediction), status=201)
 
-    @staticmethod
-    def _check(model: str, payload: dict[str, Any]) -> list[str]:
+    # --- Files API --------------------------------------------------------------------------
+    async def _upload(self, request: web.Request) -> web.Response:
+        seen = Seen(
+            request.method,
+            request.path,
+            request.raw_path,
+            dict(request.query),
+            dict(request.headers),
+        )
+        self.seen.append(seen)
+        problems = self._auth(seen.headers)
+        await self.parse_multipart(request, seen, problems)
+        if set(seen.files) != {"content"}:
+            problems.append(f"file parts {sorted(seen.files)}, expected one named 'content'")
+        if set(seen.fields) - {"metadata"}:
+            problems.append(f"unexpected fields {sorted(seen.fields)}")
+        if "metadata" in seen.fields:
+            try:
+                metadata = json.loads(seen.fields["metadata"][0])
+            except ValueError:
+                metadata = None
+            if not isinstance(metadata, dict):
+                problems.append("metadata is not a JSON object")
+        filename, content_type, data = seen.files.get("content", (None, None, b""))
+        if not filename or not content_type:
+            problems.append("content part without filename or content type")
+        if len(data) > MAX_FILE_BYTES:
+            problems.append(f"file of {len(data)} bytes is over {MAX_FILE_BYTES}")
+        if problems:
+            return self.violation("files.create", problems, {"detail": "; ".join(problems)})
+        scripted = self.scripted("files", any_key=False)
+        if scripted is not None:
+            return await self.reply(scripted)
+        self.uploads.append(data)
+        file_id = base64.urlsafe_b64encode(self.next_id("file").encode()).decode().rstrip("=")
+        now = dt.datetime.now(dt.UTC)
+        md5 = hashlib.md5(data).hexdigest()
+        self.files[file_id] = {
+            "id": file_id,
+            "name": filename,
+            "content_type": content_type,
+            "size": len(data),
+            "etag": md5,
+            "checksums": {"sha256": hashlib.sha256(data).hexdigest(), "md5": md5},
+            "metadata": {},
+            "created_at": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "expires_at": (now + dt.timedelta(days=1))
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "urls": {"get": f"{self.url}/v1/files/{file_id}"},
+            "_data": data,
+        }
+        return web.json_response(self._file_json(file_id), status=201)
+
+    async def _file(self, request: web.Request) -> web.Response:
+        seen = await self.record(request)
+        if problems := self._auth(seen.headers):
+            return self.violation("files.get", problems, {"detail": "Unauthenticated"})
+        file_id = request.match_info["id"]
+        if file_id not in self.files:
+            return web.json_response({"detail": "Not found."}, status=404)
+        return web.json_response(self._file_json(file_id))
+
+    def _file_json(self, file_id: str) -> dict[str, Any]:
+        return {k: v for k, v in self.files[file_id].items() if not k.startswith("_")}
+
+    def file_input_problem(self, name: str, value: Any) -> str | None:
+        """Why ``value`` is not a file input Replicate takes for an image field."""
+        prefix = f"{self.url}/v1/files/"
+        if isinstance(value, str) and value.startswith(prefix):
+            found = self.files.get(value[len(prefix) :])
+            if found is None:
+                return f"{name} names a file that was never uploaded"
+            if image_of(found["_data"]) is None:
+                return f"{name} names a file that is not an image"
+            return None
+        if decode_data_uri(value) is None:
+            return f"{name} is neither a data: URI image nor an uploaded file's URL"
+        decoded = len(base64.b64decode(str(value).partition(",")[2]))
+        if decoded >= DATA_URI_MAX_BYTES:
+            return f"{name} is a data: URI of {decoded} bytes: upload files of 1 MB or more"
+        return None
+
+    def _check(self, model: str, payload: dict[str, Any]) -> list[str]:
         problems: list[str] = []
         if not isinstance(payload.get("prompt"), str):
             problems.append("input.prompt missing")
+        for name in ("input_image", "image", "mask"):
+            if name in payload and (why := self.file_input_problem(name, payload[name])):
+                problems.append(why)
         schema = SCHEMAS.get(model)
         if schema is None:
             return problems
@@ -187,9 +290,6 @@ class FakeReplicate(FakeUpstream):
                 problems.append(f"num_outputs {n!r}")
         if "output_format" in payload and payload["output_format"] not in formats:
             problems.append(f"output_format {payload['output_format']!r}")
-        for name in ("input_image", "image", "mask"):
-            if name in payload and decode_data_uri(payload[name]) is None:
-                problems.append(f"{name} is not a data: URI image")
         return problems
 
     async def _get(self, request: web.Request) -> web.Response:

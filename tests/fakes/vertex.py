@@ -1,6 +1,9 @@
 """A fake Vertex AI: ``projects/{p}/locations/{r}/publishers/google/models/{m}:predict`` (Imagen
 generation and mask editing) and ``:generateContent``, bearer tokens, express mode with
-``x-goog-api-key``, and an OAuth token endpoint that verifies service-account JWT assertions.
+``x-goog-api-key``, and an OAuth token endpoint (``/token``) that verifies the signed JWT
+assertion (RFC 7523) google-auth sends for a service account. Each exchange mints a new token
+(the first is ``fake.token``) that lives ``lifetimes`` seconds (default 3599); ``token_gate``,
+when set, holds answers until it opens.
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with FakeVertex(public_key=key.public_key()) as fake:
@@ -9,9 +12,12 @@ generation and mask editing) and ``:generateContent``, bearer tokens, express mo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import threading
 import time
+from collections import deque
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +29,7 @@ from fakes.scripted import Received, ScriptedFake, decode_image
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 EDIT_MODES = {"EDIT_MODE_INPAINT_INSERTION", "EDIT_MODE_INPAINT_REMOVAL", "EDIT_MODE_OUTPAINT",
               "EDIT_MODE_BGSWAP"}  # fmt: skip
 
@@ -72,7 +79,11 @@ class FakeVertex(ScriptedFake):
         self.project, self.region, self.token = project, region, token
         self.public_key = public_key
         self.api_key = api_key
-        self.token_requests = 0
+        self.token_requests = 0  # answered exchanges
+        self.token_arrivals = 0  # exchanges received (answered or held at the gate)
+        self.issued: list[str] = []
+        self.lifetimes: deque[int] = deque()
+        self.token_gate: threading.Event | None = None
         base = "/v1/projects/{project}/locations/{region}/publishers/google/models/{target}"
         self.app.router.add_post(base, self._handle)
         self.app.router.add_post("/v1/publishers/google/models/{target}", self._handle)
@@ -94,12 +105,28 @@ class FakeVertex(ScriptedFake):
         }  # fmt: skip
 
     async def _token(self, request: web.Request) -> web.Response:
+        self.token_arrivals += 1
+        if self.token_gate is not None:
+            opened = await asyncio.to_thread(self.token_gate.wait, 30)
+            assert opened, "token gate never opened"
         self.token_requests += 1
         form = await request.post()
         problems: list[str] = []
         if form.get("grant_type") != GRANT:
             problems.append(f"grant_type {form.get('grant_type')!r}")
-        assertion = str(form.get("assertion", ""))
+        else:
+            self._check_assertion(str(form.get("assertion", "")), problems)
+        if problems:
+            self.violations.extend(f"/token: {p}" for p in problems)
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        token = self.token if not self.issued else f"{self.token}.{len(self.issued)}"
+        self.issued.append(token)
+        lifetime = self.lifetimes.popleft() if self.lifetimes else 3599
+        return web.json_response(
+            {"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}
+        )
+
+    def _check_assertion(self, assertion: str, problems: list[str]) -> None:
         try:
             head, claims_b64, sig = assertion.split(".")
             header = json.loads(_unb64url(head))
@@ -114,16 +141,12 @@ class FakeVertex(ScriptedFake):
         else:
             if header.get("alg") != "RS256" or header.get("kid") != "kid-1":
                 problems.append(f"JWT header {header}")
-            if claims.get("scope") != SCOPE or claims.get("aud") != self.url + "/token":
+            # the documented audience, whatever URL the assertion is posted to:
+            # https://developers.google.com/identity/protocols/oauth2/service-account#httprest
+            if claims.get("scope") != SCOPE or claims.get("aud") != GOOGLE_TOKEN_URI:
                 problems.append(f"JWT claims {claims}")
             if not claims.get("iat") <= time.time() + 5 < claims.get("exp"):
                 problems.append("JWT is not currently valid")
-        if problems:
-            self.violations.extend(f"/token: {p}" for p in problems)
-            return web.json_response({"error": "invalid_grant"}, status=400)
-        return web.json_response(
-            {"access_token": self.token, "expires_in": 3599, "token_type": "Bearer"}
-        )
 
     async def _handle(self, request: web.Request) -> web.Response:
         model, _, method = request.match_info["target"].partition(":")
@@ -139,7 +162,7 @@ class FakeVertex(ScriptedFake):
             if request.match_info["region"] != self.region:
                 problems.append(f"location {request.match_info['region']!r}")
             auth = request.headers.get("Authorization")
-            if auth != f"Bearer {self.token}":
+            if auth not in {f"Bearer {t}" for t in [self.token, *self.issued]}:
                 problems.append(f"Authorization is {auth!r}")
         await self.read_json(request, received, problems)
         doc = received.json or {}

@@ -20,8 +20,6 @@ from starlette.routing import BaseRoute, Route
 from ..control import ControlPlane
 from ..errors import InvalidRequest, NotFound
 from ..keyring import pepper
-from ..store.prompts import validate
-from ..store.views import iso, page_view, workspace_view
 from ..workspaces import (
     WORKSPACE_ID,
     ApiKeyRecord,
@@ -35,7 +33,9 @@ from ..workspaces import (
 from .body import read_json
 from .control import Handler, guarded
 from .params import MAX_ID_CHARS, path_id, query_text
+from .prompts import validate
 from .responses import JSONResponse
+from .views import iso, page_view, workspace_view
 
 MAX_RATE = 1_000_000_000  # far above any real limit, far below 64-bit overflow in Redis/SQL
 MAX_USD = 1e12

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
 from ..config import Config, load_config
+from ..console import console_routes
 from ..errors import Forbidden, GatewayError, InternalError, MethodNotAllowed, NotFound
 from ..gateway import Gateway
 from ..keyring import pepper
@@ -126,7 +127,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
             await gw.close()
 
     app = Starlette(
-        routes=routes(),
+        routes=routes() + console_routes(config),  # the console last: API routes match first
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: unhandled},
     )

@@ -29,7 +29,7 @@ from ..errors import (
     NotFound,
     ServiceUnavailable,
 )
-from ..store import SqlStore, StoreUnavailable
+from ..store import Store, StoreUnavailable
 from ..workspaces import (
     DEFAULT_WORKSPACE,
     KEY_PREFIX,
@@ -68,7 +68,7 @@ class Authenticator:
     """Config keys in memory; managed keys through ``store`` when one is given."""
 
     def __init__(
-        self, keys: list[str], *, store: SqlStore | None = None, pepper: bytes | None = None
+        self, keys: list[str], *, store: Store | None = None, pepper: bytes | None = None
     ) -> None:
         self.store = store
         self.pepper = pepper

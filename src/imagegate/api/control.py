@@ -30,18 +30,7 @@ from ..errors import (
     NotFound,
     ServiceUnavailable,
 )
-from ..store import StoreUnavailable, TraceQuery
-from ..store.prompts import add_version, create_prompt
-from ..store.views import (
-    identity_view,
-    iso,
-    page_view,
-    prompt_view,
-    thread_view,
-    trace_view,
-    usage_view,
-    version_view,
-)
+from ..store import Conflict, StoreError, StoreUnavailable, TraceQuery
 from ..workspaces import Principal
 from .auth import caller
 from .body import read_json
@@ -54,7 +43,18 @@ from .params import (
     query_text,
     query_time,
 )
+from .prompts import add_version, create_prompt
 from .responses import JSONResponse, error_response
+from .views import (
+    identity_view,
+    iso,
+    page_view,
+    prompt_view,
+    thread_view,
+    trace_view,
+    usage_view,
+    version_view,
+)
 
 log = logging.getLogger("imagegate.api")
 Handler = Callable[[Request, ControlPlane, Principal], Awaitable[Response]]
@@ -63,6 +63,21 @@ THREAD_TRACES = 1000
 MAX_VERSION = 2**31 - 1  # prompt_versions.version is a 32-bit integer in PostgreSQL
 SETTLE_S = 1.0
 GROUP_BY = ("key", "identity", "model")
+
+
+class ConflictError(GatewayError):
+    """An id (or a key) that is already taken: orq's error body with status 409."""
+
+    status = 409
+    code = "conflict"
+    type = "invalid_request_error"
+
+
+def store_refusal(exc: StoreError) -> GatewayError:
+    """What the store refused, as the caller's error: 409 for a taken id, else 400."""
+    if isinstance(exc, Conflict):
+        return ConflictError(exc.message, param=exc.param)
+    return InvalidRequest(exc.message, param=exc.param)
 
 
 def guarded(handler: Handler, *, admin: bool = False) -> Callable[[Request], Awaitable[Response]]:
@@ -79,6 +94,8 @@ def guarded(handler: Handler, *, admin: bool = False) -> Callable[[Request], Awa
             return await handler(request, control, principal)
         except StoreUnavailable:
             return error_response(ServiceUnavailable("the store is unavailable; try again"))
+        except StoreError as exc:
+            return error_response(store_refusal(exc))
         except GatewayError as exc:
             return error_response(exc)
         except Exception:

@@ -12,7 +12,6 @@ from ..models import (
     CreateImageRequestBody,
     CreateImageVariationRequestBody,
 )
-from ..store.prompts import PromptCreateBody, PromptVersionBody
 from .admin import KeyCreate, WorkspaceCreate, WorkspacePatch
 from .openapi_control import (
     API_KEY,
@@ -30,6 +29,7 @@ from .openapi_control import (
     list_of,
     ref,
 )
+from .prompts import PromptCreateBody, PromptVersionBody
 
 PREFIXES = ("/v2/router", "/v3/router", "/v2/gateway", "/v2/proxy", "/v1")
 ERROR_SCHEMA = {

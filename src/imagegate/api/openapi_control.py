@@ -30,7 +30,7 @@ def error_responses(
     return out
 
 
-# --- the control plane, files, metrics: shapes of api/control.py and store/views.py ---------
+# --- the control plane, files, metrics: shapes of api/control.py and api/views.py ---------
 
 _STR_OR_NULL = {"type": ["string", "null"]}
 _TIME = {"type": ["string", "null"], "description": "ISO 8601 UTC with milliseconds"}

@@ -44,11 +44,15 @@ class LocalBlobStore:
             raise ValueError(f"not a blob key: {key!r}")
         return self.root / key[:2] / key
 
+    archive_threads = 2  # decoding, hashing and writing are CPU and local IO: a few suffice
+
     async def put(self, key: str, data: bytes, content_type: str, *, cold: bool = False) -> None:
         await asyncio.to_thread(self.put_sync, key, data, cold=cold)
 
-    def put_sync(self, key: str, data: bytes, *, cold: bool = False) -> None:
-        """Blocking write (for callers already on a worker thread)."""
+    def put_sync(
+        self, key: str, data: bytes, content_type: str | None = None, *, cold: bool = False
+    ) -> None:
+        """Blocking write (for callers already on a worker thread); the type is not kept."""
         path = self.path_for(key)
         if self.pack is not None and len(data) <= self.pack_max_bytes:
             self.pack.put(key, data)

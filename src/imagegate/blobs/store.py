@@ -7,6 +7,9 @@ answering formats happen above them::
     key = blob_key(data)
     await store.put(key, data, "image/png")
     data = await store.get(key)   # None when absent
+
+Background writes (archive copies of images answered in base64) all take one path: the
+archive threads (``archive.py``) call ``put_sync``, which every backend implements.
 """
 
 from __future__ import annotations
@@ -49,9 +52,20 @@ def content_type_of(data: bytes, hint: str | None = None) -> str:
 class BlobStore(Protocol):
     """Where image bytes live. Writes are idempotent: a key always names the same bytes."""
 
+    archive_threads: int
+    """Archive threads that suit ``put_sync``: a few for a local disk (the work is CPU), more
+    for a network store (its threads mostly wait)."""
+
     async def put(self, key: str, data: bytes, content_type: str, *, cold: bool = False) -> None:
         """Store ``data`` under ``key`` (a no-op when it is already there). ``cold``: nobody
         is about to read it (an archive copy), so a backend may skip its read caches."""
+        ...
+
+    def put_sync(
+        self, key: str, data: bytes, content_type: str | None = None, *, cold: bool = False
+    ) -> None:
+        """``put`` as a blocking call, for the archive threads (never on the event loop);
+        ``content_type`` None: from the bytes."""
         ...
 
     async def get(self, key: str) -> bytes | None:

@@ -1,12 +1,13 @@
 """The canonical exact-match key (docs/images-and-cache.md).
 
 SHA-256 over canonical JSON (sorted keys, every field always present) of: the operation, the
-routing target (``model``, or the set of load-balancer models), every provider-facing
-parameter that shapes the image, and the SHA-256 of every uploaded file in order — scoped by
-the caller's API key. Left out on purpose: name, identity/contact, thread, metadata, user,
-retry, timeout, fallbacks, cache.ttl and response_format (one stored image answers either
-format). ``seed`` is in: it is sent to the provider and changes the picture. ``n`` is
-normalised (absent means 1), since every provider defaults it so.
+routing target (``model``, or the set of load-balancer models), every parameter that shapes
+the image, and the SHA-256 of every uploaded file in order — scoped by the caller's API key.
+Which request fields are in is the parameter table's ``key`` column (``request.Param``). Left
+out on purpose: name, identity/contact, thread, metadata, user, retry, timeout, fallbacks,
+cache.ttl and response_format (one stored image answers either format). ``seed`` is in: it is
+sent to the provider and changes the picture. ``n`` is normalised (absent means 1), since
+every provider defaults it so.
 """
 
 from __future__ import annotations
@@ -17,20 +18,15 @@ from typing import Any
 
 import orjson
 
-from ..request import ImageRequest
+from ..request import KEY_FIELDS, ImageRequest
 
 KEY_VERSION = 1
-KEY_PARAMS: tuple[str, ...] = (
-    "prompt",
-    "size",
-    "quality",
-    "style",
-    "background",
-    "output_format",
-    "output_compression",
-    "moderation",
-    "seed",
-)
+# Key fields with a rule of their own in ``canonical``; every other field the parameter table
+# marks ``key`` goes in by value (so a new keyed parameter cannot be left out of the key).
+OWN_RULE: frozenset[str] = frozenset({"operation", "model", "options", "n", "images", "mask"})
+if not OWN_RULE <= set(KEY_FIELDS):  # a rule for a field the table no longer keys
+    raise TypeError(f"cache key rules for unkeyed fields: {sorted(OWN_RULE - set(KEY_FIELDS))}")
+KEY_PARAMS: tuple[str, ...] = tuple(name for name in KEY_FIELDS if name not in OWN_RULE)
 
 
 def routing_target(request: ImageRequest) -> dict[str, Any]:

@@ -17,9 +17,13 @@ SigV4 service ``bedrock``; errors are the status plus ``x-amzn-ErrorType`` and
 
 Translation: Titan's fixed sizes (plus OpenAI's standard sizes, mapped to the nearest); Nova
 takes any size scaled into 320–4096 and rounded to 16; Stability takes the nearest aspect
-ratio. ``quality`` hd/high → ``premium``. Edits with a mask (or a transparent image) are
-``INPAINTING`` with the mask converted to Titan's black-is-edit; without one they are
-``IMAGE_VARIATION`` guided by the prompt. Credentials: ``access_key_id`` /
+ratio. ``quality`` hd/high → ``premium``. Edits with a mask (or an image with transparent
+pixels) are ``INPAINTING`` with the mask converted to Titan's black-is-edit and the image sent
+opaque; without one they are ``IMAGE_VARIATION`` guided by the prompt (``bedrock_images``).
+``seed`` + i goes to the i-th parallel call so they do not repeat an image; Nova takes seeds
+0–858,993,459 only (a seed outside is a 400; offsets wrap within the range). A Stability
+answer whose ``finish_reasons`` holds a filter reason is a content-policy refusal whether or
+not it carries ``images``. Credentials: ``access_key_id`` /
 ``secret_access_key`` / ``session_token`` in the entry, else botocore's usual chain (env,
 profile, role); or ``api_key`` for a Bedrock API key (``Authorization: Bearer``).
 """
@@ -44,6 +48,7 @@ from ..net import BodyTooLarge, read_capped
 from ..request import GeneratedImage, ImageRequest, ImageResult, Operation
 from . import inputs
 from .base import Capabilities
+from .bedrock_images import edit_mask, opaque_b64
 from .failures import (
     content_policy,
     invalid_input,
@@ -69,6 +74,9 @@ OPENAI_SIZES = ("256x256", "512x512", "1024x1024", "1792x1024", "1024x1792", "15
                 "1024x1536", "auto")  # fmt: skip
 RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
 MAX_PER_CALL = 5  # Titan and Nova: numberOfImages 1..5
+# Nova Canvas seeds: 0..858,993,459 (AWS's own Nova example draws its seed from that range,
+# https://docs.aws.amazon.com/nova/latest/userguide/code-examples-image.html).
+NOVA_MAX_SEED = 858_993_459
 TITAN = Capabilities(
     operations=ALL_OPS,
     sizes=frozenset(f"{w}x{h}" for w, h in TITAN_SIZES) | frozenset(OPENAI_SIZES),
@@ -106,6 +114,17 @@ def family(model: str) -> Family | None:
     if model.startswith("stability.") or ".stability." in model:
         return "stability"
     return None
+
+
+def call_seed(seed: int | None, index: int, top: int | None = None) -> int | None:
+    """The seed for the ``index``-th parallel call: parallel calls must not repeat an image.
+
+    With ``top`` (the model's largest seed) the offset wraps round to 0 instead of leaving
+    the range; the caller's own seed has been checked against it already.
+    """
+    if seed is None:
+        return None
+    return (seed + index) % (top + 1) if top is not None else seed + index
 
 
 def nova_size(size: str | None) -> tuple[int, int]:
@@ -160,20 +179,24 @@ class BedrockProvider(HTTPProvider):
 
     # --- Titan and Nova Canvas -----------------------------------------------------------
     async def _amazon(self, model: str, fam: Family, request: ImageRequest) -> ImageResult:
+        top = NOVA_MAX_SEED if fam == "nova" else None
+        if top is not None and request.seed is not None and not 0 <= request.seed <= top:
+            raise invalid_input(f"Nova Canvas takes a seed from 0 to {top}", "seed")
         task, config = await self._amazon_task(fam, request)
         n = request.n_images
 
         async def one(i: int) -> list[GeneratedImage]:
-            body = {**task, "imageGenerationConfig": {
-                **config, "numberOfImages": min(MAX_PER_CALL, n - i * MAX_PER_CALL)}}  # fmt: skip
-            doc = await self.invoke(model, body)
-            if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-                raise no_image(self.name)
-            if doc.get("error"):
+            call = {**config, "numberOfImages": min(MAX_PER_CALL, n - i * MAX_PER_CALL)}
+            if request.seed is not None:
+                call["seed"] = call_seed(request.seed, i, top)
+            doc = await self.invoke(model, {**task, "imageGenerationConfig": call})
+            if isinstance(doc, dict) and doc.get("error"):
                 message = str(doc["error"])
                 if looks_like_policy(message):
                     raise content_policy(self.name, message)
                 raise job_failed(self.name, message)
+            if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+                raise no_image(self.name)
             return [GeneratedImage(b64=b, mime="image/png") for b in doc["images"]]
 
         images = await fan_out(math.ceil(n / MAX_PER_CALL), one)
@@ -191,8 +214,6 @@ class BedrockProvider(HTTPProvider):
             config["quality"] = "premium"
         elif request.quality in ("standard", "medium", "low"):
             config["quality"] = "standard"
-        if request.seed is not None:
-            config["seed"] = request.seed
         if request.operation == "generations":
             w, h = (
                 nearest_size(request.size, TITAN_SIZES)
@@ -205,19 +226,16 @@ class BedrockProvider(HTTPProvider):
         first = request.images[0]
         mask: bytes | None = None
         if request.operation == "edits":
-            if request.mask is not None:
-                mask = await inputs.provider_mask(request.mask, "black")
-            else:
-                mask = await inputs.alpha_mask(first, "black")
+            mask = await edit_mask(first, request.mask)
         if mask is not None:
             inpaint: dict[str, Any] = {
-                "image": await inputs.b64(first),
+                "image": await opaque_b64(first),
                 "maskImage": base64.b64encode(mask).decode("ascii"),
             }
             if request.prompt:
                 inpaint["text"] = request.prompt
             return {"taskType": "INPAINTING", "inPaintingParams": inpaint}, config
-        variation: dict[str, Any] = {"images": [await inputs.b64(i) for i in request.images]}
+        variation: dict[str, Any] = {"images": [await opaque_b64(i) for i in request.images]}
         if request.prompt:
             variation["text"] = request.prompt
         return {"taskType": "IMAGE_VARIATION", "imageVariationParams": variation}, config
@@ -234,19 +252,24 @@ class BedrockProvider(HTTPProvider):
             body["strength"] = min(1.0, interval_option(self.config.option("image_strength"), 0.5))
         if request.output_format:
             body["output_format"] = request.output_format
-        if request.seed is not None:
-            body["seed"] = request.seed
 
-        async def one(_: int) -> list[GeneratedImage]:
-            doc = await self.invoke(model, body)
-            if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        async def one(i: int) -> list[GeneratedImage]:
+            seed = call_seed(request.seed, i)
+            doc = await self.invoke(model, body if seed is None else {**body, "seed": seed})
+            if not isinstance(doc, dict):
                 raise no_image(self.name)
-            reasons = [r for r in doc.get("finish_reasons") or [] if r]
+            # A filtered answer may carry no ``images`` at all, {"finish_reasons": ["Filter
+            # reason: prompt"]}, so the reasons are read first:
+            # https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-diffusion-stable-ultra-text-image-request-response.html
+            found = doc.get("finish_reasons")
+            reasons = [str(r) for r in found if r] if isinstance(found, list) else []
             if reasons:
-                why = "; ".join(str(r) for r in reasons)
+                why = "; ".join(reasons)[:500]
                 if "filter" in why.lower():
                     raise content_policy(self.name, why)
                 raise job_failed(self.name, why)
+            if not isinstance(doc.get("images"), list):
+                raise no_image(self.name)
             mime = f"image/{request.output_format or 'png'}"
             return [GeneratedImage(b64=b, mime=mime) for b in doc["images"]]
 

@@ -12,8 +12,11 @@ https ``*.bfl.ai`` host (BFL answers regional ones such as ``api.eu1.bfl.ai``); 
 fails the attempt.
 
 Translation: ``size`` → ``width``/``height`` rounded to the model's step and range (FLUX 1.x
-pro/dev: multiples of 32 in 256–1440; FLUX.2: multiples of 16 from 64) or the nearest
-``aspect_ratio`` (Ultra, Kontext); one task makes one image, so ``n`` is fanned out; edit
+pro/dev: multiples of 32 in 256–1440; FLUX.2: multiples of 16, sides 64–2048, at most 4 MP
+where BFL counts 2048x2048 as 4 MP: https://help.bfl.ai/articles/4029171097-flux-2-technical-specifications
+and the ``width``/``height`` ranges of https://docs.bfl.ai/api-reference) or the nearest
+``aspect_ratio`` (Ultra, Kontext); one task makes one image, so ``n`` is fanned out with
+``seed`` + i on the i-th task (parallel tasks must not repeat an image); edit
 images go as base64 (``input_image``, ``input_image_2``...; Fill: ``image`` + ``mask`` with the
 mask converted to white-is-edit). Config: ``poll_interval_s``, ``safety_tolerance``.
 """
@@ -21,6 +24,7 @@ mask converted to white-is-edit). Config: ``poll_interval_s``, ``safety_toleranc
 from __future__ import annotations
 
 import base64
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -52,6 +56,7 @@ class Model:
     size: Literal["wh", "ratio", "none"] = "wh"
     step: int = 32
     side: tuple[int, int] = (256, 1440)
+    max_pixels: int | None = None  # width x height cap when the sides alone do not bound it
     fill: bool = False  # FLUX.1 Fill: ``image`` + ``mask`` instead of ``input_image``
 
 
@@ -59,7 +64,10 @@ def _caps(ops: frozenset[Operation], max_images: int = 1, mask: bool = False) ->
     return Capabilities(operations=ops, output_formats=PNG_JPEG, max_images=max_images, mask=mask)
 
 
-FLUX2 = Model(_caps(GEN | EDIT, max_images=8), step=16, side=(64, 2048))
+FLUX2_MAX_PIXELS = 2048 * 2048  # "4 MP (e.g. 2048x2048)": BFL's megapixel is 1024x1024
+FLUX2 = Model(
+    _caps(GEN | EDIT, max_images=8), step=16, side=(64, 2048), max_pixels=FLUX2_MAX_PIXELS
+)
 KONTEXT = Model(_caps(GEN | EDIT, max_images=4), size="ratio")
 MODELS: dict[str, Model] = {
     "flux-pro-1.1": Model(_caps(GEN)),
@@ -75,17 +83,28 @@ MODELS: dict[str, Model] = {
 }
 
 
-def fit_size(wh: tuple[int, int], step: int, side: tuple[int, int]) -> tuple[int, int]:
-    """``wh`` scaled into ``side`` (keeping its ratio as far as it can) and rounded to ``step``."""
+def fit_size(
+    wh: tuple[int, int], step: int, side: tuple[int, int], max_pixels: int | None = None
+) -> tuple[int, int]:
+    """``wh`` scaled into ``side`` and under ``max_pixels`` (keeping its ratio as far as it
+    can) and rounded to ``step``."""
     lo, hi = side
     w, h = wh
     scale = min(1.0, hi / max(w, h))
+    if max_pixels is not None:
+        scale = min(scale, math.sqrt(max_pixels / (w * h)))
     scale = max(scale, lo / min(w, h)) if min(w, h) * scale < lo else scale
 
     def snap(v: float) -> int:
         return min(hi, max(lo, round(v / step) * step))
 
-    return snap(w * scale), snap(h * scale)
+    fw, fh = snap(w * scale), snap(h * scale)
+    while max_pixels is not None and fw * fh > max_pixels and max(fw, fh) - step >= lo:
+        if fw >= fh:  # rounding up went over the cap: take a step off the longer side
+            fw -= step
+        else:
+            fh -= step
+    return fw, fh
 
 
 class BFLProvider(HTTPProvider):
@@ -121,8 +140,9 @@ class BFLProvider(HTTPProvider):
             raise invalid_input(self.capabilities(model).refused or "unknown model", "model")
         body = await self._input(spec, request)
 
-        async def one(_: int) -> list[GeneratedImage]:
-            return [await self._task(model, body)]
+        async def one(i: int) -> list[GeneratedImage]:
+            seed = request.seed
+            return [await self._task(model, body if seed is None else {**body, "seed": seed + i})]
 
         images = await fan_out(request.n_images, one)
         size = None
@@ -141,7 +161,7 @@ class BFLProvider(HTTPProvider):
             body["prompt"] = request.prompt
         wh = parse_wh(request.size)
         if wh is not None and spec.size == "wh":
-            body["width"], body["height"] = fit_size(wh, spec.step, spec.side)
+            body["width"], body["height"] = fit_size(wh, spec.step, spec.side, spec.max_pixels)
         elif wh is not None and spec.size == "ratio":
             body["aspect_ratio"] = aspect_ratio(request.size, RATIOS)
         if request.operation == "edits":
@@ -157,8 +177,6 @@ class BFLProvider(HTTPProvider):
                     )
         if request.output_format:
             body["output_format"] = request.output_format
-        if request.seed is not None:
-            body["seed"] = request.seed
         if self.safety_tolerance is not None:
             body["safety_tolerance"] = int(self.safety_tolerance)
         return body

@@ -1,45 +1,6 @@
-"""Fan ``n`` out as parallel single-image calls for providers that return one image per call."""
+"""A shim: moved to ``core/fanout.py``. The old import path stays for the adapters not yet on the
+spec runner (fal, replicate, bfl, bedrock, google, vertex); removed in phase 2."""
 
-from __future__ import annotations
+from .core.fanout import fan_out, first_failure, gather
 
-import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any
-
-from ..errors import UpstreamFailure
-from ..request import GeneratedImage
-
-
-def first_failure(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The first provider failure inside a (nested) exception group, else its first leaf."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            pending[:0] = list(exc.exceptions)
-        else:
-            leaves.append(exc)
-    upstream = [e for e in leaves if isinstance(e, UpstreamFailure)]
-    return (upstream or leaves)[0]
-
-
-async def fan_out(
-    n: int, call_one: Callable[[int], Coroutine[Any, Any, list[GeneratedImage]]]
-) -> list[GeneratedImage]:
-    """Run ``call_one(i)`` for i in range(n) concurrently.
-
-    The first failure cancels the rest and is raised as itself (not as an ``ExceptionGroup``),
-    so the routing executor sees the provider's status and can retry or fall back.
-    """
-    if n <= 1:
-        return await call_one(0)
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(call_one(i)) for i in range(n)]
-    except BaseExceptionGroup as group_error:
-        raise first_failure(group_error) from None
-    images: list[GeneratedImage] = []
-    for task in tasks:
-        images.extend(task.result())
-    return images
+__all__ = ["fan_out", "first_failure", "gather"]

@@ -7,8 +7,9 @@ https://ai.google.dev/api/generate-content (``GenerateContentRequest``/``Respons
 One call returns one image, so ``n`` is fanned out by the provider. Translation: ``prompt`` →
 a text part; edit images → ``inlineData`` parts (base64 with their MIME type); ``size`` →
 ``imageConfig.aspectRatio`` (and ``imageSize`` 2K/4K on Gemini 3 when the longest side asks for
-it); ``seed`` → ``generationConfig.seed``. A blocked prompt or image is a 400
-``content_policy_violation``; an answer holding only text is a 502.
+it); ``seed`` → ``generationConfig.seed``. A blocked prompt or image (``BLOCKED``) is a 400
+``content_policy_violation``; an answer without an image for any other reason (only text,
+``IMAGE_OTHER``, ``NO_IMAGE``...) is a 502 the router may retry or fall back on.
 """
 
 from __future__ import annotations
@@ -29,10 +30,22 @@ NATIVE = (
     "768x1344", "1344x768", "1536x672",
 )  # fmt: skip
 SIZES = RatioSizes(RATIOS, NATIVE)
+# Finish reasons that mean a filter refused the prompt or the picture (400 content policy), from
+# the SDK's ``FinishReason`` enum (https://github.com/googleapis/python-genai, ``types.py``). Any
+# other reason without an image is a 502 the router may retry: ``IMAGE_OTHER`` ("stopped for a
+# reason not otherwise specified"), ``NO_IMAGE``, ``OTHER``, ``MAX_TOKENS``, ``LANGUAGE``...
 BLOCKED = frozenset(
-    {"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST",
-     "SPII", "RECITATION", "IMAGE_RECITATION", "IMAGE_OTHER"}
-)  # fmt: skip
+    {
+        "SAFETY",  # content potentially contains safety violations
+        "IMAGE_SAFETY",  # generated images have safety violations
+        "PROHIBITED_CONTENT",
+        "IMAGE_PROHIBITED_CONTENT",
+        "BLOCKLIST",  # forbidden terms
+        "SPII",  # sensitive personally identifiable information
+        "RECITATION",  # may be a recitation from a source: a filter, not a glitch
+        "IMAGE_RECITATION",
+    }
+)
 NO_IMAGES = Capabilities(operations=frozenset())
 
 
@@ -62,9 +75,7 @@ async def inline_images(request: ImageRequest) -> list[dict[str, Any]]:
     ]
 
 
-def request_body(
-    model: str, request: ImageRequest, images: list[dict[str, Any]]
-) -> dict[str, Any]:
+def request_body(model: str, request: ImageRequest, images: list[dict[str, Any]]) -> dict[str, Any]:
     """One ``GenerateContentRequest`` asking for one image (``images``: ``inline_images``)."""
     parts: list[dict[str, Any]] = [{"text": request.prompt or ""}, *images]
     modalities = ["TEXT", "IMAGE"] if "2.0" in model else ["IMAGE"]

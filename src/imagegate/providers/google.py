@@ -6,6 +6,12 @@ Gemini image models (``google/gemini-2.5-flash-image``...) go through ``generate
 ``x-goog-api-key`` header. Docs: https://ai.google.dev/gemini-api/docs/image-generation,
 https://ai.google.dev/gemini-api/docs/imagen, https://ai.google.dev/api/generate-content.
 
+Imagen on the Gemini API: Google's python-genai SDK stopped calling ``predict`` there in
+August 2026 (``generate_images`` is Vertex-only since
+https://github.com/googleapis/python-genai/commit/43ef621ffafde6b9a4591188a98d479a0c55d679).
+We still speak the endpoint's wire format (taken from the SDK just before that change), but
+``vertex/imagen-*`` is the supported route; see docs/providers/google.md.
+
 Wire translation lives in ``gemini.py`` and ``imagen.py`` (shared with ``vertex/``); this module
 holds the URL, the key, the fan-out of ``n`` and Google's error conventions. Config:
 ``api_key``, ``base_url`` (default https://generativelanguage.googleapis.com), ``api_version``

@@ -1,10 +1,23 @@
-"""OAuth access tokens for Vertex AI without a Google SDK.
+"""OAuth access tokens for Vertex AI, through the ``google-auth`` package.
 
-Either a fixed ``access_token`` from config (e.g. ``gcloud auth print-access-token``), or a
-service-account key (``credentials_file`` path or inline ``credentials``) exchanged for a token
-with the JWT-bearer grant (RFC 7523): an RS256-signed assertion POSTed to the key's
-``token_uri``; the token is cached until a minute before it expires. Docs:
-https://developers.google.com/identity/protocols/oauth2/service-account#httprest
+Where a token comes from, first match wins:
+
+1. ``access_token`` in config: sent as is (e.g. ``gcloud auth print-access-token``).
+2. ``credentials`` (inline JSON or mapping) or ``credentials_file``: a service-account key
+   (``google.oauth2.service_account.Credentials``: a signed JWT-bearer grant posted to the
+   key's ``token_uri``).
+3. Otherwise Application Default Credentials (``google.auth.default()``): the file named by
+   ``GOOGLE_APPLICATION_CREDENTIALS`` (service account, workload identity federation, gcloud
+   user credentials...), ``gcloud auth application-default login``, or the metadata server
+   on GCE/GKE/Cloud Run. Other credential types go that way, not inline: google-auth gives
+   each its own safeguards (user credentials always refresh at Google's endpoint).
+   Docs: https://cloud.google.com/docs/authentication/application-default-credentials and
+   https://googleapis.dev/python/google-auth/latest/user-guide.html
+
+google-auth refreshes with blocking HTTP (its ``requests`` transport), so a refresh runs in a
+worker thread (``asyncio.to_thread``), never on the event loop. Concurrent calls share the one
+refresh in flight. A token with less than ``REFRESH_AHEAD_S`` left is refreshed in the
+background while calls keep using it; one with less than ``MIN_LEFT_S`` left is not used.
 
 Secrets never leave this object: not logged, not put in error messages.
 """
@@ -12,121 +25,169 @@ Secrets never leave this object: not logged, not put in error messages.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import orjson
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+import google.auth
+import google.auth.exceptions
+import google.auth.transport.requests
+import google.oauth2.service_account
+import requests
+from google.auth.credentials import Credentials
 
 from ..config import ProviderConfig
-from ..errors import UpstreamHTTPError
+from ..errors import UpstreamConnectionError, UpstreamFailure, UpstreamHTTPError
+from .failures import not_configured
 
-SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
-GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-Fetch = Callable[[str, dict[str, str]], Awaitable[Any]]
+REFRESH_AHEAD_S = 300.0  # start a background refresh when a token has less than this left
+MIN_LEFT_S = 60.0  # below this a call waits for the new token
+MAX_KEY_BYTES = 64 * 1024  # a key file is ~2.5 KB; anything far larger is not one
 
 
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def sign_assertion(account: dict[str, Any], now: float) -> str:
-    """The signed JWT a service account presents to the token endpoint."""
-    key = serialization.load_pem_private_key(account["private_key"].encode(), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("service-account key is not an RSA key")
-    header = {"alg": "RS256", "typ": "JWT"}
-    if account.get("private_key_id"):
-        header["kid"] = account["private_key_id"]
-    claims = {
-        "iss": account["client_email"],
-        "scope": SCOPE,
-        "aud": account.get("token_uri") or DEFAULT_TOKEN_URI,
-        "iat": int(now),
-        "exp": int(now) + 3600,
-    }
-    signing_input = f"{_b64url(orjson.dumps(header))}.{_b64url(orjson.dumps(claims))}"
-    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{_b64url(signature)}"
-
-
-def _load_account(config: ProviderConfig) -> dict[str, Any] | None:
+def _explicit_info(config: ProviderConfig) -> dict[str, Any] | None:
+    """The key configured inline (``credentials``) or as a file (``credentials_file``)."""
     inline = config.option("credentials")
-    if isinstance(inline, dict):
-        return inline
+    if isinstance(inline, Mapping):
+        return dict(inline)
     if isinstance(inline, str) and inline.strip():
-        loaded: dict[str, Any] = json.loads(inline)
-        return loaded
-    path = config.option("credentials_file")
-    if path:
-        from_file: dict[str, Any] = json.loads(Path(str(path)).expanduser().read_text())
-        return from_file
-    return None
+        loaded = json.loads(inline)
+    elif path := config.option("credentials_file"):
+        raw = Path(str(path)).expanduser().read_bytes()
+        if len(raw) > MAX_KEY_BYTES:
+            raise ValueError("credentials file too large")
+        loaded = json.loads(raw)
+    else:
+        return None
+    if not isinstance(loaded, dict):
+        raise ValueError("credentials are not a JSON object")
+    return loaded
 
 
-def _refused(why: str) -> UpstreamHTTPError:
-    return UpstreamHTTPError(f"vertex: {why}", status=401, code="provider_credential_invalid")
+class UnsupportedCredentials(ValueError):
+    """A key of a type this entry cannot take inline (the message names it; no secret)."""
+
+
+def from_info(info: dict[str, Any]) -> tuple[Credentials, str | None]:
+    """google-auth credentials (and the key's project) for a service-account key; other
+    types belong in ``GOOGLE_APPLICATION_CREDENTIALS`` (ADC)."""
+    kind = info.get("type")
+    if kind != "service_account":
+        raise UnsupportedCredentials(
+            f"credentials of type {str(kind)[:40]!r}: a service_account key is expected here"
+            " (other types through GOOGLE_APPLICATION_CREDENTIALS)"
+        )
+    key = google.oauth2.service_account.Credentials
+    sa = key.from_service_account_info(  # type: ignore[no-untyped-call]
+        {"token_uri": DEFAULT_TOKEN_URI, **info}, scopes=SCOPES
+    )
+    project = info.get("project_id")
+    return sa, project if isinstance(project, str) else None
+
+
+def _refused(provider: str, why: str) -> UpstreamHTTPError:
+    return UpstreamHTTPError(f"{provider}: {why}", status=401, code="provider_credential_invalid")
 
 
 class TokenSource:
     """Bearer tokens for one provider entry; safe to share between concurrent calls."""
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: ProviderConfig, provider: str = "vertex") -> None:
         self._config = config
+        self._provider = provider
         self._static: str | None = config.option("access_token")
-        self._account: dict[str, Any] | None = None
+        self._credentials: Credentials | None = None
+        self._transport: google.auth.transport.requests.Request | None = None
         self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
+        self._expires_at = 0.0  # epoch seconds; inf when the credentials never expire
+        self._refreshing: asyncio.Task[tuple[str, float]] | None = None
+        self.project: str | None = None  # the key's or ADC's project, once loaded
 
     @property
-    def configured(self) -> bool:
+    def explicit(self) -> bool:
+        """A token or key is configured (else: an ``api_key``, or ADC)."""
         cfg = self._config
         return bool(self._static or cfg.option("credentials") or cfg.option("credentials_file"))
 
-    async def token(self, fetch: Fetch) -> str:
-        """A valid access token; ``fetch(url, form)`` POSTs the grant and returns its JSON."""
+    async def token(self) -> str:
+        """A valid access token (a refresh, when one is due, runs off the event loop)."""
         if self._static:
             return self._static
-        async with self._lock:
-            if self._token is None or time.time() >= self._expires_at - 60:
-                await self._mint(fetch, self._load())
-            assert self._token is not None
+        left = self._expires_at - time.time()
+        if self._token is not None and left > REFRESH_AHEAD_S:
             return self._token
+        refresh = self._refreshing or self._start_refresh()
+        if self._token is not None and left > MIN_LEFT_S:
+            return self._token  # still good while the new one is fetched
+        try:
+            token, _ = await asyncio.shield(refresh)
+        except UpstreamFailure as exc:  # a fresh error per caller: callers may rewrite theirs
+            raise type(exc)(exc.message, status=exc.status, code=exc.code) from None
+        return token
 
-    def _load(self) -> dict[str, Any]:
-        """The service-account key, read on first use (a bad file fails calls, not startup)."""
-        if self._account is None:
+    def _start_refresh(self) -> asyncio.Task[tuple[str, float]]:
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._refresh))
+        self._refreshing = task
+        task.add_done_callback(self._refreshed)
+        return task
+
+    def _refreshed(self, task: asyncio.Task[tuple[str, float]]) -> None:
+        self._refreshing = None
+        if not task.cancelled() and task.exception() is None:
+            self._token, self._expires_at = task.result()
+
+    def _refresh(self) -> tuple[str, float]:
+        """In a worker thread (one at a time): load the credentials once, then refresh."""
+        if self._credentials is None:
+            self._credentials, self.project = self._load()
+        if self._transport is None:
+            self._transport = google.auth.transport.requests.Request(requests.Session())
+        creds = self._credentials
+        try:
+            creds.refresh(self._transport)  # type: ignore[no-untyped-call]
+        except google.auth.exceptions.RefreshError as exc:
+            why = str(exc)[:300]
+            if getattr(exc, "retryable", False):
+                raise UpstreamConnectionError(f"{self._provider}: token refresh: {why}") from None
+            raise _refused(self._provider, f"token refresh refused: {why}") from None
+        except google.auth.exceptions.TransportError as exc:
+            why = str(exc)[:300]
+            raise UpstreamConnectionError(f"{self._provider}: token refresh: {why}") from None
+        except (google.auth.exceptions.GoogleAuthError, ValueError) as exc:
+            why = f"token refresh failed ({type(exc).__name__})"
+            raise _refused(self._provider, why) from None
+        if not isinstance(creds.token, str) or not creds.token:
+            raise _refused(self._provider, "token endpoint answered without an access_token")
+        expiry = creds.expiry  # naive UTC datetime, or None: never expires
+        expires_at = math.inf if expiry is None else expiry.replace(tzinfo=UTC).timestamp()
+        return creds.token, expires_at
+
+    def _load(self) -> tuple[Credentials, str | None]:
+        """The configured key, else ADC (read on first use: a bad key fails calls, not startup)."""
+        try:
+            info = _explicit_info(self._config)
+        except (OSError, ValueError) as exc:
+            why = f"credentials not readable ({type(exc).__name__})"
+            raise _refused(self._provider, why) from None
+        if info is not None:
             try:
-                self._account = _load_account(self._config)
-            except (OSError, ValueError) as exc:
-                raise _refused(f"credentials not readable ({type(exc).__name__})") from None
-            if self._account is None:
-                raise _refused("no credentials (access_token, credentials_file or credentials)")
-        return self._account
-
-    async def _mint(self, fetch: Fetch, account: dict[str, Any]) -> None:
-        now = time.time()
+                return from_info(info)
+            except UnsupportedCredentials as exc:
+                raise _refused(self._provider, str(exc)) from None
+            except (KeyError, ValueError, TypeError, google.auth.exceptions.GoogleAuthError):
+                raise _refused(self._provider, "unusable credentials (not a valid key)") from None
         try:
-            assertion = sign_assertion(account, now)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise _refused(f"unusable service-account key ({type(exc).__name__})") from None
-        uri = account.get("token_uri") or DEFAULT_TOKEN_URI
-        try:
-            doc = await fetch(uri, {"grant_type": GRANT, "assertion": assertion})
-        except UpstreamHTTPError as exc:
-            if exc.status is not None and exc.status < 500 and exc.status != 429:
-                exc.status, exc.code = 401, "provider_credential_invalid"
-                exc.message = f"vertex: token exchange refused: {exc.message}"
-            raise
-        token = doc.get("access_token") if isinstance(doc, dict) else None
-        if not isinstance(token, str) or not token:
-            raise _refused("token endpoint answered without an access_token")
-        self._token = token
-        self._expires_at = now + float(doc.get("expires_in") or 3600)
+            creds, project = google.auth.default(scopes=SCOPES)
+        except (google.auth.exceptions.GoogleAuthError, ValueError):
+            raise not_configured(
+                self._provider,
+                "no credentials (access_token, credentials_file, credentials or api_key) and "
+                "no usable Application Default Credentials",
+            ) from None
+        return creds, project

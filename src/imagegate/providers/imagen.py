@@ -3,14 +3,20 @@
 
 Docs: https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/imagen-api
 (generation), .../imagen-api-edit (mask editing with ``imagen-3.0-capability-001``) and
-https://ai.google.dev/gemini-api/docs/imagen (the Gemini API flavour: no seed, no
-``outputOptions``, ``imageSize`` instead of ``sampleImageSize``).
+https://ai.google.dev/gemini-api/docs/imagen (the Gemini API flavour). Both flavours name the
+2K switch ``sampleImageSize`` and take ``outputOptions`` and ``includeRaiReason``; the Gemini
+API refuses ``seed``, ``addWatermark``, ``negativePrompt`` and ``enhancePrompt``. Evidence: the
+python-genai SDK's ``_GenerateImagesConfig_to_mldev`` (Gemini API) and ``..._to_vertex`` in
+``google/genai/models.py``; the Gemini API one was removed when the SDK made
+``generate_images`` Vertex-only:
+https://github.com/googleapis/python-genai/commit/43ef621ffafde6b9a4591188a98d479a0c55d679
 
 Translation: ``size`` → the nearest of Imagen's aspect ratios (and ``2K`` when the longest side
 asks for more than 1536 px on models that render it); ``n`` → ``sampleCount`` in batches of 4
 (1 for Ultra); ``output_format``/``output_compression`` → ``outputOptions``; ``seed`` → ``seed``
-with the watermark off (Imagen refuses a seed otherwise). An OpenAI mask (transparent = edit)
-becomes Imagen's black/white mask (white = edit); no mask means the whole image may change.
+with the watermark off (Imagen refuses a seed otherwise; Vertex only). An OpenAI mask
+(transparent = edit) becomes Imagen's black/white mask (white = edit); no mask means the whole
+image may change.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ def per_call(model: str) -> int:
 
 
 def capabilities(model: str, *, vertex: bool) -> Capabilities:
-    formats = frozenset(MIME) if vertex else frozenset({"png"})
+    formats = frozenset(MIME)  # png and jpeg through ``outputOptions`` on both APIs
     if is_edit_model(model):
         return Capabilities(
             operations=frozenset({"edits"}) if vertex else frozenset(),
@@ -67,17 +73,15 @@ def capabilities(model: str, *, vertex: bool) -> Capabilities:
 def _common(
     model: str, request: ImageRequest, count: int, vertex: bool, extra: dict[str, Any]
 ) -> dict[str, Any]:
-    params: dict[str, Any] = {"sampleCount": count}
-    if vertex:
-        params["includeRaiReason"] = True
-        if request.output_format in MIME:
-            options: dict[str, Any] = {"mimeType": MIME[request.output_format]}
-            if request.output_format == "jpeg" and request.output_compression is not None:
-                options["compressionQuality"] = request.output_compression
-            params["outputOptions"] = options
-        if request.seed is not None:
-            params["seed"] = request.seed
-            params["addWatermark"] = False
+    params: dict[str, Any] = {"sampleCount": count, "includeRaiReason": True}
+    if request.output_format in MIME:
+        options: dict[str, Any] = {"mimeType": MIME[request.output_format]}
+        if request.output_format == "jpeg" and request.output_compression is not None:
+            options["compressionQuality"] = request.output_compression
+        params["outputOptions"] = options
+    if vertex and request.seed is not None:
+        params["seed"] = request.seed
+        params["addWatermark"] = False
     params.update(extra)
     return params
 
@@ -95,7 +99,7 @@ def generate_body(
     if request.size and request.size != "auto":
         params["aspectRatio"] = aspect_ratio(request.size, RATIOS)
         if model in TWO_K_MODELS and side_tier(request.size, ((1536, "1K"), (4096, "2K"))) == "2K":
-            params["sampleImageSize" if vertex else "imageSize"] = "2K"
+            params["sampleImageSize"] = "2K"
     params.update(extra or {})
     return {"instances": [{"prompt": request.prompt or ""}], "parameters": params}
 

@@ -17,8 +17,9 @@ from .. import imaging
 from ..config import ProviderConfig
 from ..request import GeneratedImage, ImageRequest, ImageResult, UploadedFile
 from .base import Capabilities
-from .failures import invalid_input
-from .inputs import too_many_pixels
+from .core.failures import invalid_input
+from .core.inputs import too_many_pixels
+from .core.sizes import parse_wh
 
 MAX_SIDE = 2048
 CAPS = Capabilities(
@@ -34,12 +35,10 @@ PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
 def parse_size(size: str | None, default: tuple[int, int] = (1024, 1024)) -> tuple[int, int]:
     """``"WxH"`` → (w, h); ``auto``/None → default; anything else is a 400 naming ``size``."""
-    if not size or size == "auto":
+    wh = parse_wh(size)
+    if wh is None:
         return default
-    w, sep, h = size.lower().partition("x")
-    if not sep or not (w + h).isascii() or not w.isdigit() or not h.isdigit() or len(w + h) > 10:
-        raise invalid_input(f"invalid size {size!r}: expected WIDTHxHEIGHT", "size")
-    width, height = int(w), int(h)
+    width, height = wh
     if not (16 <= width <= MAX_SIDE and 16 <= height <= MAX_SIDE):
         raise invalid_input(f"size {size!r} out of range 16..{MAX_SIDE}", "size")
     return width, height

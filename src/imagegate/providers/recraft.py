@@ -20,19 +20,16 @@ default 0.5).
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Any
 
 from ..config import ProviderConfig
-from ..errors import UpstreamHTTPError
-from ..request import GeneratedImage, ImageRequest, ImageResult, sniff_image
+from ..request import GeneratedImage, ImageResult, sniff_image
 from .base import Capabilities
-from .failures import invalid_input
-from .fanout import fan_out
-from .form import form_parts
-from .http import HTTPProvider
-from .openai import parse_images_response
-from .sizes import nearest_size
-from .translate import RatioSizes, batches, edit_mask_png, remap_policy
+from .core.answers import openai_images
+from .core.polling import interval_option
+from .core.sizes import RatioSizes, nearest_size, split_wh
+from .core.spec import Answer, Call, Keys, ModelSpec, ProviderSpec, Wire
 
 RATIOS = ("1:1", "2:1", "1:2", "3:2", "2:3", "4:3", "3:4", "5:4", "4:5", "6:10", "14:10",
           "10:14", "16:9", "9:16")  # fmt: skip
@@ -48,17 +45,74 @@ V4_PRO_SIZES = (
     "2048x2048", "3072x1536", "1536x3072", "2560x1664", "1664x2560", "2432x1792", "1792x2432",
     "2304x1792", "1792x2304", "1664x2688", "2560x1792", "1792x2560", "2688x1536", "1536x2688",
 )  # fmt: skip
-PER_CALL = 6
 
 
-def native_sizes(model: str) -> tuple[str, ...]:
+@dataclass(frozen=True, slots=True)
+class RecraftModel(ModelSpec):
+    native: tuple[str, ...] = ()  # the sizes the model renders
+    styled: bool = True  # takes the configured ``style`` (V4 takes none)
+
+
+def _family(native: tuple[str, ...], *, styled: bool) -> RecraftModel:
+    caps = Capabilities(
+        operations=frozenset({"generations", "edits", "variations"}),
+        sizes=RatioSizes(RATIOS, native),
+        max_n=10,
+        output_formats=frozenset(),
+        max_images=1,
+        mask=True,
+    )
+    return RecraftModel(caps, native=native, styled=styled)
+
+
+V3 = _family(V3_SIZES, styled=True)
+V4 = _family(V4_SIZES, styled=False)
+V4_PRO = _family(V4_PRO_SIZES, styled=False)
+
+
+def match(model: str) -> RecraftModel:
+    if model.endswith("vector"):
+        why = f"{model!r} is a vector model: it answers SVG, which this gateway does not serve"
+        return RecraftModel(Capabilities.nothing(why))
     if model.startswith("recraftv4"):
-        return V4_PRO_SIZES if "pro" in model else V4_SIZES
-    return V3_SIZES
+        return V4_PRO if "pro" in model else V4
+    return V3
 
 
-def _pairs(sizes: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
-    return tuple((int(s.split("x")[0]), int(s.split("x")[1])) for s in sizes)
+def native_size(entry: RecraftModel, size: str | None) -> str | None:
+    """The model's own size for ``size``: itself when listed, else the nearest listed one."""
+    if not size or size == "auto":
+        return None
+    if size in entry.native:
+        return size
+    pairs = tuple(wh for s in entry.native if (wh := split_wh(s)) is not None)
+    w, h = nearest_size(size, pairs)
+    return f"{w}x{h}"
+
+
+def build(call: Call[RecraftModel]) -> Wire:
+    request, entry, operation = call.request, call.entry, call.request.operation
+    out: dict[str, Any] = {"n": call.count, "response_format": "b64_json"}
+    if operation != "variations":
+        out["model"] = call.model
+        out["prompt"] = request.prompt or ""
+        if entry.styled and call.settings["style"]:
+            out["style"] = call.settings["style"]
+    size = native_size(entry, request.size)
+    if size and operation != "edits":
+        out["size"] = size
+    if operation == "edits" and call.mask is None:
+        out["strength"] = call.settings["strength"]
+    if operation == "generations":
+        return Wire("/images/generations", json=out)
+    if operation == "variations":
+        path = "/images/variateImage"
+    else:
+        path = "/images/inpaint" if call.mask is not None else "/images/imageToImage"
+    files = [("image", request.images[0])]
+    if call.mask is not None:
+        files.append(("mask", call.mask))
+    return Wire(path, fields=[(key, str(value)) for key, value in out.items()], files=files)
 
 
 def _kind(image: GeneratedImage) -> str | None:
@@ -69,101 +123,30 @@ def _kind(image: GeneratedImage) -> str | None:
     return sniff_image(raw[:16]) if raw else None
 
 
-class RecraftProvider(HTTPProvider):
-    """Recraft adapter: JSON generations, multipart edits and variations."""
+def parse(call: Call[RecraftModel], answer: Answer) -> ImageResult:
+    images = openai_images(answer.doc(), call.provider).images
+    kinds = [_kind(image) for image in images]
+    for image, kind in zip(images, kinds, strict=True):
+        image.mime = f"image/{kind}" if kind else image.mime
+    return ImageResult(images=images, output_format=kinds[0])
 
-    default_base_url = "https://external.api.recraft.ai/v1"
 
-    def __init__(self, name: str, config: ProviderConfig) -> None:
-        super().__init__(name, config)
-        self.base_url = (config.base_url or self.default_base_url).rstrip("/")
+def setup(config: ProviderConfig) -> dict[str, Any]:
+    style = config.option("style")
+    return {
+        "style": str(style) if style else None,
+        "strength": min(1.0, interval_option(config.option("strength"), 0.5)),
+    }
 
-    def capabilities(self, model: str) -> Capabilities:
-        if model.endswith("vector"):
-            return Capabilities.nothing(
-                f"{model!r} is a vector model: it answers SVG, which this gateway does not serve"
-            )
-        return Capabilities(
-            operations=frozenset({"generations", "edits", "variations"}),
-            sizes=RatioSizes(RATIOS, native_sizes(model)),
-            max_n=10,
-            output_formats=frozenset(),
-            max_images=1,
-            mask=True,
-        )
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        if self.config.api_key:
-            headers["Authorization"] = f"Bearer {self.config.api_key}"
-        return headers
-
-    def size(self, model: str, size: str | None) -> str | None:
-        if not size or size == "auto":
-            return None
-        native = native_sizes(model)
-        if size in native:
-            return size
-        w, h = nearest_size(size, _pairs(native))
-        return f"{w}x{h}"
-
-    def style(self, model: str) -> str | None:
-        """The configured Recraft style (V4 models take none)."""
-        configured = self.config.option("style")
-        if model.startswith("recraftv4") or not configured:
-            return None
-        return str(configured)
-
-    def fields(self, model: str, request: ImageRequest, count: int) -> dict[str, Any]:
-        """The parameters every endpoint shares (``prompt``/``size``/``strength`` per op)."""
-        out: dict[str, Any] = {"n": count, "response_format": "b64_json"}
-        if request.operation != "variations":
-            out["model"] = model
-            out["prompt"] = request.prompt or ""
-            style = self.style(model)
-            if style:
-                out["style"] = style
-        size = self.size(model, request.size)
-        if size and request.operation != "edits":
-            out["size"] = size
-        if request.operation == "edits" and request.mask is None:
-            out["strength"] = float(self.config.option("strength", 0.5))
-        return out
-
-    async def call(self, model: str, request: ImageRequest) -> ImageResult:
-        if request.operation != "generations" and not request.images:
-            raise invalid_input("an input image is required", "image")
-        mask_png: bytes | None = None
-        if request.operation == "edits" and request.mask is not None:
-            mask_png = await edit_mask_png(request.mask, request.images[0])
-        counts = batches(request.n_images, PER_CALL)
-
-        async def one(i: int) -> list[GeneratedImage]:
-            fields = self.fields(model, request, counts[i])
-            try:
-                doc = await self._send(request, fields, mask_png)
-            except UpstreamHTTPError as exc:
-                remap_policy(exc)
-                raise
-            return parse_images_response(doc, self.name).images
-
-        images = await fan_out(len(counts), one)
-        kinds = [_kind(image) for image in images]
-        for image, kind in zip(images, kinds, strict=True):
-            image.mime = f"image/{kind}" if kind else image.mime
-        return ImageResult(images=images, output_format=kinds[0])
-
-    async def _send(
-        self, request: ImageRequest, fields: dict[str, Any], mask_png: bytes | None
-    ) -> Any:
-        if request.operation == "generations":
-            url = f"{self.base_url}/images/generations"
-            return await self.send_json("POST", url, headers=self._headers(), json=fields)
-        path = {"variations": "variateImage", "edits": "inpaint" if mask_png else "imageToImage"}
-        url = f"{self.base_url}/images/{path[request.operation]}"
-        upload = request.images[0]
-        files = [("image", upload.filename, upload.content_type, upload.read_bytes())]
-        if mask_png is not None:
-            files.append(("mask", "mask.png", "image/png", mask_png))
-        form = form_parts([(key, str(value)) for key, value in fields.items()], files)
-        return await self.send_json("POST", url, headers=self._headers(), data=form)
+SPEC = ProviderSpec(
+    type="recraft",
+    build=build,
+    parse=parse,
+    base_url="https://external.api.recraft.ai/v1",
+    match=match,
+    batch=6,
+    mask="white",
+    setup=setup,
+    keys=Keys(optional=frozenset({"style", "strength"}), credentials=("api_key",)),
+)

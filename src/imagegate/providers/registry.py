@@ -2,7 +2,9 @@
 
 ``openai/dall-e-3`` resolves to the provider entry named ``openai`` and model ``dall-e-3``.
 An entry's ``type`` picks the adapter, so ``mylab: {type: openai-compatible, base_url: ...}``
-serves ``mylab/<model>``. Adapters are registered by type name in ``ADAPTERS``.
+serves ``mylab/<model>``. Adapters are registered by type name in ``ADAPTERS``: a
+``ProviderSpec`` (served by the one runner, ``core/runner.py``) or, for the adapters not yet
+declared as specs, a provider class.
 """
 
 from __future__ import annotations
@@ -11,65 +13,64 @@ import difflib
 import importlib
 import logging
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any
 
 from ..config import Config, ProviderConfig
 from .base import Provider
-from .http import HTTPProvider
+from .core.http import HTTPProvider
+from .core.runner import SpecProvider
+from .core.spec import Keys, ProviderSpec
 
 AdapterFactory = Callable[[str, ProviderConfig], Provider]
+AdapterKeys = Keys
 log = logging.getLogger(__name__)
 
-# type name -> "module:Class" (imported lazily so an unused adapter costs nothing)
-ADAPTERS: dict[str, str] = {
-    "openai": "imagegate.providers.openai:OpenAIProvider",
-    "openai-compatible": "imagegate.providers.openai:OpenAIProvider",
+# type name -> "module:SPEC" of a declared provider (imported when the registry is)
+SPECS: dict[str, str] = {
+    "openai": "imagegate.providers.openai.openai:SPEC",
+    "openai-compatible": "imagegate.providers.openai.openai:COMPATIBLE",
+    "azure": "imagegate.providers.openai.azure:SPEC",
+    "xai": "imagegate.providers.openai.xai:SPEC",
+    "together": "imagegate.providers.openai.together:SPEC",
+    "recraft": "imagegate.providers.recraft:SPEC",
+    "stability": "imagegate.providers.stability:SPEC",
+}
+# type name -> "module:Class" of a hand-written adapter (imported lazily, when configured)
+CLASSES: dict[str, str] = {
     "placeholder": "imagegate.providers.placeholder:PlaceholderProvider",
-    "azure": "imagegate.providers.azure:AzureProvider",
     "google": "imagegate.providers.google:GoogleProvider",
     "vertex": "imagegate.providers.vertex:VertexProvider",
-    "together": "imagegate.providers.together:TogetherProvider",
-    "xai": "imagegate.providers.xai:XAIProvider",
-    "recraft": "imagegate.providers.recraft:RecraftProvider",
-    "stability": "imagegate.providers.stability:StabilityProvider",
     "fal": "imagegate.providers.fal:FalProvider",
     "bedrock": "imagegate.providers.bedrock:BedrockProvider",
     "replicate": "imagegate.providers.replicate:ReplicateProvider",
     "bfl": "imagegate.providers.bfl:BFLProvider",
 }
+# type name -> where its adapter is ("module:attr"), or a spec registered at run time
+ADAPTERS: dict[str, str | ProviderSpec[Any]] = {**SPECS, **CLASSES}
 # providers that work without any key or configuration
 ALWAYS_ON = ("placeholder",)
 
 
-class AdapterKeys(NamedTuple):
-    """What one adapter type reads from its entry, beyond the keys every entry accepts.
+def _target(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
 
-    ``required``: groups of keys, one of each group must be set (else the config is refused).
-    ``optional``: the adapter-specific keys it reads via ``ProviderConfig.option``.
-    ``credentials``: one of these must be set for the entry to be served (empty: none needed);
-    a missing credential is not an error, since keys may come from env later.
-    """
 
-    required: tuple[tuple[str, ...], ...] = ()
-    optional: frozenset[str] = frozenset()
-    credentials: tuple[str, ...] = ()
+def spec_keys(spec: ProviderSpec[Any]) -> Keys:
+    """The keys a declared provider reads: its own, plus those the runner reads for it."""
+    extra = {spec.batch_option} if spec.batch_option else set()
+    if spec.polling is not None:
+        extra.add("poll_interval_s")
+    return spec.keys._replace(optional=spec.keys.optional | extra)
 
 
 _KEY = ("api_key",)
 _POLL = frozenset({"poll_interval_s"})
-# type name -> the keys its adapter reads (grep ``option(`` in providers/*.py to keep in step)
+# type name -> the keys its adapter reads: derived from the specs; written by hand for the
+# adapter classes (grep ``option(`` in their modules to keep in step)
 PROVIDER_KEYS: dict[str, AdapterKeys] = {
-    # a custom base_url may be a keyless OpenAI-compatible server
-    "openai": AdapterKeys(
-        optional=frozenset({"organization"}), credentials=("api_key", "base_url")
-    ),
-    "openai-compatible": AdapterKeys(optional=frozenset({"organization"})),
+    **{type_name: spec_keys(_target(target)) for type_name, target in SPECS.items()},
     "placeholder": AdapterKeys(),
-    "azure": AdapterKeys(
-        required=(("base_url",),),
-        optional=frozenset({"access_token", "organization"}),
-        credentials=("api_key", "access_token"),
-    ),
     "google": AdapterKeys(optional=frozenset({"parameters"}), credentials=_KEY),
     "vertex": AdapterKeys(
         required=(("project_id", "project", "api_key"),),  # api_key alone: express mode
@@ -77,10 +78,6 @@ PROVIDER_KEYS: dict[str, AdapterKeys] = {
             "project_id project credentials_file credentials access_token parameters".split()
         ),
     ),
-    "together": AdapterKeys(optional=frozenset({"max_n_per_call", "steps"}), credentials=_KEY),
-    "xai": AdapterKeys(credentials=_KEY),
-    "recraft": AdapterKeys(optional=frozenset({"style", "strength"}), credentials=_KEY),
-    "stability": AdapterKeys(optional=frozenset({"image_strength"}), credentials=_KEY),
     "fal": AdapterKeys(optional=_POLL | {"queue_url", "mode"}, credentials=_KEY),
     # region falls back to AWS_REGION / AWS_DEFAULT_REGION / us-east-1; credentials to botocore
     "bedrock": AdapterKeys(
@@ -162,10 +159,20 @@ def split_model(model: str) -> tuple[str, str]:
     return provider, name
 
 
+def register(spec: ProviderSpec[Any]) -> None:
+    """Serve ``spec.type`` from now on (a provider declared outside this package); entries
+    of that type are checked against its keys like any other."""
+    ADAPTERS[spec.type] = spec
+    PROVIDER_KEYS[spec.type] = spec_keys(spec)
+
+
 def load_adapter(type_name: str) -> AdapterFactory:
     target = ADAPTERS[type_name]
-    module_name, _, attr = target.partition(":")
-    factory: AdapterFactory = getattr(importlib.import_module(module_name), attr)
+    found = _target(target) if isinstance(target, str) else target
+    if isinstance(found, ProviderSpec):
+        spec: ProviderSpec[Any] = found
+        return lambda name, entry: SpecProvider(spec, name, entry)
+    factory: AdapterFactory = found
     return factory
 
 

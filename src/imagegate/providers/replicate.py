@@ -9,8 +9,15 @@ when the attempt is abandoned. ``Authorization: Bearer <token>``; ``Prefer: wait
 config ``wait_s`` is set (the create call then often answers finished).
 
 Translation: ``size`` → the model's nearest ``aspect_ratio``; ``n`` → ``num_outputs`` batches
-where the model takes it (FLUX schnell/dev), else parallel predictions; ``output_format``
-``jpeg`` → ``jpg``; edit images and masks go inline as ``data:`` URIs (masks white-is-edit).
+where the model takes it (FLUX schnell/dev), else parallel predictions, the i-th with ``seed``
++ i so they do not repeat an image; ``output_format`` ``jpeg`` → ``jpg``; edit images and
+masks (white-is-edit) go inline as ``data:`` URIs below 1 MB, larger ones through the Files
+API (https://replicate.com/docs/topics/predictions/input-files recommends data URIs only
+under 1 MB): ``POST /v1/files`` multipart with the bytes in a ``content`` part, answered
+``{id, ..., urls: {get}}``, and ``urls.get`` goes in the input (what replicate-python's
+``files.create`` + ``encode_json`` do, https://github.com/replicate/replicate-python
+``replicate/file.py``, ``replicate/helpers.py``). A file is uploaded once per request and
+provider entry: retries and fallbacks reuse its URL.
 A failed prediction whose error reads like a safety refusal is a 400
 ``content_policy_violation``; any other failed or canceled prediction is a 502. ``urls.get``
 and ``urls.cancel`` are only called (with the token) on the configured host; any other host
@@ -25,16 +32,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import ProviderConfig
-from ..request import GeneratedImage, ImageRequest, ImageResult, Operation
+from ..request import GeneratedImage, ImageRequest, ImageResult, Operation, UploadedFile
 from . import inputs
 from .base import Capabilities
-from .failures import content_policy, job_failed, looks_like_policy, no_image
+from .failures import content_policy, invalid_input, job_failed, looks_like_policy, no_image
 from .fanout import fan_out
+from .form import form_parts
 from .http import HTTPProvider
 from .polling import Jobs, interval_option
 from .sizes import aspect_ratio, parse_wh
 
 BASE_URL = "https://api.replicate.com/v1"
+DATA_URI_MAX_BYTES = 1_000_000  # inputs this large or larger go through the Files API
+MAX_UPLOAD_BYTES = 100_000_000  # Replicate takes files "up to 100MB"
+MAX_FILE_URL_CHARS = 2048
 RUNNING = frozenset({"starting", "processing"})
 ALL_FORMATS = frozenset({"png", "jpeg", "webp"})
 PNG_JPEG = frozenset({"png", "jpeg"})
@@ -126,6 +137,8 @@ class ReplicateProvider(HTTPProvider):
 
         async def one(i: int) -> list[GeneratedImage]:
             payload = dict(base_input)
+            if request.seed is not None:
+                payload["seed"] = request.seed + i  # parallel predictions: distinct images
             if spec.batch > 1:
                 payload["num_outputs"] = min(spec.batch, n - i * spec.batch)
             return await self._predict(model, payload)
@@ -144,16 +157,53 @@ class ReplicateProvider(HTTPProvider):
         if parse_wh(request.size) is not None:
             body["aspect_ratio"] = aspect_ratio(request.size, spec.ratios)
         if request.operation == "edits":
-            body[spec.image_field] = await inputs.data_uri(request.images[0])
+            image = request.images[0]
+            if image.size < DATA_URI_MAX_BYTES:
+                body[spec.image_field] = await inputs.data_uri(image)
+            else:
+                raw = await inputs.read(image)
+                name, kind = f"image.{image.kind}", image.content_type
+                body[spec.image_field] = await self._file(image, name, kind, raw)
             if request.mask is not None and spec.mask_field:
                 mask = await inputs.provider_mask(request.mask, "white")
-                body[spec.mask_field] = inputs.png_data_uri(mask)
+                body[spec.mask_field] = (
+                    inputs.png_data_uri(mask)
+                    if len(mask) < DATA_URI_MAX_BYTES
+                    else await self._file(request.mask, "mask.png", "image/png", mask)
+                )
         if request.output_format:
             fmt = request.output_format
             body["output_format"] = "jpg" if fmt == "jpeg" else fmt
-        if request.seed is not None:
-            body["seed"] = request.seed
         return body
+
+    async def _file(self, owner: UploadedFile, filename: str, kind: str, data: bytes) -> str:
+        """The ``urls.get`` of ``data`` uploaded through the Files API, once per request.
+
+        The URL is kept on ``owner`` (the caller's upload) for this provider entry, so a
+        retry or a fallback to another model of it sends the same file again by reference.
+        """
+        key = ("replicate_file", self.name, filename)
+        url: str = inputs.remembered(owner, key)
+        if not inputs.is_missing(url):
+            return url
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise invalid_input(
+                f"{owner.field} is over Replicate's {MAX_UPLOAD_BYTES} byte file limit",
+                owner.field,
+            )
+        form = form_parts([], [("content", filename, kind, data)])
+        url_files = f"{self.base_url}/files"
+        doc = await self.send_json("POST", url_files, headers=self._headers(), data=form)
+        urls = doc.get("urls") if isinstance(doc, dict) else None
+        found = urls.get("get") if isinstance(urls, dict) else None
+        if (
+            not isinstance(found, str)
+            or not found.startswith(("https://", "http://"))
+            or len(found) > MAX_FILE_URL_CHARS
+        ):
+            raise no_image(self.name, "file upload answer has no usable urls.get")
+        inputs.remember(owner, key, found)
+        return found
 
     async def _predict(self, model: str, payload: dict[str, Any]) -> list[GeneratedImage]:
         name, version = split_version(model)

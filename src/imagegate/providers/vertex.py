@@ -9,11 +9,16 @@ https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/imagen-api
 Gemini image models (``vertex/gemini-2.5-flash-image``) use ``:generateContent`` on the same
 path (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/inference).
 
-Config: ``project_id``, ``region`` (default ``us-central1``; ``global`` uses
-aiplatform.googleapis.com), ``base_url``, ``api_version`` (default ``v1``), credentials as
-``access_token`` or a service-account key (``credentials_file`` / ``credentials``) — or an
-``api_key`` alone for Vertex express mode (no project) — and ``parameters`` (extra Imagen
-``parameters``, e.g. ``personGeneration``, ``safetySetting``).
+Config: ``project_id``, ``region``, ``base_url``, ``api_version`` (default ``v1``), credentials
+(``google_auth.TokenSource``: ``access_token``, a key in ``credentials_file`` / ``credentials``,
+else Application Default Credentials) — or an ``api_key`` alone for Vertex express mode (no
+project) — and ``parameters`` (extra Imagen ``parameters``, e.g. ``personGeneration``).
+
+Host, as the python-genai SDK picks it (``BaseApiClient.__init__`` in
+https://github.com/googleapis/python-genai/blob/main/google/genai/_api_client.py): region
+``global``, or express mode without a region, → ``aiplatform.googleapis.com``; the
+multi-regions ``us``/``eu`` → ``aiplatform.{region}.rep.googleapis.com``; any other region
+(default ``us-central1``) → ``{region}-aiplatform.googleapis.com``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,17 @@ from .google_auth import TokenSource
 from .http import HTTPProvider
 from .translate import batches, edit_mask_png
 
+MULTI_REGIONS = frozenset({"us", "eu"})
+
+
+def host_for(region: str) -> str:
+    """The Vertex AI endpoint for ``region`` (see the module docstring)."""
+    if region == "global":
+        return "https://aiplatform.googleapis.com"
+    if region in MULTI_REGIONS:
+        return f"https://aiplatform.{region}.rep.googleapis.com"
+    return f"https://{region}-aiplatform.googleapis.com"
+
 
 class VertexProvider(HTTPProvider):
     """Vertex AI adapter: one aiohttp session, OAuth bearer tokens from ``TokenSource``."""
@@ -39,15 +55,13 @@ class VertexProvider(HTTPProvider):
     def __init__(self, name: str, config: ProviderConfig) -> None:
         super().__init__(name, config)
         self.project: str | None = config.option("project_id") or config.option("project")
-        self.region = config.region or "us-central1"
-        host = (
-            "https://aiplatform.googleapis.com"
-            if self.region == "global"
-            else f"https://{self.region}-aiplatform.googleapis.com"
-        )
-        self.base_url = (config.base_url or host).rstrip("/")
+        self.tokens = TokenSource(config, name)
+        # an api_key without a token or key configured: sent as x-goog-api-key
+        self.use_key = bool(config.api_key) and not self.tokens.explicit
+        express = self.use_key and not self.project
+        self.region = config.region or ("global" if express else "us-central1")
+        self.base_url = (config.base_url or host_for(self.region)).rstrip("/")
         self.version = config.api_version or "v1"
-        self.tokens = TokenSource(config)
 
     def capabilities(self, model: str) -> Capabilities:
         if imagen.is_imagen(model):
@@ -55,9 +69,10 @@ class VertexProvider(HTTPProvider):
         return gemini_capabilities(model)
 
     def _url(self, model: str, method: str) -> str:
-        if self.project:
-            scope = f"projects/{self.project}/locations/{self.region}/"
-        elif self.config.api_key and not self.tokens.configured:
+        project = self.project or self.tokens.project  # configured, or the key's / ADC's
+        if project:
+            scope = f"projects/{project}/locations/{self.region}/"
+        elif self.use_key:
             scope = ""  # express mode: the key names the project
         else:
             raise not_configured(
@@ -65,20 +80,14 @@ class VertexProvider(HTTPProvider):
             )
         return f"{self.base_url}/{self.version}/{scope}publishers/google/models/{model}:{method}"
 
-    async def _fetch_token(self, url: str, form: dict[str, str]) -> Any:
-        return await self.send_json("POST", url, data=form)
-
     async def _headers(self) -> dict[str, str]:
-        if not self.tokens.configured and self.config.api_key:
-            return {"x-goog-api-key": self.config.api_key}
-        if not self.tokens.configured:
-            raise not_configured(
-                self.name, "no credentials (access_token, credentials_file, credentials or api_key)"
-            )
-        return {"Authorization": f"Bearer {await self.tokens.token(self._fetch_token)}"}
+        if self.use_key:
+            return {"x-goog-api-key": str(self.config.api_key)}
+        return {"Authorization": f"Bearer {await self.tokens.token()}"}
 
-    async def _post(self, url: str, body: dict[str, Any]) -> Any:
-        headers = await self._headers()
+    async def _post(self, model: str, method: str, body: dict[str, Any]) -> Any:
+        headers = await self._headers()  # first: ADC may name the project
+        url = self._url(model, method)
         try:
             return await self.send_json("POST", url, headers=headers, json=body)
         except UpstreamHTTPError as exc:
@@ -87,27 +96,29 @@ class VertexProvider(HTTPProvider):
     async def call(self, model: str, request: ImageRequest) -> ImageResult:
         extra = dict(self.config.option("parameters") or {})
         if not imagen.is_imagen(model):
-            url = self._url(model, "generateContent")
             images = await gemini.inline_images(request)
             return await gather_gemini(
                 request.n_images,
                 request,
-                lambda req: self._post(url, gemini.request_body(model, req, images)),
+                lambda req: self._post(
+                    model, "generateContent", gemini.request_body(model, req, images)
+                ),
                 self.name,
             )
-        url = self._url(model, "predict")
         if request.operation == "generations":
             return await gather_imagen(
                 model,
                 request,
                 lambda count: self._post(
-                    url, imagen.generate_body(model, request, count, vertex=True, extra=extra)
+                    model,
+                    "predict",
+                    imagen.generate_body(model, request, count, vertex=True, extra=extra),
                 ),
                 self.name,
             )
-        return await self._edit(url, request, extra)
+        return await self._edit(model, request, extra)
 
-    async def _edit(self, url: str, request: ImageRequest, extra: dict[str, Any]) -> ImageResult:
+    async def _edit(self, model: str, request: ImageRequest, extra: dict[str, Any]) -> ImageResult:
         if not request.images:
             raise invalid_input("an input image is required", "image")
         mask_png = await edit_mask_png(request.mask, request.images[0])
@@ -116,7 +127,7 @@ class VertexProvider(HTTPProvider):
 
         async def one(i: int) -> list[GeneratedImage]:
             body = imagen.edit_body(request, counts[i], image_b64, mask_png, extra)
-            return imagen.parse_predictions(await self._post(url, body), self.name)
+            return imagen.parse_predictions(await self._post(model, "predict", body), self.name)
 
         images = await fan_out(len(counts), one)
         return ImageResult(images=images, output_format=request.output_format or "png")

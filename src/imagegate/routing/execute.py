@@ -73,9 +73,10 @@ class Attempt:
 
 @dataclass(slots=True)
 class Outcome:
+    """The result and the candidate that served it (the attempts are in the caller's list)."""
+
     result: ImageResult
     candidate: Candidate
-    attempts: list[Attempt]
 
 
 # Completes a result inside its attempt; gets the candidate so it knows which provider (and so
@@ -153,7 +154,7 @@ class _Run:
                 budget = min(self.policy.attempt_timeout_s, self.left_s())
                 got = await self.attempt(candidate, number, budget)
                 if isinstance(got, ImageResult):
-                    return Outcome(got, candidate, self.attempts)
+                    return Outcome(got, candidate)
                 if self.after_failure(got, number, budget, has_next) == "fallback":
                     break
                 assert got.record.wait_ms is not None

@@ -1,8 +1,11 @@
 """The control-plane store: identities, threads, prompts and traces (each in a workspace),
-workspaces and managed API keys, on SQLite or PostgreSQL.
+workspaces and managed API keys, on SQLite or PostgreSQL. It only persists: no HTTP, no
+validation of request bodies, no command line (those live in ``api/`` and ``cli/``).
 
 ``open_store(config)`` picks PostgreSQL when ``database_url`` is set, else the SQLite file
-``<data_dir>/imagegate.db``; ``await store.connect()`` applies pending migrations.
+``<data_dir>/imagegate.db``, and returns it as a ``Store`` (the protocol in ``base.py``);
+``await store.connect()`` applies pending migrations. The values it keeps and answers are in
+``records.py``.
 """
 
 from __future__ import annotations
@@ -10,19 +13,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config
-from .base import (
+from .base import BatchStore, Store
+from .records import (
     Conflict,
     Identity,
     IdentityTotals,
     IdentityUpsert,
+    InvalidRecord,
     Page,
     Prompt,
     PromptVersion,
-    Store,
+    StoreError,
     StoreUnavailable,
     Thread,
     ThreadUpsert,
     TraceQuery,
+    TraceRecord,
     UsageRow,
     WriteItem,
 )
@@ -31,8 +37,9 @@ from .sql import SqlStore
 DB_FILE = "imagegate.db"
 
 
-def open_store(config: Config, *, schema: str | None = None) -> SqlStore:
-    """The store ``config`` names; nothing is opened until the first call."""
+def open_store(config: Config, *, schema: str | None = None) -> Store:
+    """The store ``config`` names; nothing is opened until the first call. Typed as the
+    protocol, so mypy proves here that ``SqlStore`` implements ``Store``."""
     url = config.database_url
     if url:
         if url.startswith(("postgresql://", "postgres://")):
@@ -52,7 +59,25 @@ def open_store(config: Config, *, schema: str | None = None) -> SqlStore:
 
 
 __all__ = [
-    "Conflict", "Identity", "IdentityTotals", "IdentityUpsert", "Page", "Prompt",
-    "PromptVersion", "SqlStore", "Store", "StoreUnavailable", "Thread", "ThreadUpsert",
-    "TraceQuery", "UsageRow", "WriteItem", "open_store",
-]  # fmt: skip
+    "DB_FILE",
+    "BatchStore",
+    "Conflict",
+    "Identity",
+    "IdentityTotals",
+    "IdentityUpsert",
+    "InvalidRecord",
+    "Page",
+    "Prompt",
+    "PromptVersion",
+    "SqlStore",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "Thread",
+    "ThreadUpsert",
+    "TraceQuery",
+    "TraceRecord",
+    "UsageRow",
+    "WriteItem",
+    "open_store",
+]

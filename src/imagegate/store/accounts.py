@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidRequest
 from ..workspaces import ApiKeyRecord, Workspace, valid_workspace_id
-from .base import Conflict
+from .clean import clean
 from .driver import Driver
+from .records import Conflict, InvalidRecord
 from .rows import (
     KEY_COLUMNS,
     WORKSPACE_COLUMNS,
-    clean,
     key_from_row,
     key_row,
     workspace_from_row,
@@ -42,7 +41,7 @@ INSERT_KEY = (
 
 def _checked(workspace_id: str) -> str:
     if not valid_workspace_id(workspace_id):
-        raise InvalidRequest(
+        raise InvalidRecord(
             f"workspace id {workspace_id[:80]!r}: lowercase letters, digits, '-' and '_',"
             " at most 63 characters, starting with a letter or digit",
             param="workspace",

@@ -1,150 +1,44 @@
-"""What the control-plane store holds and the one interface both backends implement.
+"""The one interface of the control-plane store; SQLite and PostgreSQL sit behind it.
 
-The gateway talks to ``Store`` only; SQLite (embedded default) and PostgreSQL sit behind it.
-Writes that happen on every request (identity and thread upserts, traces) are not awaited by
-the request: they travel as ``WriteItem`` values through the batching writer, which hands them
-to ``Store.write_batch`` in order.
+Everything outside ``store/`` (gateway, control plane, API, tenancy, telemetry, CLI) takes a
+``Store``; ``SqlStore`` is the implementation (``open_store`` returns it as one, so mypy
+checks that it is). Writes that happen on every request (identity and thread upserts,
+traces) are not awaited by the request: they travel as ``WriteItem`` values through the
+batching writer, which needs only ``BatchStore.write_batch``. The values are in
+``records.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from ..errors import GatewayError
-from ..telemetry.trace import TraceRecord
-from ..workspaces import DEFAULT_WORKSPACE, ApiKeyRecord, Workspace
-
-GroupBy = Literal["key", "identity", "model"]
-
-
-class StoreUnavailable(Exception):
-    """The database cannot be reached right now (refused, dropped, shutting down, locked).
-
-    The writer keeps its buffer and retries; read paths answer 503.
-    """
-
-
-class Conflict(GatewayError):
-    status = 409
-    code = "conflict"
-    type = "invalid_request_error"
+from ..workspaces import ApiKeyRecord, Workspace
+from .records import (
+    GroupBy,
+    Identity,
+    IdentityTotals,
+    Page,
+    Prompt,
+    PromptVersion,
+    Thread,
+    TraceQuery,
+    TraceRecord,
+    UsageRow,
+    WriteItem,
+)
 
 
-@dataclass(slots=True)
-class IdentityUpsert:
-    """A body ``identity``: given fields replace stored ones, ``None`` fields keep theirs."""
+class BatchStore(Protocol):
+    """What the batching writer needs: one ordered, idempotent batch write."""
 
-    id: str
-    seen_at: float
-    display_name: str | None = None
-    email: str | None = None
-    logo_url: str | None = None
-    metadata: list[dict[str, Any]] | None = None
-    tags: list[str] | None = None
-    workspace_id: str = DEFAULT_WORKSPACE  # ids are unique per workspace
+    async def write_batch(self, items: list[WriteItem]) -> None:
+        """Apply upserts and insert traces in one transaction, in order; idempotent per item.
+        Each item goes to its own ``workspace_id``. ``StoreUnavailable`` when the database is
+        down; any other error means an item of the batch is refused."""
+        ...
 
 
-@dataclass(slots=True)
-class ThreadUpsert:
-    """A ``thread`` seen on a request: first/last seen and the union of tags."""
-
-    id: str
-    seen_at: float
-    tags: list[str] = field(default_factory=list)
-    workspace_id: str = DEFAULT_WORKSPACE  # ids are unique per workspace
-
-
-WriteItem = TraceRecord | IdentityUpsert | ThreadUpsert
-
-
-@dataclass(slots=True)
-class Identity:
-    id: str
-    display_name: str | None
-    email: str | None
-    logo_url: str | None
-    metadata: list[dict[str, Any]] | None
-    tags: list[str] | None
-    created_at: float
-    updated_at: float
-    last_seen_at: float
-
-
-@dataclass(slots=True)
-class IdentityTotals:
-    requests: int = 0
-    succeeded: int = 0
-    images: int = 0
-    cost_usd: float | None = None  # None when no request had a known cost
-    cost_unknown: int = 0  # successful requests whose cost is unknown
-
-
-@dataclass(slots=True)
-class UsageRow:
-    """One group of ``Store.usage``: a key id, identity id or model (None: traces without one)."""
-
-    group: str | None
-    requests: int
-    images: int  # images of successful requests
-    cost_usd: float  # known costs only
-    unpriced: int  # successful requests whose cost is unknown
-    errors: int  # requests that did not answer 200
-    cache_hits: int
-
-
-@dataclass(slots=True)
-class Thread:
-    id: str
-    tags: list[str]
-    first_seen_at: float
-    last_seen_at: float
-
-
-@dataclass(slots=True)
-class PromptVersion:
-    prompt_id: str
-    version: int
-    template: str | None
-    model: str | None
-    parameters: dict[str, Any]
-    created_at: float
-
-
-@dataclass(slots=True)
-class Prompt:
-    id: str
-    name: str | None
-    description: str | None
-    latest_version: int
-    created_at: float
-    updated_at: float
-
-
-@dataclass(slots=True)
-class TraceQuery:
-    """Filters for listing traces; newest first, ``cursor`` is the last id of the previous page."""
-
-    identity_id: str | None = None
-    thread_id: str | None = None
-    name: str | None = None
-    model: str | None = None  # requested or served
-    status: int | None = None
-    succeeded: bool | None = None
-    cache: str | None = None
-    since: float | None = None
-    until: float | None = None
-    cursor: str | None = None
-    limit: int = 50
-
-
-@dataclass(slots=True)
-class Page:
-    items: list[Any]
-    next_cursor: str | None
-
-
-class Store(Protocol):
+class Store(BatchStore, Protocol):
     """Identities, threads, prompts and traces, each in one workspace (ids are unique per
     workspace; another workspace's row is never seen), plus workspaces and managed keys.
     Every method may raise ``StoreUnavailable``."""
@@ -154,11 +48,6 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-    async def write_batch(self, items: list[WriteItem]) -> None:
-        """Apply upserts and insert traces in one transaction, in order; idempotent per item.
-        Each item goes to its own ``workspace_id``."""
-        ...
 
     async def get_trace(self, workspace: str, trace_id: str) -> TraceRecord | None: ...
 

@@ -203,6 +203,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX api_keys_workspace ON api_keys (workspace_id, id)",
         ],
     ),
+    (
+        3,
+        "traces keep the prompt and the body's parameters as sent (the console)",
+        ["ALTER TABLE traces ADD COLUMN prompt TEXT", "ALTER TABLE traces ADD COLUMN request TEXT"],
+    ),
 ]
 
 

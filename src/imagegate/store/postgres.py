@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from ..config import ConfigError
-from .base import StoreUnavailable
 from .driver import Conn, Row, numbered
+from .records import StoreUnavailable
 
 log = logging.getLogger("imagegate.store")
 MIGRATION_LOCK_KEY = 0x1A6E6A7E  # any constant shared by every imagegate process

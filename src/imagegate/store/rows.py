@@ -1,54 +1,33 @@
 """Plain values ↔ table rows. Lists and objects are stored as JSON text in both dialects.
 
 Every string the store writes passes through ``clean`` (text columns) or ``dumps`` (JSON
-values, keys included), here and nowhere else: PostgreSQL rejects U+0000 in text and neither
-driver can encode a lone surrogate, and one bad character must not cost a row. The rule is the
-same on both backends: C0 control characters other than tab, newline and carriage return, and
-lone surrogates (U+D800–U+DFFF), each become U+FFFD. ``dumps`` never fails: JSON too deep or
-too odd for orjson is rebuilt with the offending parts turned into strings.
+values, keys included), here and nowhere else (the rule itself is in ``clean.py``). ``dumps``
+never fails: JSON too deep or too odd for orjson is rebuilt with the offending parts turned
+into strings.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 
-from ..telemetry.trace import TraceRecord
 from ..workspaces import ApiKeyRecord, Budget, RateLimits, Workspace
-from .base import Identity, Prompt, PromptVersion
+from .clean import ESCAPED_CONTROL, clean, clean_json, clean_opt, stringify
 from .driver import Row
+from .records import Identity, Prompt, PromptVersion, TraceRecord
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "id", "name", "operation", "started_at", "duration_ms", "status", "error_code",
     "error_message", "api_key_id", "identity_id", "thread_id", "prompt_id", "prompt_version",
     "requested_model", "served_model", "cache", "n", "size", "quality", "cost_usd",
     "attempts", "skipped", "output_blobs", "usage", "metadata", "notes", "workspace_id",
+    "prompt", "request",
 )  # fmt: skip
-JSON_COLUMNS = frozenset({"attempts", "skipped", "output_blobs", "usage", "metadata", "notes"})
+JSON_COLUMNS = frozenset(
+    {"attempts", "skipped", "output_blobs", "usage", "metadata", "notes", "request"}
+)
 FLOAT_COLUMNS = frozenset({"started_at", "duration_ms", "cost_usd"})
-
-
-REPLACEMENT = "\ufffd"
-_BAD_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-# orjson's output escapes a control character as \b, \f or \u00XX: such a hit (or a false one
-# on an escaped backslash) sends the value down the cleaning path.
-_ESCAPED_CONTROL = re.compile(r"\\(?:u00[01]|[bf])")
-MAX_JSON_DEPTH = 64  # deeper parts are stored as strings (orjson itself stops at 255)
-_INT64 = 2**63
-
-
-def clean(value: str) -> str:
-    """``value`` with control characters (but tab, LF, CR) and lone surrogates as U+FFFD."""
-    if _BAD_CHAR.search(value) is None:
-        return value
-    return _BAD_CHAR.sub(REPLACEMENT, value)
-
-
-def clean_opt(value: Any) -> Any:
-    """``clean`` for a value that may not be a string (None, numbers pass through)."""
-    return clean(value) if isinstance(value, str) else value
 
 
 def dumps(value: Any) -> str | None:
@@ -59,41 +38,12 @@ def dumps(value: Any) -> str | None:
         text = orjson.dumps(value, default=str).decode("utf-8")
     except (TypeError, ValueError):  # orjson.JSONEncodeError: surrogates, depth, big ints
         text = None
-    if text is not None and _ESCAPED_CONTROL.search(text) is None:
+    if text is not None and ESCAPED_CONTROL.search(text) is None:
         return text
     try:
         return orjson.dumps(clean_json(value)).decode("utf-8")
     except (TypeError, ValueError, RecursionError):  # pragma: no cover - clean_json is total
-        return orjson.dumps(_stringify(value)).decode("utf-8")
-
-
-def clean_json(value: Any, depth: int = 0) -> Any:
-    """A copy of ``value`` that orjson always accepts, strings cleaned, nesting bounded."""
-    if value is None or isinstance(value, bool | float):
-        return value
-    if isinstance(value, str):
-        return clean(value)
-    if isinstance(value, int):
-        return value if -_INT64 <= value < _INT64 else str(value)
-    if depth >= MAX_JSON_DEPTH:
-        return _stringify(value)
-    if isinstance(value, dict):
-        return {clean(str(k)): clean_json(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(v, depth + 1) for v in value]
-    return _stringify(value)
-
-
-def _stringify(value: Any) -> str:
-    """A part that cannot stay JSON, as text: its JSON if orjson manages, else its repr."""
-    try:
-        return clean(orjson.dumps(value, default=str).decode("utf-8"))
-    except (TypeError, ValueError):
-        pass
-    try:
-        return clean(repr(value))
-    except (RecursionError, ValueError):  # repr of absurdly deep nesting
-        return f"<unserialisable {type(value).__name__}>"
+        return orjson.dumps(stringify(value)).decode("utf-8")
 
 
 def loads(text: str | None) -> Any:

@@ -11,9 +11,12 @@ import logging
 import time
 from typing import Any
 
-from ..telemetry.trace import TraceRecord
 from .accounts import AccountQueries
-from .base import (
+from .browse import BrowseQueries
+from .clean import clean, clean_opt
+from .driver import Conn, Driver
+from .migrations import MIGRATIONS, render
+from .records import (
     Conflict,
     Identity,
     IdentityTotals,
@@ -24,14 +27,11 @@ from .base import (
     Thread,
     ThreadUpsert,
     TraceQuery,
+    TraceRecord,
     WriteItem,
 )
-from .driver import Conn, Driver
-from .migrations import MIGRATIONS, render
 from .rows import (
     TRACE_COLUMNS,
-    clean,
-    clean_opt,
     dumps,
     identity_from_row,
     prompt_from_row,
@@ -72,7 +72,7 @@ INSERT_TAG = (
 # usage(): what a group is, per group_by (fixed strings, never caller text)
 
 
-class SqlStore(AccountQueries, UsageQueries):
+class SqlStore(AccountQueries, UsageQueries, BrowseQueries):
     """The one store implementation; ``driver`` supplies connections and dialect bits.
 
     Everything a request leaves behind is kept per workspace: every read and write below
@@ -124,12 +124,6 @@ class SqlStore(AccountQueries, UsageQueries):
                 version, description, time.time(),
             )  # fmt: skip
             log.info("store: applied migration %d (%s)", version, description)
-
-    async def schema_version(self) -> int:
-        await self.connect()
-        async with self.driver.reader() as conn:
-            rows = await conn.fetch("SELECT MAX(version) AS v FROM schema_migrations")
-        return int(rows[0]["v"] or 0)
 
     async def close(self) -> None:
         await self.driver.close()

@@ -16,8 +16,8 @@ from typing import Any
 
 import aiosqlite
 
-from .base import StoreUnavailable
 from .driver import Conn, Row
+from .records import StoreUnavailable
 
 TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly", "disk is full")
 # Primary result codes that mean "not now": BUSY, LOCKED, NOMEM, READONLY, INTERRUPT, IOERR,

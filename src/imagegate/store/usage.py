@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import GroupBy, UsageRow
+from .records import GroupBy, UsageRow
 
 GROUP_EXPR: dict[str, str] = {
     "key": "api_key_id",

@@ -31,9 +31,8 @@ from typing import IO, Any
 import orjson
 
 from ..ids import random_bits
-from ..store.base import IdentityUpsert, ThreadUpsert
-from ..store.rows import clean_json
-from .trace import TraceRecord
+from ..store import IdentityUpsert, ThreadUpsert, TraceRecord
+from ..store.clean import clean_json
 
 POISON_FILE = "poison.jsonl"
 KINDS: dict[type, str] = {TraceRecord: "trace", IdentityUpsert: "identity", ThreadUpsert: "thread"}

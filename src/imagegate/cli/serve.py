@@ -1,4 +1,5 @@
-"""``imagegate serve`` and friends."""
+"""``imagegate serve``: the checks that make a start-up problem one line (bind, directories,
+port, store), the start-up summary, then uvicorn on sockets already listening."""
 
 from __future__ import annotations
 
@@ -13,15 +14,12 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, load_config
+from ..config import Config, ConfigError, load_config
 
 log = logging.getLogger("imagegate")
-Command = Callable[[argparse.Namespace], int]
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
 
 
 def is_loopback(host: str) -> bool:
@@ -48,7 +46,7 @@ def check_bind(config: Config) -> str | None:
     return None
 
 
-def _serve_args(p: argparse.ArgumentParser) -> None:
+def serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8080)")
@@ -140,8 +138,8 @@ def check_store(config: Config) -> None:
     """Open the store once (applying migrations, creating a missing PostgreSQL schema) so a
     store that can never work is one line now, not a traceback from every worker. An
     unreachable one is only a warning: the workers keep retrying, as before."""
-    from .store import StoreUnavailable, open_store
-    from .store.postgres import SchemaError
+    from ..store import StoreUnavailable, open_store
+    from ..store.postgres import SchemaError
 
     async def connect() -> None:
         store = open_store(config)
@@ -165,8 +163,8 @@ def check_store(config: Config) -> None:
 
 def print_summary(config: Config, port: int) -> None:
     """The startup summary on stderr: text lines, or one JSON line with ``log_format: json``."""
-    from .providers.registry import Registry
-    from .summary import summary, summary_json
+    from ..providers.registry import Registry
+    from ..summary import summary, summary_json
 
     shown = config.model_copy(update={"port": port})  # the real port when 0 was asked
     registry = Registry(config)  # adapters only: no session is opened before a call
@@ -241,47 +239,3 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         for sock in sockets:
             sock.close()
-
-
-COMMANDS["serve"] = ("run the gateway", _serve_args, serve)
-
-from .store.commands import register as _register_store_commands  # noqa: E402
-
-_register_store_commands(COMMANDS)  # imagegate traces, imagegate prompts …
-from .store.admin_commands import register as _register_admin_commands  # noqa: E402
-
-_register_admin_commands(COMMANDS)  # imagegate keys, workspaces, usage
-from .configshow import register as _register_config_commands  # noqa: E402
-
-_register_config_commands(COMMANDS)  # imagegate config show
-
-
-def startup_log_level(args: argparse.Namespace) -> str:
-    """The validated ``log_level`` of the config the command will use (file, env, flags).
-
-    Read before logging is set up so a bad ``IMAGEGATE_LOG_LEVEL`` is a config error (exit 2,
-    one line) instead of a traceback from ``logging``; raises ``ConfigError``.
-    """
-    flags = {key: getattr(args, key, None) for key in ("host", "port", "workers")}
-    return load_config(getattr(args, "config", None), overrides=flags).log_level
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="imagegate", description="Self-hosted image gateway")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, add_args, _) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=help_text))
-    args = parser.parse_args(argv)
-    try:
-        level = startup_log_level(args)
-        logging.basicConfig(
-            level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        return COMMANDS[args.command][2](args)
-    except ConfigError as exc:
-        print(f"imagegate: config error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

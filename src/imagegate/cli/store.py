@@ -2,141 +2,39 @@
 
 They open the configured store directly (no running server needed) and print a table or JSON.
 Every command takes ``--config`` (like ``serve``) and works in one workspace (``--workspace``,
-default ``default``). Bad input is one line on standard error and exit status 2.
+default ``default``). Bad input is one line on standard error and exit status 2. A prompt is
+checked exactly as ``POST /v2/prompts`` checks it (``api/prompts.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import functools
 import re
 import sys
-from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..config import Config, load_config
+from ..api.views import iso, prompt_view, trace_view, version_view
+from ..config import load_config
 from ..errors import GatewayError
-from ..telemetry.trace import TraceRecord
-from ..workspaces import DEFAULT_WORKSPACE, valid_workspace_id
-from .base import StoreUnavailable, TraceQuery
-from .sql import SqlStore
-from .views import iso, prompt_view, trace_view, version_view
-
-CommandTable = dict[
-    str,
-    tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]],
-]
-
-
-Work = Callable[[SqlStore], Coroutine[Any, Any, int]]
-
-
-class BadInput(Exception):
-    """A command-line value that is wrong: printed as one line, exit status 2."""
-
-
-def checks_input(
-    command: Callable[[argparse.Namespace], int],
-) -> Callable[[argparse.Namespace], int]:
-    """``BadInput`` raised by ``command`` → one line on standard error and exit status 2."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except BadInput as exc:
-            print(f"imagegate: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
-
-def config_arg(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
-    """``--config``; ``nested`` (a sub-command's copy) only overrides the parent's value when
-    given, so both ``prompts --config F list`` and ``prompts list --config F`` work."""
-    default = argparse.SUPPRESS if nested else None
-    p.add_argument("--config", default=default, help="YAML config file (or IMAGEGATE_CONFIG)")
-
-
-def workspace_arg(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
-    default = argparse.SUPPRESS if nested else DEFAULT_WORKSPACE
-    p.add_argument("--workspace", default=default,
-                   help=f"workspace id (default: {DEFAULT_WORKSPACE})")  # fmt: skip
-
-
-def store_args(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
-    config_arg(p, nested=nested)
-    workspace_arg(p, nested=nested)
-
-
-def workspace_id(value: str, flag: str = "--workspace") -> str:
-    if not valid_workspace_id(value):
-        raise BadInput(
-            f"{flag} {value[:80]!r}: lowercase letters, digits, '-' and '_' (at most 63),"
-            " starting with a letter or digit"
-        )
-    return value
+from ..store import Store, TraceQuery, TraceRecord
+from .common import (
+    BadInput,
+    CommandTable,
+    Work,
+    checks_input,
+    money,
+    print_json,
+    run_store,
+    store_args,
+    table,
+    workspace_id,
+)
 
 
 def _run(args: argparse.Namespace, work: Work) -> int:
     return run_store(load_config(args.config), work)
-
-
-def describe_store(config: Config) -> str:
-    """Which database a command reads (password masked): a relative ``data_dir`` or the wrong
-    ``--config`` otherwise shows up only as an empty listing."""
-    from ..configshow import mask_url
-    from . import DB_FILE
-
-    if config.database_url and not config.database_url.startswith("sqlite:///"):
-        return mask_url(config.database_url)
-    if config.database_url:
-        path = Path(config.database_url.removeprefix("sqlite:///"))
-    else:
-        path = Path(config.data_dir) / DB_FILE
-    path = path.expanduser().absolute()
-    return str(path) if path.exists() else f"{path} (does not exist yet: nothing recorded there)"
-
-
-def run_store(config: Config, work: Work) -> int:
-    """Open the store ``config`` names, run ``work`` on it, close it; store errors → exit 1."""
-    from . import open_store
-
-    print(f"imagegate: reading {describe_store(config)}", file=sys.stderr)
-
-    async def main() -> int:
-        store = open_store(config)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except StoreUnavailable as exc:
-        print(f"imagegate: store unavailable: {exc}", file=sys.stderr)
-        return 1
-    except GatewayError as exc:
-        print(f"imagegate: {exc.message}", file=sys.stderr)
-        return 1
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-def table(rows: list[list[str]], headers: list[str]) -> str:
-    """A plain left-aligned text table."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]  # fmt: skip
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
 
 
 # --- imagegate traces --------------------------------------------------------------------------
@@ -151,10 +49,6 @@ def _traces_args(p: argparse.ArgumentParser) -> None:
         "--status", help="success, error, an HTTP status or an error code (rate_limit_exceeded)"
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def money(value: float | None) -> str:
-    return "-" if value is None else f"${value:.4f}"
 
 
 # an orq error code: snake_case with at least one "_" (so a typo like "sucess" is refused)
@@ -182,7 +76,7 @@ def status_filter(query: TraceQuery, status: str | None) -> str | None:
     )
 
 
-async def list_traces(store: SqlStore, ws: str, query: TraceQuery, code: str | None) -> list[Any]:
+async def list_traces(store: Store, ws: str, query: TraceQuery, code: str | None) -> list[Any]:
     """The newest ``query.limit`` traces, only those failing with ``code`` when given."""
     if code is None:
         return (await store.list_traces(ws, query)).items
@@ -204,7 +98,7 @@ def traces_command(args: argparse.Namespace) -> int:
                        thread_id=args.thread, name=args.name, model=args.model)  # fmt: skip
     code = status_filter(query, args.status)
 
-    async def work(store: SqlStore) -> int:
+    async def work(store: Store) -> int:
         items = await list_traces(store, ws, query, code)
         if args.json:
             print_json([trace_view(t) for t in items])
@@ -272,11 +166,11 @@ def _params(pairs: list[str]) -> dict[str, Any] | None:
 
 @checks_input
 def prompts_command(args: argparse.Namespace) -> int:
-    from .prompts import add_version, create_prompt
+    from ..api.prompts import add_version, create_prompt
 
     ws = workspace_id(args.workspace)
 
-    async def work(store: SqlStore) -> int:
+    async def work(store: Store) -> int:
         if args.action == "create":
             body = {"id": args.id, "name": args.name, "description": args.description,
                     "template": args.template, "model": args.model,
@@ -303,7 +197,7 @@ def prompts_command(args: argparse.Namespace) -> int:
     return _run(args, work)
 
 
-async def _show(store: SqlStore, ws: str, args: argparse.Namespace) -> int:
+async def _show(store: Store, ws: str, args: argparse.Namespace) -> int:
     prompt = await store.get_prompt(ws, args.id)
     if prompt is None:
         print(f"imagegate: prompt {args.id!r} not found", file=sys.stderr)

@@ -12,15 +12,16 @@ import argparse
 import sys
 import time
 
+from ..api.views import iso, key_view, parse_time, usage_view, workspace_view
 from ..config import load_config
+from ..store import Conflict, Store
 from ..workspaces import (
     Budget,
     RateLimits,
     Workspace,
     mint_key,
 )
-from .base import Conflict
-from .commands import (
+from .common import (
     BadInput,
     CommandTable,
     checks_input,
@@ -33,8 +34,6 @@ from .commands import (
     workspace_arg,
     workspace_id,
 )
-from .sql import SqlStore
-from .views import iso, key_view, parse_time, usage_view, workspace_view
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -122,7 +121,7 @@ def _create_key(args: argparse.Namespace) -> int:
         pepper(config), ws, name, args.role, now=now, limits=limits, budget=budget
     )
 
-    async def work(store: SqlStore) -> int:
+    async def work(store: Store) -> int:
         await store.ensure_workspace(ws, now)
         made = await store.create_key(record)
         print(f"created key {made.id} ({made.prefix}\u2026) in workspace {ws}")
@@ -137,7 +136,7 @@ def _create_key(args: argparse.Namespace) -> int:
 def _list_keys(args: argparse.Namespace) -> int:
     ws = None if args.workspace is None else workspace_id(args.workspace)
 
-    async def work(store: SqlStore) -> int:
+    async def work(store: Store) -> int:
         keys = await store.list_keys(ws)
         if args.json:
             print_json([key_view(k) for k in keys])
@@ -156,7 +155,7 @@ def _list_keys(args: argparse.Namespace) -> int:
 
 
 def _revoke_key(args: argparse.Namespace) -> int:
-    async def work(store: SqlStore) -> int:
+    async def work(store: Store) -> int:
         key = await store.revoke_key(args.key_id, time.time())
         if key is None:
             print(f"imagegate: key {args.key_id[:80]!r} not found", file=sys.stderr)
@@ -205,7 +204,7 @@ def workspaces_command(args: argparse.Namespace) -> int:
         created_at=time.time(),
     )
 
-    async def work(store: SqlStore) -> int:
+    async def work(store: Store) -> int:
         try:
             made = await store.create_workspace(ws)
         except Conflict:
@@ -218,7 +217,7 @@ def workspaces_command(args: argparse.Namespace) -> int:
 
 
 def _list_workspaces(args: argparse.Namespace) -> int:
-    async def work(store: SqlStore) -> int:
+    async def work(store: Store) -> int:
         found = await store.list_workspaces()
         if args.json:
             print_json([workspace_view(w) for w in found])
@@ -259,7 +258,7 @@ def usage_command(args: argparse.Namespace) -> int:
     ws = workspace_id(args.workspace)
     since, until = _time(args.since, "--from"), _time(args.until, "--to")
 
-    async def work(store: SqlStore) -> int:
+    async def work(store: Store) -> int:
         found = await store.usage(ws, args.group_by, since, until)
         if args.json:
             print_json([usage_view(u) for u in found])

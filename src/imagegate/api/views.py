@@ -1,4 +1,5 @@
-"""JSON shapes of stored records, shared by the read API and the CLI.
+"""JSON shapes of stored records: the control-plane and admin API's bodies (the CLI prints
+the same ones).
 
 Timestamps are ISO 8601 UTC strings with milliseconds; money is ``cost_usd`` (null = unknown).
 """
@@ -8,9 +9,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..telemetry.trace import TraceRecord
+from ..store import (
+    Identity,
+    IdentityTotals,
+    Prompt,
+    PromptVersion,
+    Thread,
+    TraceRecord,
+    UsageRow,
+)
 from ..workspaces import ApiKeyRecord, Budget, Workspace
-from .base import Identity, IdentityTotals, Prompt, PromptVersion, Thread, UsageRow
 
 
 def iso(ts: float | None) -> str | None:

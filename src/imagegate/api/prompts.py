@@ -1,4 +1,6 @@
-"""Creating prompts and their versions: body validation shared by the API and the CLI.
+"""Creating prompts and their versions: the bodies of ``POST /v2/prompts`` (and of its
+versions), validated here at the edge; the CLI builds the same bodies from its flags. The
+store only keeps what passed.
 
 A version holds a text ``template`` (``{{input}}`` = the caller's prompt), an optional
 ``model`` that replaces the request's, and default ``parameters`` (request values win).
@@ -7,35 +9,33 @@ A version holds a text ``template`` (``{{input}}`` = the caller's prompt), an op
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from ulid import ULID
 
 from ..errors import InvalidRequest
-from ..models import IntLike, Quality, Seed
 from ..options import validation_error
-from .base import Prompt, PromptVersion
-from .sql import SqlStore
+from ..request import PROMPT_PARAM_TYPES
+from ..store import Prompt, PromptVersion, Store
 
 PROMPT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 M = TypeVar("M", bound=BaseModel)
 
+if TYPE_CHECKING:
 
-class PromptParameters(BaseModel):
-    """Defaults a version may set; unknown keys are a 400 so typos do not vanish."""
+    class PromptParameters(BaseModel):
+        """The model built below, as mypy sees it."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    n: Annotated[IntLike, Field(ge=1, le=10)] | None = None
-    size: Annotated[str, Field(pattern=r"^(auto|[0-9]{2,5}x[0-9]{2,5})$")] | None = None
-    quality: Quality | None = None
-    style: Literal["vivid", "natural"] | None = None
-    background: Literal["transparent", "opaque", "auto"] | None = None
-    moderation: Literal["low", "auto"] | None = None
-    output_format: Literal["png", "jpeg", "webp"] | None = None
-    output_compression: Annotated[IntLike, Field(ge=0, le=100)] | None = None
-    seed: Seed | None = None
+else:
+    # Defaults a version may set, each typed as the parameter table types it
+    # (``request.PROMPT_PARAM_TYPES``): a new prompt parameter needs no change here. Unknown
+    # keys are a 400 so typos do not vanish.
+    PromptParameters = create_model(
+        "PromptParameters",
+        __config__=ConfigDict(extra="forbid"),
+        **{name: (kind | None, None) for name, kind in PROMPT_PARAM_TYPES.items()},
+    )
 
 
 class PromptVersionBody(BaseModel):
@@ -94,9 +94,10 @@ def validate(model: type[M], raw: Any) -> M:
 
 
 async def create_prompt(
-    store: SqlStore, workspace: str, raw: Any
+    store: Store, workspace: str, raw: Any
 ) -> tuple[Prompt, PromptVersion | None]:
-    """Validate and create in ``workspace``; ``Conflict`` (409) when the id exists there."""
+    """Validate and create in ``workspace``; the store's ``Conflict`` (409) when the id is
+    taken there."""
     body = validate(PromptCreateBody, raw)
     first = body.first_version()
     now = time.time()
@@ -113,7 +114,7 @@ async def create_prompt(
 
 
 async def add_version(
-    store: SqlStore, workspace: str, prompt_id: str, raw: Any
+    store: Store, workspace: str, prompt_id: str, raw: Any
 ) -> PromptVersion | None:
     """The new version; None when the prompt does not exist in ``workspace``."""
     body = validate(PromptVersionBody, raw)

@@ -1,0 +1,192 @@
+"""``SpecProvider``: the one runner behind every provider declared as a ``ProviderSpec``.
+
+Per request it resolves the model's table row (``Capabilities`` for the routing plan),
+prepares the inputs once (images encoded for JSON bodies, the mask converted to the provider's
+convention; conversions are remembered on the upload, so retries reuse them), splits ``n``
+into batches of ``spec.batch`` run as parallel calls with the seed offset per call, and for
+each call sends what ``spec.build`` made, follows a job when the spec polls, and hands the
+answer to ``spec.parse``. Error answers become ``UpstreamFailure`` values in ``http.py``
+(policy refusals → 400 ``content_policy_violation``, ``policy.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Generic
+
+from ...config import ProviderConfig
+from ...errors import UpstreamHTTPError
+from ...request import ImageRequest, ImageResult
+from ..base import Capabilities
+from . import inputs, masks
+from .answers import merge
+from .failures import invalid_input, not_configured
+from .fanout import gather
+from .form import multipart
+from .http import HTTPProvider
+from .polling import Jobs, interval_option
+from .sizes import batches
+from .spec import Answer, Auth, Call, M, ProviderSpec, Wire
+
+
+class SpecProvider(HTTPProvider, Generic[M]):
+    """One configured entry of a provider type declared by ``spec``."""
+
+    def __init__(self, spec: ProviderSpec[M], name: str, config: ProviderConfig) -> None:
+        super().__init__(name, config)
+        self.spec = spec
+        self.base_url = (config.base_url or spec.base_url).rstrip("/")
+        self.api_host_family = spec.host_family
+        self.policy_statuses = spec.policy_statuses
+        self.refusal_statuses = spec.refusal_statuses
+        self.settings: Mapping[str, Any] = spec.setup(config) if spec.setup else {}
+        self.batch = spec.batch
+        if spec.batch_option is not None:
+            self.batch = _per_call(config.option(spec.batch_option), spec.batch)
+        self.headers, self.auth_params = _auth(spec, config)
+        self.jobs: Jobs | None = None
+        if spec.polling is not None:
+            interval = spec.polling.interval_s
+            self.jobs = Jobs(interval_option(config.option("poll_interval_s"), interval))
+
+    def capabilities(self, model: str) -> Capabilities:
+        entry = self.spec.entry(model)
+        if entry is None:
+            return Capabilities.unknown_model(self.name, model, self.spec.known())
+        return entry.caps
+
+    async def close(self) -> None:
+        if self.jobs is not None:
+            await self.jobs.close()
+        await super().close()
+
+    async def call(self, model: str, request: ImageRequest) -> ImageResult:
+        spec = self.spec
+        entry = spec.entry(model)
+        if entry is None or entry.caps.refused is not None:
+            raise invalid_input(self.capabilities(model).refused or "unknown model", "model")
+        if not self.base_url:
+            raise not_configured(self.name, "base_url is missing")
+        if request.operation != "generations" and not request.images:
+            raise invalid_input("an input image is required", "image")
+        first = Call(self.name, model, entry, request, self.settings, request.n_images)
+        await self._prepare(first)
+        counts = batches(request.n_images, self.batch) if self.batch else [request.n_images]
+        if len(counts) == 1:
+            first.seed = request.seed
+            return await self._one(first)
+        seeds: list[int | None] = [request.seed] * len(counts)
+        if request.seed is not None and spec.offset_seed:  # no two calls draw the same image
+            seeds = [request.seed + i for i in range(len(counts))]
+
+        async def one(i: int) -> ImageResult:
+            call = dataclasses.replace(first, count=counts[i], index=i, seed=seeds[i])
+            return await self._one(call)
+
+        return merge(await gather(len(counts), one))
+
+    async def _prepare(self, call: Call[M]) -> None:
+        """Inputs made once per request and shared by every call and retry."""
+        request = call.request
+        if request.operation == "generations":
+            return
+        if self.spec.encode == "data_uri":
+            call.images = [await inputs.data_uri(image) for image in request.images]
+        elif self.spec.encode == "b64":
+            call.images = [await inputs.b64(image) for image in request.images]
+        style = self.spec.mask
+        if request.mask is None or style == "none" or not call.entry.caps.mask:
+            return
+        if style == "transparent":
+            call.mask = request.mask
+        else:
+            png = await masks.provider_mask(request.mask, style)
+            call.mask = inputs.png_upload(png)
+        if self.spec.encode == "data_uri":
+            call.mask_text = await inputs.data_uri(call.mask)
+        elif self.spec.encode == "b64":
+            call.mask_text = await inputs.b64(call.mask)
+
+    async def _one(self, call: Call[M]) -> ImageResult:
+        answer = await self.exchange(self.spec.build(call))
+        if self.spec.polling is not None:
+            answer = await self._follow(call, answer)
+        return self.spec.parse(call, answer)
+
+    async def exchange(self, wire: Wire) -> Answer:
+        """Send ``wire``; a failure is translated once here for every spec."""
+        if wire.path.startswith(("http://", "https://")):
+            url = self.own_url(wire.path, "a URL from the answer")
+        else:
+            url = self.base_url + wire.path
+        headers = self.headers if wire.headers is None else {**self.headers, **wire.headers}
+        params = wire.params
+        if self.auth_params:
+            params = {**self.auth_params, **(params or {})}
+        closers: list[Any] = []
+        try:
+            if wire.fields is not None:
+                data, closers = multipart(wire.fields, wire.files)
+                status, body, got = await self.send(
+                    wire.method, url, headers=headers, data=data, params=params
+                )
+            else:
+                status, body, got = await self.send(
+                    wire.method, url, headers=headers, json=wire.json, params=params
+                )
+        except UpstreamHTTPError as exc:
+            if self.spec.errors is None:
+                raise
+            raise self.spec.errors(exc) from None
+        finally:
+            for fh in closers:
+                fh.close()
+        return Answer(self.name, status, got, body)
+
+    async def _follow(self, call: Call[M], answer: Answer) -> Answer:
+        polling = self.spec.polling
+        assert polling is not None and self.jobs is not None
+        job = polling.submitted(call, answer)
+        if job is None:
+            return answer
+        cancel = job.cancel
+
+        async def fetch() -> Answer:
+            return await self.exchange(job.poll)
+
+        async def fire() -> Answer:
+            assert cancel is not None
+            return await self.exchange(cancel)
+
+        answer = await self.jobs.wait(
+            fetch, polling.finished, cancel=fire if cancel is not None else None
+        )
+        if polling.check is not None:
+            polling.check(call, answer)
+        return answer if job.result is None else await self.exchange(job.result)
+
+
+def _per_call(value: Any, default: int | None) -> int | None:
+    """A configured batch size: a whole number 1–10, else the spec's default."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return min(10, number) if number >= 1 else default
+
+
+def _auth(spec: ProviderSpec[Any], config: ProviderConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """Headers and query parameters every call of the entry carries (made once)."""
+    headers = {"Accept": spec.accept}
+    params: dict[str, str] = {}
+    auth = spec.auth
+    if not isinstance(auth, Auth):
+        headers.update(auth(config))
+    elif config.api_key and auth.style == "bearer":
+        headers[auth.name] = f"{auth.scheme} {config.api_key}"
+    elif config.api_key and auth.style == "header":
+        headers[auth.name] = config.api_key
+    elif config.api_key and auth.style == "query":
+        params[auth.name] = config.api_key
+    return headers, params

@@ -1,0 +1,127 @@
+"""The provider in docs/adding-a-provider.md, exactly as written there, serves requests.
+
+The module is read from the page's first ```python block and run as a module, registered as a
+provider type, and driven through the gateway over HTTP against a small fake Pixelpost server
+that checks the (made-up) wire format: so the page cannot drift from what works.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from fakes.recorder import FakeUpstream, Reply, answer_images, image_of, png, upload
+from live import EDITS, GEN, live_gateway, post
+from PIL import Image
+
+from imagegate.providers import registry
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "adding-a-provider.md"
+FIELDS = {"model", "prompt", "count", "width", "height", "seed", "format", "image", "mask"}
+
+
+def load_example() -> types.ModuleType:
+    block = re.search(r"^```python\n(.*?)^```$", DOC.read_text(), re.MULTILINE | re.DOTALL)
+    assert block is not None, "the page has no python block"
+    code_lines = [line for line in block.group(1).splitlines() if line.strip()]
+    assert len(code_lines) < 100, "the example must stay under 100 lines"
+    module = types.ModuleType("pixelpost")
+    exec(compile(block.group(1), str(DOC), "exec"), module.__dict__)
+    return module
+
+
+PIXELPOST = load_example()
+
+
+class FakePixelpost(FakeUpstream):
+    def __init__(self, key: str = "pk-test") -> None:
+        super().__init__()
+        self.key = key
+        self.app.router.add_post("/v1/render", self._render)
+
+    def providers(self) -> dict[str, Any]:
+        return {"pixelpost": {"api_key": self.key, "base_url": self.url}}
+
+    async def _render(self, request: web.Request) -> web.Response:
+        seen = await self.record(request)
+        problems: list[str] = []
+        if seen.headers.get("X-Pixel-Key") != self.key:
+            problems.append(f"X-Pixel-Key is {seen.headers.get('X-Pixel-Key')!r}")
+        doc = self.parse_json(seen, problems)
+        if set(doc) - FIELDS:
+            problems.append(f"unknown fields {sorted(set(doc) - FIELDS)}")
+        if not isinstance(doc.get("count"), int) or not 1 <= doc["count"] <= 2:
+            problems.append(f"count {doc.get('count')!r} (1 or 2 per call)")
+        for name in ("image", "mask"):
+            if name in doc and image_of(base64.b64decode(doc[name])) is None:
+                problems.append(f"{name} is not a base64 image")
+        if problems:
+            return self.violation("render", problems, {"error": {"message": "; ".join(problems)}})
+        scripted = self.scripted(doc.get("model"))
+        if scripted is not None:
+            return await self.reply(scripted)
+        pictures = [
+            {"data": base64.b64encode(png(f"{doc.get('seed')}:{i}")).decode(), "mime": "image/png"}
+            for i in range(doc["count"])
+        ]
+        return web.json_response({"pictures": pictures, "credits_used": doc["count"]})
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePixelpost]:
+    monkeypatch.setattr(registry, "ADAPTERS", dict(registry.ADAPTERS))
+    monkeypatch.setattr(registry, "PROVIDER_KEYS", dict(registry.PROVIDER_KEYS))
+    registry.register(PIXELPOST.SPEC)
+    with FakePixelpost() as server:
+        yield server
+
+
+def test_generation_is_batched_with_a_seed_per_call(fake: FakePixelpost, make_config: Any) -> None:
+    with live_gateway(make_config(providers=fake.providers())) as gw:
+        body = {"model": "pixelpost/pp-sketch", "prompt": "a fox", "n": 3, "size": "64x48"}
+        r = post(gw, GEN, json={**body, "seed": 7, "response_format": "b64_json"})
+    assert r.status_code == 200, r.text
+    assert fake.violations == []
+    assert len(answer_images(r.json())) == 3
+    sent = sorted((s.json["count"], s.json["seed"]) for s in fake.seen)
+    assert sent == [(1, 8), (2, 7)]  # n=3 as 2+1, each call with its own seed
+    assert {(s.json["width"], s.json["height"]) for s in fake.seen} == {(64, 48)}
+
+
+def test_edit_sends_base64_image_and_a_white_is_edit_mask(
+    fake: FakePixelpost, make_config: Any
+) -> None:
+    mask = Image.new("RGBA", (16, 16), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, 8, 16))  # left half transparent: edit there
+    files = [("image", ("in.png", upload(Image.new("RGB", (16, 16), (9, 9, 9))), "image/png")),
+             ("mask", ("mask.png", upload(mask), "image/png"))]  # fmt: skip
+    with live_gateway(make_config(providers=fake.providers())) as gw:
+        r = post(gw, EDITS, data={"model": "pixelpost/pp-paint", "prompt": "a hat"}, files=files)
+    assert r.status_code == 200, r.text
+    assert fake.violations == []
+    (seen,) = fake.seen
+    sent_mask = Image.open(io.BytesIO(base64.b64decode(seen.json["mask"])))
+    assert (sent_mask.getpixel((2, 2)), sent_mask.getpixel((12, 2))) == (255, 0)
+
+
+def test_what_the_runner_does_for_it(fake: FakePixelpost, make_config: Any) -> None:
+    fake.script(Reply(422, {"error": {"message": "prompt blocked by the safety filter"}}))
+    image = ("in.png", upload(Image.new("RGB", (16, 16))), "image/png")
+    with live_gateway(make_config(providers=fake.providers())) as gw:
+        refused = post(gw, GEN, json={"model": "pixelpost/pp-sketch", "prompt": "p"})
+        not_sent = post(gw, EDITS, data={"model": "pixelpost/pp-sketch", "prompt": "p"},
+                        files={"image": image})  # fmt: skip
+        unknown = post(gw, GEN, json={"model": "pixelpost/pp-other", "prompt": "p"})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == "content_policy_violation"
+    for r in (not_sent, unknown):
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "unsupported_engine"
+    assert len(fake.seen) == 1
