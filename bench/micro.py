@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from imagegate.blobs import LocalBlobStore
-from imagegate.providers import jsonsplice
+from imagegate.providers.core import jsonsplice
 from imagegate.telemetry.trace import new_trace_id
 
 from .upstream import b64_text, noise_png

@@ -8,7 +8,6 @@ that checks the (made-up) wire format: so the page cannot drift from what works.
 from __future__ import annotations
 
 import base64
-import io
 import re
 import types
 from collections.abc import Iterator
@@ -17,9 +16,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from fakes.recorder import FakeUpstream, Reply, answer_images, image_of, png, upload
+from fakes.client import answered_images
+from fakes.core import Recorder, Reply
+from imagekit import alpha_mask, image_of, png
 from live import EDITS, GEN, live_gateway, post
-from PIL import Image
 
 from imagegate.providers import registry
 
@@ -40,7 +40,7 @@ def load_example() -> types.ModuleType:
 PIXELPOST = load_example()
 
 
-class FakePixelpost(FakeUpstream):
+class FakePixelpost(Recorder):
     def __init__(self, key: str = "pk-test") -> None:
         super().__init__()
         self.key = key
@@ -49,12 +49,12 @@ class FakePixelpost(FakeUpstream):
     def providers(self) -> dict[str, Any]:
         return {"pixelpost": {"api_key": self.key, "base_url": self.url}}
 
-    async def _render(self, request: web.Request) -> web.Response:
-        seen = await self.record(request)
+    async def _render(self, request: web.Request) -> web.StreamResponse:
+        received = await self.record(request)
         problems: list[str] = []
-        if seen.headers.get("X-Pixel-Key") != self.key:
-            problems.append(f"X-Pixel-Key is {seen.headers.get('X-Pixel-Key')!r}")
-        doc = self.parse_json(seen, problems)
+        if received.headers.get("X-Pixel-Key") != self.key:
+            problems.append(f"X-Pixel-Key is {received.headers.get('X-Pixel-Key')!r}")
+        doc = self.expect_json(received, problems)
         if set(doc) - FIELDS:
             problems.append(f"unknown fields {sorted(set(doc) - FIELDS)}")
         if not isinstance(doc.get("count"), int) or not 1 <= doc["count"] <= 2:
@@ -62,16 +62,18 @@ class FakePixelpost(FakeUpstream):
         for name in ("image", "mask"):
             if name in doc and image_of(base64.b64decode(doc[name])) is None:
                 problems.append(f"{name} is not a base64 image")
-        if problems:
-            return self.violation("render", problems, {"error": {"message": "; ".join(problems)}})
-        scripted = self.scripted(doc.get("model"))
-        if scripted is not None:
-            return await self.reply(scripted)
-        pictures = [
-            {"data": base64.b64encode(png(f"{doc.get('seed')}:{i}")).decode(), "mime": "image/png"}
-            for i in range(doc["count"])
-        ]
-        return web.json_response({"pictures": pictures, "credits_used": doc["count"]})
+        error = {"error": {"message": "; ".join(problems)}}
+        return await self.respond(
+            request, received, problems, lambda: _answer(doc), error_body=error
+        )
+
+
+def _answer(doc: dict[str, Any]) -> dict[str, Any]:
+    pictures = [
+        {"data": base64.b64encode(png(f"{doc.get('seed')}:{i}")).decode(), "mime": "image/png"}
+        for i in range(doc["count"])
+    ]
+    return {"pictures": pictures, "credits_used": doc["count"]}
 
 
 @pytest.fixture
@@ -89,31 +91,33 @@ def test_generation_is_batched_with_a_seed_per_call(fake: FakePixelpost, make_co
         r = post(gw, GEN, json={**body, "seed": 7, "response_format": "b64_json"})
     assert r.status_code == 200, r.text
     assert fake.violations == []
-    assert len(answer_images(r.json())) == 3
-    sent = sorted((s.json["count"], s.json["seed"]) for s in fake.seen)
+    assert len(answered_images(r)) == 3
+    sent = sorted((s.json["count"], s.json["seed"]) for s in fake.requests)
     assert sent == [(1, 8), (2, 7)]  # n=3 as 2+1, each call with its own seed
-    assert {(s.json["width"], s.json["height"]) for s in fake.seen} == {(64, 48)}
+    assert {(s.json["width"], s.json["height"]) for s in fake.requests} == {(64, 48)}
 
 
 def test_edit_sends_base64_image_and_a_white_is_edit_mask(
     fake: FakePixelpost, make_config: Any
 ) -> None:
-    mask = Image.new("RGBA", (16, 16), (0, 0, 0, 255))
-    mask.paste((0, 0, 0, 0), (0, 0, 8, 16))  # left half transparent: edit there
-    files = [("image", ("in.png", upload(Image.new("RGB", (16, 16), (9, 9, 9))), "image/png")),
-             ("mask", ("mask.png", upload(mask), "image/png"))]  # fmt: skip
+    mask = alpha_mask(16, clear=(0, 0, 8, 16))  # left half transparent: edit there
+    files = [
+        ("image", ("in.png", png(9), "image/png")),
+        ("mask", ("mask.png", mask, "image/png")),
+    ]
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(gw, EDITS, data={"model": "pixelpost/pp-paint", "prompt": "a hat"}, files=files)
     assert r.status_code == 200, r.text
     assert fake.violations == []
-    (seen,) = fake.seen
-    sent_mask = Image.open(io.BytesIO(base64.b64decode(seen.json["mask"])))
+    (seen,) = fake.requests
+    sent_mask = image_of(base64.b64decode(seen.json["mask"]))
+    assert sent_mask is not None
     assert (sent_mask.getpixel((2, 2)), sent_mask.getpixel((12, 2))) == (255, 0)
 
 
 def test_what_the_runner_does_for_it(fake: FakePixelpost, make_config: Any) -> None:
     fake.script(Reply(422, {"error": {"message": "prompt blocked by the safety filter"}}))
-    image = ("in.png", upload(Image.new("RGB", (16, 16))), "image/png")
+    image = ("in.png", png(), "image/png")
     with live_gateway(make_config(providers=fake.providers())) as gw:
         refused = post(gw, GEN, json={"model": "pixelpost/pp-sketch", "prompt": "p"})
         not_sent = post(gw, EDITS, data={"model": "pixelpost/pp-sketch", "prompt": "p"},
@@ -124,4 +128,4 @@ def test_what_the_runner_does_for_it(fake: FakePixelpost, make_config: Any) -> N
     for r in (not_sent, unknown):
         assert r.status_code == 400, r.text
         assert r.json()["error"]["code"] == "unsupported_engine"
-    assert len(fake.seen) == 1
+    assert len(fake.requests) == 1

@@ -54,7 +54,8 @@ def test_openapi_describes_every_image_route(make_config: Any) -> None:
             assert form["properties"]["image"] is not None
             assert "401" in post["responses"] and "200" in post["responses"]
     gen_body = schemas["CreateImageRequestBody"]
-    assert {"prompt", "model"} <= set(gen_body["required"])
+    assert "prompt" in gen_body["required"]  # model: optional, the configured default applies
+    assert "model" not in gen_body["required"]
     orq = _resolve(spec, gen_body["properties"]["orq"]["anyOf"][0])
     assert {"retry", "fallbacks", "cache", "load_balancer", "timeout", "identity"} <= set(
         orq["properties"]

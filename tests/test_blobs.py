@@ -17,7 +17,7 @@ import boto3
 import httpx
 import pytest
 from blobprocs import SPAWN, read_back, write_many
-from fakes.urlserver import png_for
+from imagekit import png
 from live import live_gateway
 from moto.server import ThreadedMotoServer
 
@@ -36,7 +36,7 @@ from imagegate.blobs import (
 from imagegate.blobs.fetch import FetchError
 from imagegate.config import StorageConfig
 
-PNG = png_for("blob")
+PNG = png("blob")
 KEY = blob_key(PNG)
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from fakes.urlserver import ImageServer, png_for
+from fakes.urlserver import ImageServer
+from imagekit import png
 from live import live_gateway
 
 from imagegate.blobs import blob_key
@@ -145,7 +146,7 @@ def edit(url: str, image: bytes, **fields: str) -> httpx.Response:
 def test_edits_with_different_image_bytes_never_collide(
     make_config: Any, redis_prefix: str
 ) -> None:
-    first_in, second_in = png_for("input-1"), png_for("input-2")
+    first_in, second_in = png("input-1"), png("input-2")
     with ImageServer("url") as fake:
         config = make_config(providers=fake.providers(), cache=cache_config("redis", redis_prefix))
         with live_gateway(config) as gw:
@@ -158,7 +159,7 @@ def test_edits_with_different_image_bytes_never_collide(
         "MISS", "MISS", "HIT", "HIT",
     ]  # fmt: skip
     assert fake.calls == 2
-    assert [sha for _, sha in fake.received[0].files] == [blob_key(first_in)]
+    assert [blob_key(f.data) for f in fake.requests[0].files] == [blob_key(first_in)]
     out = [base64.b64decode(r.json()["data"][0]["b64_json"]) for r in (a, b, a_again, b_again)]
     assert out[0] != out[1]
     assert out[0] == out[2] and out[1] == out[3]
@@ -166,7 +167,7 @@ def test_edits_with_different_image_bytes_never_collide(
 
 def test_spooled_edits_are_keyed_by_their_bytes(make_config: Any, redis_prefix: str) -> None:
     """Uploads past ``spool_bytes`` live in temp files; the key hashes them from there."""
-    first_in = png_for("big-1") + os.urandom(200_000)
+    first_in = png("big-1") + os.urandom(200_000)
     second_in = first_in[:-1] + bytes([first_in[-1] ^ 1])  # one bit differs, at the very end
     with ImageServer("url") as fake:
         config = make_config(providers=fake.providers(), cache=cache_config("redis", redis_prefix),

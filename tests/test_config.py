@@ -244,8 +244,9 @@ def test_serve_refuses_bad_config_with_one_line_exit_2(
         ({"type": "nosuch"}, "providers.p.type: unknown provider type 'nosuch' (known: azure, "),
         ({"base_url": "http://x"}, "providers.p: no adapter is named 'p'; add type: (one of "),
         ({"type": "azure", "api_key": "k"}, "providers.p.base_url: required for type azure"),
+        # a static token names no project (an entry with nothing may use ADC's)
         ({"type": "vertex", "access_token": "t"},
-         "providers.p: type vertex needs one of project_id, project, api_key"),
+         "providers.p: type vertex needs one of project_id, project with an access_token"),
     ],
 )  # fmt: skip
 def test_provider_entries_are_strict(entry: dict[str, object], message: str) -> None:
@@ -394,7 +395,9 @@ def test_the_keys_table_covers_every_option_an_adapter_reads() -> None:
     folder = Path(pkg.__file__).parent
     helpers = {
         "azure": ["imagegate.providers.openai.openai"],
-        "vertex": ["imagegate.providers.google_auth"],
+        "google": ["imagegate.providers.google.wire"],
+        "vertex": ["imagegate.providers.google.tokens", "imagegate.providers.google.wire"],
+        "bedrock": ["imagegate.providers.bedrock.sigv4"],
     }
     for type_name, target in ADAPTERS.items():
         assert isinstance(target, str)

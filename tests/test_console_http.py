@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from databases import on_database
+from imagekit import solid
 from live import LiveGateway, live_gateway
 from PIL import Image
 
@@ -270,12 +271,11 @@ async def test_thumbnail_is_made_once_and_cached_long(gw: LiveGateway) -> None:
 def test_playground_runs_an_edit_with_an_upload(gw: LiveGateway) -> None:
     client = sign_in(gw, ADMIN)
     token = csrf_of(client.get("/console/playground").text)
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 48), (10, 200, 30)).save(buf, "PNG")
+    upload = solid((64, 48), (10, 200, 30))
     fields = {"csrf": token, "operation": "edits", "model": "placeholder/edit",
               "prompt": "make it blue", "retry_count": "1", "thread": "pg"}  # fmt: skip
     r = client.post("/console/playground", data=fields,
-                    files={"image": ("in.png", buf.getvalue(), "image/png")})  # fmt: skip
+                    files={"image": ("in.png", upload, "image/png")})  # fmt: skip
     assert r.status_code == 303, r.text
     trace_id = r.headers["location"].split("trace=")[1]
     page = client.get(f"/console/traces/{trace_id}")
@@ -283,5 +283,5 @@ def test_playground_runs_an_edit_with_an_upload(gw: LiveGateway) -> None:
     assert client.get(f"/console/traces/{trace_id}/images/0").headers["content-type"] == "image/png"
     missing = dict(fields, csrf="")
     r = client.post("/console/playground", data=missing,
-                    files={"image": ("in.png", buf.getvalue(), "image/png")})  # fmt: skip
+                    files={"image": ("in.png", upload, "image/png")})  # fmt: skip
     assert r.status_code == 403

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from databases import on_database
+from imagekit import solid
 from live import GEN, live_gateway
 from PIL import Image
 
@@ -23,9 +24,7 @@ def make_config(make_config: Any, database_url: str | None) -> Any:
 
 
 def png(side: int = 32) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (side, side), (10, 200, 30)).save(buf, "PNG")
-    return buf.getvalue()
+    return solid(side, (10, 200, 30))
 
 
 def image_size(b64: str) -> tuple[int, int]:

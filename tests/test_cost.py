@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from fakes.openai import FakeOpenAI, Reply, tiny_png
+from fakes.openai import FakeOpenAI, Reply
+from imagekit import png
 from live import live_gateway
 
 from imagegate.gateway import Gateway
@@ -124,9 +125,9 @@ async def test_gateway_prices_served_images_from_the_provider_answer(make_config
             await gw.generate(model="openai/gpt-image-1", prompt="b", n=2, quality="low")
             # the fake reports usage: 10 text tokens in, 40 tokens out
             assert (await _trace_of(gw)).cost_usd == pytest.approx((10 * 5 + 40 * 40) / 1e6)
-            png = base64.b64encode(tiny_png()).decode()
+            picture = base64.b64encode(png()).decode()
             fake.script(
-                Reply(body={"created": 1, "data": [{"b64_json": png}]}), model="gpt-image-1"
+                Reply(body={"created": 1, "data": [{"b64_json": picture}]}), key="gpt-image-1"
             )
             await gw.generate(
                 model="openai/gpt-image-1", prompt="c", quality="medium", size="1024x1536"
@@ -135,7 +136,7 @@ async def test_gateway_prices_served_images_from_the_provider_answer(make_config
                 0.063
             )  # no usage: per-image table
             fake.script(
-                Reply(body={"created": 1, "data": [{"b64_json": png}]}), model="gpt-image-1"
+                Reply(body={"created": 1, "data": [{"b64_json": picture}]}), key="gpt-image-1"
             )
             await gw.generate(model="openai/gpt-image-1", prompt="d")
             assert (await _trace_of(gw)).cost_usd is None  # neither usage nor a known quality

@@ -184,7 +184,7 @@ def test_bedrock_without_aws_credentials_is_503(
         with live_gateway(make_config(providers={"bedrock": entry})) as gw:
             r = post(gw, GEN, json={"model": "bedrock/amazon.nova-canvas-v1:0", "prompt": "p"})
         not_configured(r, "bedrock", "AWS credentials")
-        assert fake.seen == []
+        assert fake.requests == []
 
 
 # --- 3. every validation error names its field ---------------------------------------------
@@ -208,7 +208,7 @@ def test_a_bad_size_on_a_provider_names_size_and_sends_nothing(
         r = post(gw, GEN, json={"model": model, "prompt": "a fox", "size": "banana"})
         err = error(r, 400)
         assert (err["code"], err["param"]) == ("invalid_request_body", "size"), err
-        sent = fake.requests if isinstance(fake, FakeTogether) else fake.requests("POST")
+        sent = fake.requests if isinstance(fake, FakeTogether) else fake.received(method="POST")
         assert sent == []
 
 
@@ -226,7 +226,7 @@ def unknown(r: httpx.Response) -> str:
 def test_an_unknown_stability_model_is_named(make_config: Any) -> None:
     with FakeStability() as fake, live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(gw, GEN, json={"model": "stability/not-a-model", "prompt": "a fox"})
-        assert fake.seen == []
+        assert fake.requests == []
     message = unknown(r)
     assert "unknown model 'not-a-model' for provider stability (known: " in message
     assert "stable-image-ultra" in message and "sd3.5-large" in message

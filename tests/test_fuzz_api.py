@@ -12,15 +12,14 @@ the coverage phase (boundary and type-violation cases from the schema) runs on t
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator
 
 import pytest
 import requests
 import schemathesis
+from imagekit import solid
 from live import LiveGateway, live_gateway
-from PIL import Image
 from schemathesis.checks import not_a_server_error
 
 from imagegate.api.app import routes
@@ -94,13 +93,7 @@ SPEC = build_openapi(route_paths(routes()))  # what GET /openapi.json serves (ch
 schema = schemathesis.openapi.from_dict(SPEC, config=CONFIG)
 
 
-def _png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (16, 16), (200, 40, 90)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-PNG = _png()
+PNG = solid(16, (200, 40, 90))
 
 
 class ErrorLog(logging.Handler):

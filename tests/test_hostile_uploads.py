@@ -25,7 +25,8 @@ import httpx
 import orjson
 import pytest
 from aiohttp import web
-from fakes.openai import FakeOpenAI, tiny_png
+from fakes.openai import FakeOpenAI
+from imagekit import png, solid
 from live import EDITS, GEN, LiveAiohttp, LiveGateway, live_gateway, post
 from PIL import Image
 
@@ -230,7 +231,7 @@ def test_multipart_over_total_cap_is_413_naming_the_part(
     gateway: Callable[..., LiveGateway], uploads_dir: Path
 ) -> None:
     gw = gateway(max_multipart_bytes=100_000)
-    image = tiny_png() + b"\0" * 60_000  # each file is fine alone; together they are not
+    image = png() + b"\0" * 60_000  # each file is fine alone; together they are not
     files = [("image", (f"{i}.png", image, "image/png")) for i in range(2)]
     r = post(gw, EDITS, data={"model": "placeholder/x", "prompt": "p"}, files=files)
     assert error_of(r) == (413, "payload_too_large", "image")
@@ -247,10 +248,10 @@ def test_spool_budget_exhausted_is_503_with_retry_after(
     stalled = RawClient(gw)
     try:
         stalled.send_head(EDITS, MULTIPART, len(head) + 200_000)
-        stalled.send(head + tiny_png() + b"\0" * 70_000)  # then nothing more: held in flight
+        stalled.send(head + png() + b"\0" * 70_000)  # then nothing more: held in flight
         wait_for(lambda: held_bytes() >= 60_000, "the stalled upload's bytes on disk")
         second = form({"model": "placeholder/x", "prompt": "p"},
-                      [("image", "b.png", tiny_png() + b"\0" * 60_000)])  # fmt: skip
+                      [("image", "b.png", png() + b"\0" * 60_000)])  # fmt: skip
         r = post(gw, EDITS, content=second, headers={"content-type": MULTIPART})
         assert error_of(r) == (503, "service_unavailable", None)
         assert r.headers["retry-after"] == "5"
@@ -295,7 +296,7 @@ def test_slowloris_multipart_is_408_and_leaves_no_temp_file(
     client = RawClient(gw)
     try:
         client.send_head(EDITS, MULTIPART, len(head) + 100_000)
-        client.send(head + tiny_png() + b"\0" * 20_000)  # past spool_bytes: on disk, then stall
+        client.send(head + png() + b"\0" * 20_000)  # past spool_bytes: on disk, then stall
         status, _, body = client.response()
     finally:
         client.close()
@@ -327,7 +328,7 @@ def test_huge_mask_is_400_before_decode_and_upstream(
     with pytest.warns(Image.DecompressionBombWarning):  # Pillow alone would only warn
         assert len(mask) < 200 and Image.open(io.BytesIO(mask)).size == (13_000, 13_000)
     gw = gateway(providers=openai_fake.providers())
-    r = _edit_with(gw, image=("a.png", tiny_png()), mask=("m.png", mask))
+    r = _edit_with(gw, image=("a.png", png()), mask=("m.png", mask))
     assert error_of(r) == (400, "invalid_image", "mask")
     assert "13000x13000" in r.json()["error"]["message"]
     assert openai_fake.requests == []
@@ -363,7 +364,7 @@ def test_huge_jpeg_and_webp_are_400(
 
 def test_placeholder_cap_is_the_configured_one(gateway: Callable[..., LiveGateway]) -> None:
     gw = gateway(max_image_pixels=100)
-    files = [("image", ("a.png", tiny_png(side=16), "image/png"))]  # 256 pixels
+    files = [("image", ("a.png", png(size=16), "image/png"))]  # 256 pixels
     r = post(gw, EDITS, data={"model": "placeholder/x", "prompt": "p"}, files=files)
     assert error_of(r) == (400, "invalid_image", "image")
 
@@ -379,9 +380,7 @@ def test_placeholder_cap_is_the_configured_one(gateway: Callable[..., LiveGatewa
 def test_header_probe_agrees_with_pillow(
     fmt: str, mode: str, options: dict[str, Any], size: tuple[int, int]
 ) -> None:
-    buf = io.BytesIO()
-    Image.new(mode, size).save(buf, fmt, **options)
-    data = buf.getvalue()
+    data = solid(size, 0, mode, fmt, **options)
     kind = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}[fmt]
     info = probe(data)
     assert info is not None and info.kind == kind
@@ -417,15 +416,15 @@ class GatedUpstream:
             await loop.run_in_executor(None, self.release.wait, SAFETY_S)
             return web.json_response({"error": {"message": "busy"}}, status=429,
                                      headers={"Retry-After": "0"})  # fmt: skip
-        png = base64.b64encode(tiny_png(3)).decode()
-        return web.json_response({"created": 1, "data": [{"b64_json": png}]})
+        picture = base64.b64encode(png(3)).decode()
+        return web.json_response({"created": 1, "data": [{"b64_json": picture}]})
 
 
 def test_coalesced_flight_keeps_the_leaders_uploads_when_the_leader_leaves(
     gateway: Callable[..., LiveGateway], uploads_dir: Path
 ) -> None:
     upstream = GatedUpstream()
-    image = tiny_png() + bytes(range(256)) * 40  # ~10 KB: spooled past spool_bytes
+    image = png() + bytes(range(256)) * 40  # ~10 KB: spooled past spool_bytes
     orq = {"retry": {"count": 1, "on_codes": [429]}, "cache": {"type": "exact_match"}}
     body = form({"model": "openai/dall-e-2", "prompt": "p", "response_format": "b64_json",
                  "orq": orjson.dumps(orq).decode()}, [("image", "a.png", image)])  # fmt: skip
@@ -469,7 +468,7 @@ def test_every_interface_without_keys_is_refused(host: str) -> None:
 async def test_mask_conversions_are_made_once_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
     """A retry or a fallback reuses the converted mask instead of decoding it again."""
     from imagegate import imaging
-    from imagegate.providers import inputs, translate
+    from imagegate.providers.core import masks
     from imagegate.request import UploadedFile
 
     calls: list[str] = []
@@ -480,15 +479,13 @@ async def test_mask_conversions_are_made_once_per_request(monkeypatch: pytest.Mo
         return await real_run(fn, *args)
 
     monkeypatch.setattr(imaging, "run", counting_run)
-    buf = io.BytesIO()
-    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(buf, "PNG")
-    mask = UploadedFile.from_bytes(buf.getvalue(), field="mask")
-    image = UploadedFile.from_bytes(tiny_png())
+    mask = UploadedFile.from_bytes(solid(8, (0, 0, 0, 0), "RGBA"), field="mask")
+    image = UploadedFile.from_bytes(png())
     for _ in range(3):
-        white = await inputs.provider_mask(mask, "white")
-        await inputs.provider_mask(mask, "black")
-        await inputs.alpha_mask(mask, "black")
-        await translate.edit_mask_png(mask, image)
+        white = await masks.provider_mask(mask, "white")
+        await masks.provider_mask(mask, "black")
+        await masks.alpha_mask(mask, "black")
+        await masks.edit_mask_png(mask, image)
     assert Image.open(io.BytesIO(white)).getpixel((0, 0)) == 255  # transparent = edit
     # one converter: the white-is-edit mask edit_mask_png asks for is the one made above
     assert sorted(calls) == ["_alpha_mask", "_convert_mask", "_convert_mask"]

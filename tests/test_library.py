@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-from fakes.openai import FakeOpenAI, tiny_png
+from fakes.openai import FakeOpenAI
+from imagekit import png
 
 import imagegate
 from imagegate import Gateway, UploadedFile, load_config
@@ -28,7 +29,7 @@ def _upload(data: bytes, name: str = "in.png") -> UploadedFile:
 
 
 def test_upload_from_bytes_sniffs_and_hashes() -> None:
-    data = tiny_png(3)
+    data = png(3)
     upload = UploadedFile.from_bytes(data, "cat")
     assert (upload.kind, upload.filename, upload.size) == ("png", "cat.png", len(data))
     assert upload.sha256 is None  # hashed only when something (the cache key) needs it
@@ -39,7 +40,7 @@ def test_upload_from_bytes_sniffs_and_hashes() -> None:
 
 
 def test_a_spooled_upload_is_hashed_from_its_file(tmp_path: Path) -> None:
-    data = tiny_png(4) + os.urandom(300_000)
+    data = png(4) + os.urandom(300_000)
     path = tmp_path / "spooled.png"
     path.write_bytes(data)
     upload = UploadedFile("image", "a.png", "png", len(data), path=str(path))
@@ -59,9 +60,9 @@ async def test_generate_in_process(tmp_path: Path) -> None:
 
 async def test_edit_and_vary_in_process(tmp_path: Path) -> None:
     async with Gateway(_config(tmp_path)) as gw:
-        edit = await gw.edit(images=[_upload(tiny_png(1))], model="placeholder/x",
+        edit = await gw.edit(images=[_upload(png(1))], model="placeholder/x",
                              prompt="hat", size="32x32", response_format="b64_json")  # fmt: skip
-        vary = await gw.vary(image=_upload(tiny_png(2)), model="placeholder/x",
+        vary = await gw.vary(image=_upload(png(2)), model="placeholder/x",
                              size="256x256", response_format="b64_json")  # fmt: skip
     assert base64.b64decode(edit.data[0]["b64_json"]).startswith(b"\x89PNG")
     assert edit.body["size"] == "32x32"
@@ -77,7 +78,7 @@ async def test_library_with_openai_provider_and_orq_options(tmp_path: Path) -> N
                                     orq={"retry": {"count": 2, "on_codes": [429]}})  # fmt: skip
         assert fake.violations == []
         assert fake.requests[0].json == {"model": "gpt-image-1", "prompt": "a red fox"}
-    assert base64.b64decode(res.data[0]["b64_json"]) == tiny_png(0)
+    assert base64.b64decode(res.data[0]["b64_json"]) == png(0)
     assert res.body["usage"]["total_tokens"] == 30
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from imagekit import encode, solid
 from live import LiveGateway, live_gateway
 from openai._qs import Querystring
 from PIL import Image
@@ -24,12 +24,9 @@ from imagegate.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable
 
 
 def image_bytes(fmt: str = "PNG", side: int = 16, noise: int = 0) -> bytes:
-    img = Image.new("RGB", (side, side), (10, 20, 30))
     if noise:
-        img = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
-    buf = io.BytesIO()
-    img.save(buf, fmt)
-    return buf.getvalue()
+        return encode(Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)), fmt)
+    return solid(side, (10, 20, 30), fmt=fmt)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes.openai import fetch_image, tiny_png
+from fakes.openai import fetch_image
+from imagekit import png
 from live import LiveGateway, live_gateway
 from PIL import Image
 
@@ -67,8 +68,8 @@ def test_url_is_a_usable_reference(gw: LiveGateway) -> None:
 
 
 def test_edit_with_several_images_and_variation(gw: LiveGateway) -> None:
-    files = [("image[]", (f"{i}.png", tiny_png(i, side=24), "image/png")) for i in range(3)]
-    files.append(("mask", ("m.png", tiny_png(9), "image/png")))
+    files = [("image[]", (f"{i}.png", png(i, 24), "image/png")) for i in range(3)]
+    files.append(("mask", ("m.png", png(9), "image/png")))
     data = {"model": "placeholder/x", "prompt": "hat", "n": "2", "size": "40x40",
             "response_format": "b64_json"}  # fmt: skip
     r = httpx.post(f"{gw.url}/v2/router/images/edits", data=data, files=files)
@@ -77,12 +78,12 @@ def test_edit_with_several_images_and_variation(gw: LiveGateway) -> None:
     assert r.json()["size"] == "40x40" and r.json()["output_format"] == "png"
     var = {"model": "placeholder/x", "size": "256x256", "response_format": "b64_json"}
     r = httpx.post(f"{gw.url}/v2/router/images/variations", data=var,
-                   files={"image": ("a.png", tiny_png(1), "image/png")})  # fmt: skip
+                   files={"image": ("a.png", png(1), "image/png")})  # fmt: skip
     [varied] = _images(r)
     assert Image.open(io.BytesIO(varied)).size == (256, 256)
     # the input image shapes the output: a different input gives different bytes
     r2 = httpx.post(f"{gw.url}/v2/router/images/variations", data=var,
-                    files={"image": ("a.png", tiny_png(5), "image/png")})  # fmt: skip
+                    files={"image": ("a.png", png(5), "image/png")})  # fmt: skip
     assert _images(r2)[0] != varied
 
 
@@ -98,7 +99,7 @@ def test_bad_size_is_400(gw: LiveGateway, size: str) -> None:
     "data",
     [
         b"\x89PNG\r\n\x1a\n" + b"garbage" * 10,
-        tiny_png()[:60],
+        png()[:60],
         b"\xff\xd8\xff" + b"\x00" * 50,
         b"RIFF\x00\x00\x00\x00WEBPVP8 ",
     ],

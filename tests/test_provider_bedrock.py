@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from fakes.bedrock import FakeBedrock, Reply, aws_error
-from fakes.recorder import answer_images, upload
+from fakes.client import answered_images
+from imagekit import encode, solid
 from live import EDITS, GEN, live_gateway, post
 from PIL import Image
 
@@ -43,7 +44,7 @@ def test_titan_generation_is_signed_and_batched(fake: FakeBedrock, make_config: 
     assert r.status_code == 200, r.text
     assert fake.violations == []
     assert fake.verified == 2  # both calls carried a valid SigV4 signature
-    assert fake.seen[0].raw_path == "/model/amazon.titan-image-generator-v2%3A0/invoke"
+    assert fake.requests[0].raw_path == "/model/amazon.titan-image-generator-v2%3A0/invoke"
     counts = sorted(b["imageGenerationConfig"]["numberOfImages"] for b in fake.bodies())
     assert counts == [2, 5]  # numberOfImages ≤ 5 per call
     (body,) = [b for b in fake.bodies() if b["imageGenerationConfig"]["numberOfImages"] == 5]
@@ -56,7 +57,7 @@ def test_titan_generation_is_signed_and_batched(fake: FakeBedrock, make_config: 
         "premium",
         9,
     )
-    assert len(answer_images(r.json())) == 7
+    assert len(answered_images(r)) == 7
 
 
 def test_nova_and_stability_bodies(fake: FakeBedrock, make_config: Any) -> None:
@@ -86,7 +87,7 @@ def test_nova_and_stability_bodies(fake: FakeBedrock, make_config: Any) -> None:
 
 
 def test_edits_and_variations_pick_the_task(fake: FakeBedrock, make_config: Any) -> None:
-    image = upload(Image.new("RGB", (32, 32), (100, 100, 100)))
+    image = solid((32, 32), (100, 100, 100))
     mask = Image.new("RGBA", (32, 32), (0, 0, 0, 255))
     mask.paste((0, 0, 0, 0), (0, 0, 32, 8))  # top band: edit
     with live_gateway(make_config(providers=fake.providers())) as gw:
@@ -96,7 +97,7 @@ def test_edits_and_variations_pick_the_task(fake: FakeBedrock, make_config: Any)
             data={"model": f"bedrock/{TITAN}", "prompt": "a hat"},
             files=[
                 ("image", ("i.png", image, "image/png")),
-                ("mask", ("m.png", upload(mask), "image/png")),
+                ("mask", ("m.png", encode(mask), "image/png")),
             ],
         )
         guided = post(
@@ -138,7 +139,7 @@ def test_a_wrong_secret_is_rejected_by_the_signature_check(
     assert r.status_code == 401, r.text
     assert r.json()["error"]["code"] == "provider_credential_invalid"
     assert "InvalidSignatureException" in r.json()["error"]["message"]
-    assert fake.verified == 0 and len(fake.seen) == 1
+    assert fake.verified == 0 and len(fake.requests) == 1
 
 
 def test_session_token_env_credentials_and_api_key(make_config: Any, monkeypatch: Any) -> None:
@@ -146,7 +147,7 @@ def test_session_token_env_credentials_and_api_key(make_config: Any, monkeypatch
         with live_gateway(make_config(providers=fake.providers())) as gw:
             r = post(gw, GEN, json={"model": f"bedrock/{TITAN}", "prompt": "p"})
         assert r.status_code == 200, r.text
-        assert fake.seen[0].headers["X-Amz-Security-Token"] == "session-tok"
+        assert fake.requests[0].headers["X-Amz-Security-Token"] == "session-tok"
         assert fake.verified == 1
     with FakeBedrock(access_key="AKIDENV", secret_key="env-secret") as fake:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
@@ -164,7 +165,7 @@ def test_session_token_env_credentials_and_api_key(make_config: Any, monkeypatch
         with live_gateway(make_config(providers={"bedrock": entry})) as gw:
             r = post(gw, GEN, json={"model": f"bedrock/{NOVA}", "prompt": "p"})
         assert r.status_code == 200, r.text
-        assert fake.seen[0].headers["Authorization"] == "Bearer bedrock-api-key"
+        assert fake.requests[0].headers["Authorization"] == "Bearer bedrock-api-key"
 
 
 def test_errors_are_mapped(fake: FakeBedrock, make_config: Any) -> None:
@@ -196,7 +197,7 @@ def test_errors_are_mapped(fake: FakeBedrock, make_config: Any) -> None:
 
 
 def test_what_a_model_cannot_do_is_never_sent(fake: FakeBedrock, make_config: Any) -> None:
-    image = upload(Image.new("RGB", (32, 32)))
+    image = solid((32, 32), 0)
     with live_gateway(make_config(providers=fake.providers())) as gw:
         odd_size = post(
             gw, GEN, json={"model": f"bedrock/{TITAN}", "prompt": "p", "size": "300x300"}
@@ -224,7 +225,7 @@ def test_what_a_model_cannot_do_is_never_sent(fake: FakeBedrock, make_config: An
     for r in (core_edit, not_images):
         assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_engine", r.text
     assert fallen.status_code == 200 and fallen.headers["x-orq-model"] == "placeholder/x"
-    assert fake.seen == []
+    assert fake.requests == []
 
 
 def test_the_fake_signature_check_covers_path_body_and_headers(
@@ -235,7 +236,7 @@ def test_the_fake_signature_check_covers_path_body_and_headers(
 
     with live_gateway(make_config(providers=fake.providers())) as gw:
         assert post(gw, GEN, json={"model": f"bedrock/{TITAN}", "prompt": "p"}).status_code == 200
-    seen = fake.seen[0]
+    seen = fake.requests[0]
     assert fake.signature_problem(seen) is None
     tampered = [
         dataclasses.replace(seen, body=seen.body.replace(b'"p"', b'"q"')),

@@ -10,11 +10,9 @@ from typing import Any
 
 import pytest
 from fakes.bedrock import NOVA_MAX_SEED, FakeBedrock, Reply
-from fakes.recorder import upload
+from imagekit import encode, solid
 from live import EDITS, GEN, live_gateway, post
 from PIL import Image
-
-from imagegate.providers.bedrock import call_seed
 
 TITAN = "amazon.titan-image-generator-v2:0"
 NOVA = "amazon.nova-canvas-v1:0"
@@ -44,7 +42,7 @@ def test_parallel_calls_get_their_own_seed(fake: FakeBedrock, make_config: Any) 
     with live_gateway(make_config(providers=fake.providers())) as gw:
         titan = post(gw, GEN, json={"model": f"bedrock/{TITAN}", "prompt": "p", "n": 7, "seed": 3})
         titan_bodies = fake.bodies()
-        fake.seen.clear()
+        fake.requests.clear()
         sd = post(gw, GEN, json={"model": f"bedrock/{SD35}", "prompt": "p", "n": 2, "seed": 3})
     assert titan.status_code == 200 and sd.status_code == 200, (titan.text, sd.text)
     assert fake.violations == []
@@ -60,7 +58,7 @@ def test_nova_seed_range_is_refused_or_wrapped(fake: FakeBedrock, make_config: A
     with live_gateway(make_config(providers=fake.providers())) as gw:
         over = post(gw, GEN, json={"model": f"bedrock/{NOVA}", "prompt": "p", "seed": top + 1})
         negative = post(gw, GEN, json={"model": f"bedrock/{NOVA}", "prompt": "p", "seed": -1})
-        assert fake.seen == []  # refused before anything was sent
+        assert fake.requests == []  # refused before anything was sent
         edge = post(gw, GEN, json={"model": f"bedrock/{NOVA}", "prompt": "p", "n": 7, "seed": top})
     for r in (over, negative):
         assert r.status_code == 400, r.text
@@ -69,12 +67,6 @@ def test_nova_seed_range_is_refused_or_wrapped(fake: FakeBedrock, make_config: A
     assert edge.status_code == 200, edge.text
     assert fake.violations == []
     assert seeds_by_count(fake) == {5: top, 2: 0}  # the offset wraps inside Nova's range
-
-
-def test_call_seed_offsets_and_wraps() -> None:
-    assert call_seed(None, 3) is None
-    assert [call_seed(7, i) for i in range(3)] == [7, 8, 9]
-    assert [call_seed(9, i, top=10) for i in range(3)] == [9, 10, 0]
 
 
 def test_transparent_image_is_sent_opaque_with_its_alpha_as_mask(
@@ -88,7 +80,7 @@ def test_transparent_image_is_sent_opaque_with_its_alpha_as_mask(
             gw,
             EDITS,
             data={"model": f"bedrock/{NOVA}", "prompt": "a hat"},
-            files={"image": ("i.png", upload(image), "image/png")},
+            files={"image": ("i.png", encode(image), "image/png")},
         )
     assert r.status_code == 200, r.text
     assert fake.violations == []
@@ -106,7 +98,7 @@ def test_opaque_rgba_without_mask_edits_the_whole_image(
 ) -> None:
     """No transparent pixel and no mask: OpenAI's mask-less edit changes the whole picture,
     which is a prompt-guided IMAGE_VARIATION, never an INPAINTING with nothing masked."""
-    image = upload(Image.new("RGBA", (32, 32), (10, 200, 10, 255)))
+    image = solid((32, 32), (10, 200, 10, 255), "RGBA")
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(
             gw,
@@ -123,8 +115,8 @@ def test_opaque_rgba_without_mask_edits_the_whole_image(
 
 
 def test_a_mask_that_marks_nothing_is_refused(fake: FakeBedrock, make_config: Any) -> None:
-    image = upload(Image.new("RGB", (32, 32), (100, 100, 100)))
-    opaque_mask = upload(Image.new("RGBA", (32, 32), (0, 0, 0, 255)))
+    image = solid((32, 32), (100, 100, 100))
+    opaque_mask = solid((32, 32), (0, 0, 0, 255), "RGBA")
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(
             gw,
@@ -137,7 +129,7 @@ def test_a_mask_that_marks_nothing_is_refused(fake: FakeBedrock, make_config: An
         )
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == "mask"
-    assert fake.seen == []
+    assert fake.requests == []
 
 
 def test_transparent_variation_inputs_are_flattened(fake: FakeBedrock, make_config: Any) -> None:
@@ -147,7 +139,7 @@ def test_transparent_variation_inputs_are_flattened(fake: FakeBedrock, make_conf
             gw,
             "/v2/router/images/variations",
             data={"model": f"bedrock/{NOVA}"},
-            files={"image": ("i.png", upload(image), "image/png")},
+            files={"image": ("i.png", encode(image), "image/png")},
         )
     assert r.status_code == 200, r.text
     assert fake.violations == []
@@ -167,7 +159,7 @@ def test_stability_filtered_answer_without_images_is_a_policy_refusal(
             GEN,
             json={"model": f"bedrock/{SD35}", "prompt": "p", "retry": {"count": 2}, **FALLBACK},
         )
-        calls_for_policy = len(fake.seen)
+        calls_for_policy = len(fake.requests)
         fake.script(failed)
         error = post(gw, GEN, json={"model": f"bedrock/{SD35}", "prompt": "p", **FALLBACK})
     assert policy.status_code == 400, policy.text
@@ -176,3 +168,29 @@ def test_stability_filtered_answer_without_images_is_a_policy_refusal(
     assert calls_for_policy == 1  # neither retried nor fallen back from
     assert error.status_code == 200, error.text
     assert error.headers["x-orq-model"] == "placeholder/x"  # an inference error falls back
+
+
+def test_a_seed_nova_cannot_take_falls_back(fake: FakeBedrock, make_config: Any) -> None:
+    """Nova's seed range is data in the model table: the routing plan skips the candidate,
+    so a fallback serves the request and nothing reaches Bedrock."""
+    body = {"model": f"bedrock/{NOVA}", "prompt": "p", "seed": NOVA_MAX_SEED + 1, **FALLBACK}
+    with live_gateway(make_config(providers=fake.providers())) as gw:
+        r = post(gw, GEN, json=body)
+        titan = post(gw, GEN, json={**body, "model": f"bedrock/{TITAN}", "size": "1024x1024"})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-orq-model"] == "placeholder/x"
+    assert titan.status_code == 200 and titan.headers["x-orq-model"] == f"bedrock/{TITAN}"
+    (sent,) = fake.bodies()  # only Titan's call: it has no seed range
+    assert sent["imageGenerationConfig"]["seed"] == NOVA_MAX_SEED + 1
+
+
+def test_an_error_typed_in_the_body_is_mapped(fake: FakeBedrock, make_config: Any) -> None:
+    """AWS's JSON protocols name the error type in the body (``__type``), not a header."""
+    typed = {"__type": "com.amazon.coral.service#UnrecognizedClientException",
+             "Message": "The security token included in the request is invalid."}  # fmt: skip
+    fake.script(Reply(403, typed))
+    with live_gateway(make_config(providers=fake.providers())) as gw:
+        r = post(gw, GEN, json={"model": f"bedrock/{TITAN}", "prompt": "p"})
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "provider_credential_invalid"
+    assert "UnrecognizedClientException: The security token" in r.json()["error"]["message"]

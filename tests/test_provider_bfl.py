@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from fakes.bfl import FakeBFL, Reply
-from fakes.recorder import answer_images, upload
+from fakes.client import answered_images
+from imagekit import encode, solid
 from live import EDITS, GEN, live_gateway, post
 from PIL import Image
 
@@ -45,7 +46,7 @@ def test_generation_translates_size_fans_out_n_and_polls(fake: FakeBFL, make_con
         "output_format": "jpeg",
     }
     assert fake.polls() == 4  # each task: one Pending, then Ready
-    images = answer_images(r.json())
+    images = answered_images(r)
     assert [img.format for img in images] == ["JPEG", "JPEG"]
     assert r.headers["x-orq-model"] == "bfl/flux-pro-1.1"
 
@@ -64,7 +65,7 @@ def test_sizes_are_fitted_to_the_model_grid_or_ratio(fake: FakeBFL, make_config:
 
 
 def test_kontext_edit_sends_the_image_as_base64(fake: FakeBFL, make_config: Any) -> None:
-    source = upload(Image.new("RGB", (48, 48), (10, 200, 30)))
+    source = solid((48, 48), (10, 200, 30))
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(
             gw,
@@ -82,11 +83,11 @@ def test_kontext_edit_sends_the_image_as_base64(fake: FakeBFL, make_config: Any)
     (sent,) = fake.submits()
     assert base64.b64decode(sent["input_image"]) == source
     assert sent["aspect_ratio"] == "3:2" and sent["prompt"] == "make it blue"
-    assert answer_images(r.json())[0].size == (48, 48)
+    assert answered_images(r)[0].size == (48, 48)
 
 
 def test_fill_edit_converts_the_openai_mask(fake: FakeBFL, make_config: Any) -> None:
-    source = upload(Image.new("RGB", (32, 32), (200, 200, 200)))
+    source = solid((32, 32), (200, 200, 200))
     mask = Image.new("RGBA", (32, 32), (0, 0, 0, 255))
     mask.paste((0, 0, 0, 0), (0, 0, 16, 32))  # left half transparent: "edit here" in OpenAI
     with live_gateway(make_config(providers=fake.providers())) as gw:
@@ -96,7 +97,7 @@ def test_fill_edit_converts_the_openai_mask(fake: FakeBFL, make_config: Any) -> 
             data={"model": "bfl/flux-pro-1.0-fill", "prompt": "a window"},
             files=[
                 ("image", ("in.png", source, "image/png")),
-                ("mask", ("mask.png", upload(mask), "image/png")),
+                ("mask", ("mask.png", encode(mask), "image/png")),
             ],
         )
     assert r.status_code == 200, r.text
@@ -204,7 +205,7 @@ def test_call_timeout_stops_a_task_that_never_finishes(fake: FakeBFL, make_confi
 
 
 def test_operation_it_cannot_do_is_never_sent(fake: FakeBFL, make_config: Any) -> None:
-    image = upload(Image.new("RGB", (32, 32)))
+    image = solid((32, 32), 0)
     with live_gateway(make_config(providers=fake.providers())) as gw:
         alone = post(
             gw,
@@ -233,7 +234,7 @@ def test_operation_it_cannot_do_is_never_sent(fake: FakeBFL, make_config: Any) -
     assert with_fallback.status_code == 200, with_fallback.text
     assert with_fallback.headers["x-orq-model"] == "placeholder/x"
     assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "image"
-    assert fake.seen == []
+    assert fake.requests == []
 
 
 def test_transient_poll_failures_are_polled_through(fake: FakeBFL, make_config: Any) -> None:

@@ -10,7 +10,7 @@ import pytest
 from fakes.bfl import FakeBFL
 from live import GEN, live_gateway, post
 
-from imagegate.providers.bfl import FLUX2, FLUX2_MAX_PIXELS, fit_size
+from imagegate.providers.queue.bfl import FLUX2, FLUX2_MAX_PIXELS, fit_size
 
 
 @pytest.fixture

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fakes.client import answered_images
 from fakes.fal import FakeFal, Reply
-from fakes.recorder import answer_images, decode_data_uri, upload
+from imagekit import decode_data_uri, encode, solid
 from live import EDITS, GEN, live_gateway, post
 from PIL import Image
+from waiting import wait_until
 
 DEV = "fal/fal-ai/flux/dev"
 
@@ -42,11 +43,26 @@ def test_queue_generation_batches_num_images(fake: FakeFal, make_config: Any) ->
         {"prompt": "a fox", "image_size": "landscape_4_3", "output_format": "jpeg", "num_images": n}
         for n in (4, 2)
     ]
-    assert {s.path for s in fake.requests("POST")} == {"/queue/fal-ai/flux/dev"}
+    assert {s.path for s in fake.received(method="POST")} == {"/queue/fal-ai/flux/dev"}
     # status URLs use the app id (fal-ai/flux), as fal's do
-    assert all("/queue/fal-ai/flux/requests/" in s.path for s in fake.requests("GET"))
-    images = answer_images(r.json())
+    assert all("/queue/fal-ai/flux/requests/" in s.path for s in fake.received(method="GET"))
+    images = answered_images(r)
     assert len(images) == 6 and {i.format for i in images} == {"JPEG"}
+
+
+def test_parallel_calls_get_their_own_seed(fake: FakeFal, make_config: Any) -> None:
+    """n beyond one call's ``num_images`` (or a model without it) runs parallel calls; the
+    i-th asks for ``seed`` + i, so no two calls draw the same pictures."""
+    ultra = "fal/fal-ai/flux-pro/v1.1-ultra"
+    with live_gateway(make_config(providers=fake.providers())) as gw:
+        batched = post(gw, GEN, json={"model": DEV, "prompt": "p", "n": 6, "seed": 5})
+        batched_inputs = fake.inputs()
+        fake.requests.clear()
+        single = post(gw, GEN, json={"model": ultra, "prompt": "p", "n": 2, "seed": 5})
+    assert batched.status_code == 200 and single.status_code == 200, (batched.text, single.text)
+    assert fake.violations == []
+    assert {i["num_images"]: i["seed"] for i in batched_inputs} == {4: 5, 2: 6}
+    assert sorted(i["seed"] for i in fake.inputs()) == [5, 6]
 
 
 def test_sync_mode_and_custom_sizes(fake: FakeFal, make_config: Any) -> None:
@@ -62,7 +78,7 @@ def test_sync_mode_and_custom_sizes(fake: FakeFal, make_config: Any) -> None:
     first, second = fake.inputs()
     assert first["image_size"] == {"width": 640, "height": 480}
     assert second == {"prompt": "p", "aspect_ratio": "16:9"}  # one image per call: no num_images
-    assert [s.path for s in fake.requests("POST")] == [
+    assert [s.path for s in fake.received(method="POST")] == [
         "/sync/fal-ai/flux/dev",
         "/sync/fal-ai/flux-pro/v1.1-ultra",
     ]
@@ -70,7 +86,7 @@ def test_sync_mode_and_custom_sizes(fake: FakeFal, make_config: Any) -> None:
 
 
 def test_edits_send_data_uris_and_a_white_is_edit_mask(fake: FakeFal, make_config: Any) -> None:
-    source = upload(Image.new("RGB", (32, 32), (9, 9, 9)))
+    source = solid((32, 32), (9, 9, 9))
     mask = Image.new("RGBA", (32, 32), (255, 255, 255, 255))
     mask.paste((0, 0, 0, 0), (0, 0, 32, 10))  # top band transparent: edit it
     with live_gateway(make_config(providers=fake.providers())) as gw:
@@ -86,7 +102,7 @@ def test_edits_send_data_uris_and_a_white_is_edit_mask(fake: FakeFal, make_confi
             data={"model": "fal/fal-ai/flux-lora/inpainting", "prompt": "p"},
             files=[
                 ("image", ("a.png", source, "image/png")),
-                ("mask", ("m.png", upload(mask), "image/png")),
+                ("mask", ("m.png", encode(mask), "image/png")),
             ],
         )
     assert kontext.status_code == 200 and inpaint.status_code == 200, (kontext.text, inpaint.text)
@@ -144,22 +160,27 @@ def test_errors_are_mapped_and_fall_back(fake: FakeFal, make_config: Any) -> Non
 
 def test_call_timeout_stops_polling_and_cancels(fake: FakeFal, make_config: Any) -> None:
     fake.never_finish = True
+    first = "/queue/fal-ai/flux/requests/req-1/status"
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(gw, GEN, json={"model": DEV, "prompt": "p", "timeout": {"call_timeout": 300}})
-        polls_at_answer = fake.polls()
-        deadline = time.monotonic() + 2
-        while not fake.cancels and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.3)
-        polls_later = fake.polls()
+        polls_at_answer = len(fake.received(method="GET", path=first))
+        wait_until(lambda: fake.cancels, "the abandoned request is cancelled in the background")
+        # Barrier instead of a sleep: a second request polled by the same gateway at the same
+        # interval stays in progress for three polls. A poll loop that had survived its
+        # attempt would have polled the first request again meanwhile.
+        fake.never_finish, fake.running_polls = False, 3
+        barrier = post(gw, GEN, json={"model": DEV, "prompt": "q"})
+        polls_later = len(fake.received(method="GET", path=first))
     assert r.status_code == 504, r.text
-    assert polls_at_answer >= 5 and polls_later == polls_at_answer
+    assert polls_at_answer >= 2  # it really was polling
+    assert barrier.status_code == 200, barrier.text
+    assert polls_later == polls_at_answer  # and stopped when the attempt timed out
     assert fake.cancels == ["req-1"]
-    assert fake.requests("PUT")[0].path == "/queue/fal-ai/flux/requests/req-1/cancel"
+    assert fake.received(method="PUT")[0].path == "/queue/fal-ai/flux/requests/req-1/cancel"
 
 
 def test_what_a_model_cannot_do_is_never_sent(fake: FakeFal, make_config: Any) -> None:
-    image = upload(Image.new("RGB", (32, 32)))
+    image = solid((32, 32), 0)
     with live_gateway(make_config(providers=fake.providers())) as gw:
         variation = post(
             gw,
@@ -176,4 +197,4 @@ def test_what_a_model_cannot_do_is_never_sent(fake: FakeFal, make_config: Any) -
         webp = post(gw, GEN, json={"model": DEV, "prompt": "p", "output_format": "webp"})
     for r in (variation, edit, webp):
         assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_engine", r.text
-    assert fake.seen == []
+    assert fake.requests == []

@@ -7,8 +7,10 @@ import base64
 from typing import Any
 
 import pytest
+from fakes.client import answered_images, edit, error_of, generate
+from fakes.core import Reply
 from fakes.google import FakeGoogle
-from fakes.scripted import Reply, answered_images, edit, error_of, generate, image_bytes
+from imagekit import png
 from live import live_gateway
 
 GEMINI = "gemini-2.5-flash-image"
@@ -45,7 +47,7 @@ def test_gemini_generation_fans_out_n_and_translates_size(
 
 
 def test_gemini_edit_sends_images_inline(fake: FakeGoogle, make_config: Any) -> None:
-    inputs = [image_bytes(index=1), image_bytes("JPEG", index=2)]
+    inputs = [png(1), png(2, fmt="JPEG")]
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = edit(gw.url, inputs, model=f"google/{GEMINI}", prompt="merge them")
     assert fake.violations == []
@@ -180,12 +182,12 @@ def test_an_unspecified_stop_falls_back_where_a_refusal_would_not(
 @pytest.mark.parametrize(
     ("call", "param"),
     [
-        (lambda url: edit(url, [image_bytes()], model="google/imagen-4.0-generate-001",
+        (lambda url: edit(url, [png()], model="google/imagen-4.0-generate-001",
                           prompt="x"), "model"),
         (lambda url: generate(url, model=f"google/{GEMINI}", prompt="x", size="4096x512"), "size"),
         (lambda url: generate(url, model=f"google/{GEMINI}", prompt="x", output_format="jpeg"),
          "output_format"),
-        (lambda url: edit(url, [image_bytes()] * 4, model=f"google/{GEMINI}", prompt="x"),
+        (lambda url: edit(url, [png()] * 4, model=f"google/{GEMINI}", prompt="x"),
          "image"),
         (lambda url: generate(url, model="google/gemini-2.5-flash", prompt="x"), "model"),
     ],
@@ -203,7 +205,7 @@ def test_what_google_cannot_do_is_never_sent(
 
 def test_an_edit_with_a_mask_skips_gemini(fake: FakeGoogle, make_config: Any) -> None:
     with live_gateway(make_config(providers=fake.providers())) as gw:
-        r = edit(gw.url, [image_bytes()], mask=image_bytes(), model=f"google/{GEMINI}",
+        r = edit(gw.url, [png()], mask=png(), model=f"google/{GEMINI}",
                  prompt="x")  # fmt: skip
     assert r.status_code == 400, r.text
     assert error_of(r)["param"] == "mask"

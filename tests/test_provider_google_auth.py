@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fakes.scripted import answered_images, error_of, generate
+from fakes.client import answered_images, error_of, generate
 from fakes.vertex import FakeVertex
 from live import live_gateway
 from waiting import DEADLINE_S, until
 
 from imagegate.config import Config, ProviderConfig
-from imagegate.providers.google_auth import TokenSource
+from imagegate.errors import UpstreamHTTPError
+from imagegate.providers.google.tokens import NO_CREDENTIALS_RETRY_S, TokenSource
 
 IMAGEN = "imagen-4.0-generate-001"
 
@@ -155,3 +156,47 @@ async def test_a_failed_refresh_fails_every_waiting_call_and_the_next_one_retrie
     with pytest.raises(Exception, match="token refresh refused"):
         await tokens.token()
     assert fake.token_arrivals == 2
+
+
+# --- no credentials at all, off Google Cloud: found out once, then remembered for a while ----
+
+
+def off_google_cloud(fake: FakeVertex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ADC's last resort, the metadata-server probe, switched back on (conftest turns it off)
+    and pointed at the fake, which answers "not a metadata server" and counts the probes."""
+    from google.auth.compute_engine import _metadata
+
+    monkeypatch.setattr(_metadata, "_NO_GCE_CHECK", False)  # read once, at import
+    monkeypatch.setenv("GCE_METADATA_IP", fake.url.removeprefix("http://"))  # read per probe
+
+
+def test_an_entry_without_credentials_answers_503_without_probing_each_time(
+    fake: FakeVertex, make_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    off_google_cloud(fake, monkeypatch)
+    with live_gateway(make_config(providers=fake.providers())) as gw:
+        first = generate(gw.url, model=f"vertex/{IMAGEN}", prompt="a fox")
+        second = generate(gw.url, model=f"vertex/{IMAGEN}", prompt="a cat")
+    for r in (first, second):
+        assert r.status_code == 503, r.text
+        assert error_of(r)["code"] == "provider_not_configured"
+        assert "credentials" in error_of(r)["message"]
+    assert fake.metadata_probes == 1  # the second request did not probe again
+    assert fake.requests == [] and fake.violations == []
+
+
+async def test_the_remembered_failure_expires(
+    fake: FakeVertex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    off_google_cloud(fake, monkeypatch)
+    now = [1000.0]
+    tokens = TokenSource(ProviderConfig(), clock=lambda: now[0])
+    for _ in range(2):
+        with pytest.raises(UpstreamHTTPError) as info:
+            await tokens.token()
+        assert info.value.status == 503
+    assert fake.metadata_probes == 1
+    now[0] += NO_CREDENTIALS_RETRY_S + 1  # credentials may have been provided since
+    with pytest.raises(UpstreamHTTPError):
+        await tokens.token()
+    assert fake.metadata_probes == 2

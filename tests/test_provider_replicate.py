@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakes.recorder import answer_images, decode_data_uri, upload
+from fakes.client import answered_images
 from fakes.replicate import FakeReplicate, Reply
+from imagekit import decode_data_uri, encode, solid
 from live import EDITS, GEN, live_gateway, post
 from PIL import Image
+from waiting import wait_until
 
 SCHNELL = "replicate/black-forest-labs/flux-schnell"
 PRO = "replicate/black-forest-labs/flux-1.1-pro"
@@ -38,7 +39,7 @@ def test_batching_model_gets_num_outputs(fake: FakeReplicate, make_config: Any) 
             },
         )
         assert r.status_code == 200, r.text
-        images = answer_images(r.json())  # gateway URLs: fetched while it runs
+        images = answered_images(r)  # gateway URLs: fetched while it runs
     assert fake.violations == []
     (create,) = fake.creates()
     assert create == {
@@ -50,7 +51,7 @@ def test_batching_model_gets_num_outputs(fake: FakeReplicate, make_config: Any) 
             "seed": 5,
         }
     }
-    assert fake.seen[0].path == "/v1/models/black-forest-labs/flux-schnell/predictions"
+    assert fake.requests[0].path == "/v1/models/black-forest-labs/flux-schnell/predictions"
     assert [i.format for i in images] == ["JPEG"] * 3
     assert fake.polls() == 2  # processing, then succeeded
 
@@ -61,7 +62,7 @@ def test_single_output_model_fans_out(fake: FakeReplicate, make_config: Any) -> 
     assert r.status_code == 200, r.text
     assert fake.violations == []
     assert [c["input"] for c in fake.creates()] == [{"prompt": "p"}, {"prompt": "p"}]
-    assert len(answer_images(r.json())) == 2
+    assert len(answered_images(r)) == 2
 
 
 def test_pinned_version_and_prefer_wait(fake: FakeReplicate, make_config: Any) -> None:
@@ -70,14 +71,14 @@ def test_pinned_version_and_prefer_wait(fake: FakeReplicate, make_config: Any) -
         r = post(gw, GEN, json={"model": f"replicate/someone/custom:{version}", "prompt": "p"})
     assert r.status_code == 200, r.text
     assert fake.violations == []
-    (seen,) = [s for s in fake.seen if s.method == "POST"]
+    (seen,) = [s for s in fake.requests if s.method == "POST"]
     assert seen.path == "/v1/predictions"
     assert seen.json == {"version": version, "input": {"prompt": "p"}}
     assert seen.headers["Prefer"] == "wait=5"
 
 
 def test_kontext_edit_sends_a_data_uri(fake: FakeReplicate, make_config: Any) -> None:
-    source = upload(Image.new("RGB", (40, 40), (1, 2, 3)))
+    source = solid((40, 40), (1, 2, 3))
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(
             gw,
@@ -102,8 +103,8 @@ def test_fill_edit_converts_the_mask(fake: FakeReplicate, make_config: Any) -> N
             EDITS,
             data={"model": "replicate/black-forest-labs/flux-fill-pro", "prompt": "sky"},
             files=[
-                ("image", ("i.png", upload(Image.new("RGB", (32, 32))), "image/png")),
-                ("mask", ("m.png", upload(mask), "image/png")),
+                ("image", ("i.png", solid((32, 32), 0), "image/png")),
+                ("mask", ("m.png", encode(mask), "image/png")),
             ],
         )
     assert r.status_code == 200, r.text
@@ -164,16 +165,14 @@ def test_call_timeout_stops_polling_and_cancels(fake: FakeReplicate, make_config
     fake.never_finish = True
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(gw, GEN, json={"model": PRO, "prompt": "p", "timeout": {"call_timeout": 300}})
-        polls_at_answer = len(fake.requests("GET", "/predictions/pred-1"))
-        deadline = time.monotonic() + 5  # the cancel is fired in the background: wait for it
-        while not fake.cancels and time.monotonic() < deadline:
-            time.sleep(0.01)
+        polls_at_answer = len(fake.received(method="GET", path="/predictions/pred-1"))
+        wait_until(lambda: fake.cancels, "the abandoned prediction is cancelled in the background")
         # Barrier instead of a sleep: a second prediction polled by the same gateway at the
         # same interval stays processing for three polls. A poll loop that had survived its
         # attempt would have polled the first prediction again meanwhile.
         fake.never_finish, fake.running_polls = False, 3
         barrier = post(gw, GEN, json={"model": PRO, "prompt": "q"})
-        polls_later = len(fake.requests("GET", "/predictions/pred-1"))
+        polls_later = len(fake.received(method="GET", path="/predictions/pred-1"))
     assert r.status_code == 504, r.text
     assert polls_at_answer >= 2  # it really was polling
     assert barrier.status_code == 200, barrier.text
@@ -182,7 +181,7 @@ def test_call_timeout_stops_polling_and_cancels(fake: FakeReplicate, make_config
 
 
 def test_what_a_model_cannot_do_is_never_sent(fake: FakeReplicate, make_config: Any) -> None:
-    image = upload(Image.new("RGB", (32, 32)))
+    image = solid((32, 32), 0)
     with live_gateway(make_config(providers=fake.providers())) as gw:
         edit = post(
             gw,
@@ -201,7 +200,7 @@ def test_what_a_model_cannot_do_is_never_sent(fake: FakeReplicate, make_config: 
         )
     assert edit.status_code == 400 and edit.json()["error"]["code"] == "unsupported_engine"
     assert webp.status_code == 400 and webp.json()["error"]["param"] == "output_format"
-    assert fake.seen == []
+    assert fake.requests == []
 
 
 def test_mask_conversion_keeps_an_opaque_mask(fake: FakeReplicate, make_config: Any) -> None:
@@ -216,7 +215,7 @@ def test_mask_conversion_keeps_an_opaque_mask(fake: FakeReplicate, make_config: 
             EDITS,
             data={"model": "replicate/black-forest-labs/flux-fill-pro", "prompt": "sky"},
             files=[
-                ("image", ("i.png", upload(Image.new("RGB", (32, 32))), "image/png")),
+                ("image", ("i.png", solid((32, 32), 0), "image/png")),
                 ("mask", ("m.png", buf.getvalue(), "image/png")),
             ],
         )

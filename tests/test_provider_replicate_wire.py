@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakes.recorder import decode_data_uri, upload
 from fakes.replicate import FakeReplicate, Reply
+from imagekit import decode_data_uri, encode, solid
 from live import EDITS, GEN, live_gateway, post
 from PIL import Image
 
@@ -31,14 +31,14 @@ def noise_png(side: int, mode: str = "RGB") -> bytes:
     """A PNG that does not compress: ``side`` 640 RGB is about 1.2 MB."""
     bands = len(mode)
     img = Image.frombytes(mode, (side, side), os.urandom(side * side * bands))
-    return upload(img)
+    return encode(img)
 
 
 def test_parallel_predictions_get_their_own_seed(fake: FakeReplicate, make_config: Any) -> None:
     with live_gateway(make_config(providers=fake.providers())) as gw:
         single = post(gw, GEN, json={"model": PRO, "prompt": "p", "n": 2, "seed": 5})
         single_inputs = [c["input"] for c in fake.creates()]
-        fake.seen.clear()
+        fake.requests.clear()
         batched = post(gw, GEN, json={"model": SCHNELL, "prompt": "p", "n": 6, "seed": 5})
     assert single.status_code == 200 and batched.status_code == 200, (single.text, batched.text)
     assert fake.violations == []
@@ -75,9 +75,11 @@ def test_a_large_image_is_uploaded_once_and_sent_by_url(
     creates = fake.creates()
     assert len(creates) == 4  # 503, retried 503, then the fallback's two parallel predictions
     assert {c["input"]["input_image"] for c in creates} == {url}
-    (posted,) = fake.requests("POST", "/v1/files")
+    (posted,) = fake.received(method="POST", path="/v1/files")
     assert posted.headers["Authorization"] == f"Bearer {fake.token}"
-    assert posted.files["content"][:2] == ("image.png", "image/png")  # not the caller's name
+    content = posted.file("content")
+    assert content is not None  # not the caller's name:
+    assert (content.filename, content.content_type) == ("image.png", "image/png")
 
 
 def test_small_inputs_stay_inline(fake: FakeReplicate, make_config: Any) -> None:
@@ -99,8 +101,8 @@ def test_small_inputs_stay_inline(fake: FakeReplicate, make_config: Any) -> None
 def test_a_large_mask_is_uploaded_too(fake: FakeReplicate, make_config: Any) -> None:
     side = 2500  # a random black/white mask of 6 MP stays over 1 MB as a PNG
     raw = os.urandom(side * side).translate(bytes(0 if b < 128 else 255 for b in range(256)))
-    mask = upload(Image.frombytes("L", (side, side), raw))
-    image = upload(Image.new("RGB", (32, 32)))
+    mask = encode(Image.frombytes("L", (side, side), raw))
+    image = solid((32, 32), 0)
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(
             gw,

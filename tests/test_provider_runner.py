@@ -6,13 +6,13 @@ a fake server on 127.0.0.1, driven through the gateway over HTTP."""
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiohttp import web
-from fakes.recorder import FakeUpstream, png
+from fakes.core import Recorder
+from imagekit import png
 from live import GEN, live_gateway, post
 
 from imagegate.providers import registry
@@ -29,8 +29,6 @@ from imagegate.providers.core.spec import (
     Wire,
 )
 from imagegate.request import GeneratedImage, ImageResult
-
-WAIT_S = 10.0  # bound on waiting for a background call; never reached when things work
 
 
 def build(call: Call[ModelSpec]) -> Wire:
@@ -71,7 +69,7 @@ SPEC = ProviderSpec(
 )
 
 
-class FakeQueue(FakeUpstream):
+class FakeQueue(Recorder):
     """``POST /jobs`` → ``{id, poll, cancel}``; ``GET /jobs/{id}`` answers ``running`` once,
     then the outcome (``outcome``: done | failed | an HTTP status); ``DELETE`` cancels."""
 
@@ -93,9 +91,9 @@ class FakeQueue(FakeUpstream):
             self.violations.append(f"{request.method} {request.path}: key {request.query!r}")
 
     async def _submit(self, request: web.Request) -> web.Response:
-        seen = await self.record(request)
+        received = await self.record(request)
         self._keyed(request)
-        doc = self.parse_json(seen, self.violations)
+        doc = self.expect_json(received, self.violations)
         job = self.next_id()
         self.jobs[job] = doc
         base = self.poll_base or self.url
@@ -142,7 +140,7 @@ def test_jobs_are_polled_until_done_each_with_its_own_seed(
     assert len(r.json()["data"]) == 2
     assert sorted(doc["seed"] for doc in fake.jobs.values()) == [5, 6]
     assert sorted(fake.polls.values()) == [2, 2]  # running, then done
-    assert fake.requests("DELETE") == []
+    assert fake.received(method="DELETE") == []
 
 
 def test_a_failed_job_falls_back(fake: FakeQueue, make_config: Any) -> None:
@@ -164,18 +162,16 @@ def test_a_poll_url_off_the_providers_host_is_never_called(
         fake.poll_base = elsewhere.url  # another port: not the provider's origin
         with live_gateway(make_config(providers=fake.providers())) as gw:
             r = post(gw, GEN, json={"model": "queuey/q1", "prompt": "p"})
-        assert elsewhere.seen == []
+        assert elsewhere.requests == []
     assert r.status_code >= 500, r.text
-    assert fake.requests("GET") == []
+    assert fake.received(method="GET") == []
 
 
 def test_an_abandoned_job_is_cancelled(fake: FakeQueue, make_config: Any) -> None:
     fake.outcome = 404  # the poll fails for good: the job is abandoned
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(gw, GEN, json={"model": "queuey/q1", "prompt": "p"})
-        deadline = time.monotonic() + WAIT_S
-        while not fake.requests("DELETE") and time.monotonic() < deadline:
-            time.sleep(0.01)  # polls a condition, bounded: the cancel runs in the background
+        fake.wait_for(lambda: fake.received(method="DELETE"))  # the cancel runs in the background
     assert r.status_code == 404, r.text
     (job,) = fake.jobs
-    assert [s.path for s in fake.requests("DELETE")] == [f"/jobs/{job}"]
+    assert [s.path for s in fake.received(method="DELETE")] == [f"/jobs/{job}"]

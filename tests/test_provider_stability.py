@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
-from fakes.recorder import answer_images, upload
+from fakes.client import answered_images, assert_error, assert_fell_back, error_of, fixtures
 from fakes.stability import FakeStability, Reply
-from live import EDITS, GEN, live_gateway, post
-from PIL import Image
+from imagekit import alpha_mask, image_of, png, solid
+from live import EDITS, GEN, LiveGateway, live_gateway, post
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeStability]:
-    with FakeStability() as server:
-        yield server
+fake, gw = fixtures(FakeStability)
 
 
 def edit(gw: Any, model: str, *, mask: bytes | None = None, side: int = 40) -> httpx.Response:
-    files = [("image", ("in.png", upload(Image.new("RGB", (side, side), (5, 6, 7))), "image/png"))]
+    files = [("image", ("in.png", solid(side, (5, 6, 7)), "image/png"))]
     if mask is not None:
         files.append(("mask", ("mask.png", mask, "image/png")))
     return post(
@@ -32,47 +25,38 @@ def edit(gw: Any, model: str, *, mask: bytes | None = None, side: int = 40) -> h
     )
 
 
-def test_generation_is_multipart_with_aspect_ratio(fake: FakeStability, make_config: Any) -> None:
-    with live_gateway(make_config(providers=fake.providers())) as gw:
-        r = post(
-            gw,
-            GEN,
-            json={
-                "model": "stability/stable-image-core",
-                "prompt": "a fox",
-                "n": 2,
-                "size": "1792x1024",
-                "output_format": "webp",
-                "seed": 3,
-                "response_format": "b64_json",
-            },
-        )
+def test_generation_is_multipart_with_aspect_ratio(fake: FakeStability, gw: LiveGateway) -> None:
+    body = {
+        "model": "stability/stable-image-core",
+        "prompt": "a fox",
+        "n": 2,
+        "size": "1792x1024",
+        "output_format": "webp",
+        "seed": 3,
+        "response_format": "b64_json",
+    }
+    r = post(gw, GEN, json=body)
     assert r.status_code == 200, r.text
     assert fake.violations == []
-    assert len(fake.seen) == 2  # one image per call: n fanned out
-    for seen in fake.seen:
+    assert len(fake.requests) == 2  # one image per call: n fanned out
+    for seen in fake.requests:
         assert seen.path == "/v2beta/stable-image/generate/core"
         assert seen.headers["Accept"] == "image/*"
         assert seen.headers["Content-Type"].startswith("multipart/form-data")
-    sent = sorted(({k: v[0] for k, v in s.fields.items()} for s in fake.seen),
-                  key=lambda fields: fields["seed"])  # fmt: skip
+    sent = sorted((s.values for s in fake.requests), key=lambda fields: fields["seed"])
     # each parallel call draws its own picture: seed, seed+1 (the same seed twice would not)
     assert sent == [
         {"prompt": "a fox", "aspect_ratio": "16:9", "output_format": "webp", "seed": seed}
         for seed in ("3", "4")
     ]
-    assert [img.format for img in answer_images(r.json())] == ["WEBP", "WEBP"]
+    assert [img.format for img in answered_images(r)] == ["WEBP", "WEBP"]
 
 
-def test_sd3_models_name_the_model_and_mode(fake: FakeStability, make_config: Any) -> None:
-    with live_gateway(make_config(providers=fake.providers())) as gw:
-        r = post(
-            gw, GEN, json={"model": "stability/sd3.5-large", "prompt": "p", "size": "1024x1536"}
-        )
+def test_sd3_models_name_the_model_and_mode(fake: FakeStability, gw: LiveGateway) -> None:
+    r = post(gw, GEN, json={"model": "stability/sd3.5-large", "prompt": "p", "size": "1024x1536"})
     assert r.status_code == 200, r.text
     assert fake.violations == []
-    fields = {k: v[0] for k, v in fake.seen[0].fields.items()}
-    assert fields == {
+    assert fake.requests[0].values == {
         "prompt": "p",
         "aspect_ratio": "2:3",
         "model": "sd3.5-large",
@@ -81,21 +65,19 @@ def test_sd3_models_name_the_model_and_mode(fake: FakeStability, make_config: An
 
 
 def test_edits_pick_image_to_image_or_inpaint(fake: FakeStability, make_config: Any) -> None:
-    mask = Image.new("RGBA", (40, 40), (0, 0, 0, 255))
-    mask.paste((0, 0, 0, 0), (0, 0, 20, 40))  # left half: edit
+    mask = alpha_mask(40, clear=(0, 0, 20, 40))  # left half: edit
     with live_gateway(make_config(providers=fake.providers(image_strength=0.7))) as gw:
         results = [
             edit(gw, "stability/stable-image-ultra"),
-            edit(gw, "stability/stable-image-ultra", mask=upload(mask)),
+            edit(gw, "stability/stable-image-ultra", mask=mask),
             edit(gw, "stability/core"),
             edit(gw, "stability/sd3.5-medium"),
             edit(gw, "stability/remove-background"),
         ]
     for r in results:
-        assert r.status_code == 200, r.text
-        assert answer_images(r.json())[0].size == (40, 40)
+        assert answered_images(r)[0].size == (40, 40)
     assert fake.violations == []
-    paths = [s.path.removeprefix("/v2beta/stable-image/") for s in fake.seen]
+    paths = [s.path.removeprefix("/v2beta/stable-image/") for s in fake.requests]
     assert paths == [
         "generate/ultra",
         "edit/inpaint",
@@ -103,85 +85,67 @@ def test_edits_pick_image_to_image_or_inpaint(fake: FakeStability, make_config: 
         "generate/sd3",
         "edit/remove-background",
     ]
-    i2i, inpaint, core, sd3, rembg = fake.seen
+    i2i, inpaint, core, sd3, rembg = fake.requests
     assert i2i.field("strength") == "0.7" and "aspect_ratio" not in i2i.fields
-    sent_mask = Image.open(io.BytesIO(inpaint.files["mask"][2]))
+    mask_part = inpaint.file("mask")
+    sent_mask = image_of(mask_part.data) if mask_part else None
+    assert sent_mask is not None
     assert sent_mask.getpixel((5, 5)) == 255 and sent_mask.getpixel((35, 5)) == 0  # white = edit
-    assert "mask" not in core.files  # no mask: Stability uses the image's alpha, like OpenAI
+    assert core.file("mask") is None  # no mask: Stability uses the image's alpha, like OpenAI
     assert sd3.field("mode") == "image-to-image" and sd3.field("model") == "sd3.5-medium"
-    assert rembg.fields == {} and set(rembg.files) == {"image"}
+    assert rembg.fields == {} and rembg.file_names == ["image"]
 
 
-def test_moderation_and_filtering_are_content_policy(fake: FakeStability, make_config: Any) -> None:
-    fake.script(
-        Reply(
-            403,
-            {
-                "id": "e1",
-                "name": "content_moderation",
-                "errors": ["Your request was flagged by our content moderation system"],
-            },
-        )
+def test_moderation_and_filtering_are_content_policy(fake: FakeStability, gw: LiveGateway) -> None:
+    flagged = ["Your request was flagged by our content moderation system"]
+    fake.script(Reply(403, {"id": "e1", "name": "content_moderation", "errors": flagged}))
+    moderated = post(gw, GEN, json={"model": "stability/core", "prompt": "p"})
+    fake.filtered = 1
+    filtered = post(
+        gw,
+        GEN,
+        json={"model": "stability/core", "prompt": "p", "fallbacks": [{"model": "placeholder/x"}]},
     )
-    with live_gateway(make_config(providers=fake.providers())) as gw:
-        moderated = post(gw, GEN, json={"model": "stability/core", "prompt": "p"})
-        fake.filtered = 1
-        filtered = post(
-            gw,
-            GEN,
-            json={
-                "model": "stability/core",
-                "prompt": "p",
-                "fallbacks": [{"model": "placeholder/x"}],
-            },
-        )
-        fake.script(Reply(422, {"id": "e2", "name": "invalid_prompt",
-                                "errors": ["prompt was flagged as NSFW"]}))  # fmt: skip
-        unprocessable = post(gw, GEN, json={"model": "stability/core", "prompt": "p"})
+    fake.script(
+        Reply(422, {"id": "e2", "name": "invalid_prompt", "errors": ["prompt was flagged as NSFW"]})
+    )
+    unprocessable = post(gw, GEN, json={"model": "stability/core", "prompt": "p"})
     for r in (moderated, filtered, unprocessable):
-        assert r.status_code == 400, r.text
-        assert r.json()["error"]["code"] == "content_policy_violation"
-    assert "flagged" in moderated.json()["error"]["message"]
+        assert_error(r, 400, "content_policy_violation")
+    assert "flagged" in error_of(moderated)["message"]
 
 
-def test_http_errors_map_and_fall_back(fake: FakeStability, make_config: Any) -> None:
+def test_http_errors_map_and_fall_back(fake: FakeStability, gw: LiveGateway) -> None:
     body = {
         "model": "stability/core",
         "prompt": "p",
         "size": "64x64",
         "fallbacks": [{"model": "placeholder/x"}],
     }
-    with live_gateway(make_config(providers=fake.providers())) as gw:
-        fake.script(Reply(401, {"id": "e", "name": "unauthorized", "errors": ["bad key"]}))
-        unauthorized = post(gw, GEN, json=body)
-        fake.script(
-            Reply(429, {"id": "e", "name": "rate_limit", "errors": ["slow"]}, {"Retry-After": "0"})
-        )
-        limited = post(gw, GEN, json={"model": "stability/core", "prompt": "p"})
-        fake.script(Reply(500, {"id": "e", "name": "internal_error", "errors": ["boom"]}))
-        fallen = post(gw, GEN, json=body)
+    fake.script(Reply(401, {"id": "e", "name": "unauthorized", "errors": ["bad key"]}))
+    unauthorized = post(gw, GEN, json=body)
+    fake.script(Reply(429, {"id": "e", "name": "rate_limit", "errors": ["slow"]}, retry_after="0"))
+    limited = post(gw, GEN, json={"model": "stability/core", "prompt": "p"})
+    fake.script(Reply(500, {"id": "e", "name": "internal_error", "errors": ["boom"]}))
+    fallen = post(gw, GEN, json=body)
     assert unauthorized.status_code == 401
-    assert unauthorized.json()["error"]["message"] == "bad key"
-    assert limited.status_code == 429
-    assert limited.json()["error"]["code"] == "rate_limit_exceeded"
-    assert fallen.status_code == 200 and fallen.headers["x-orq-model"] == "placeholder/x"
-    assert len(fake.seen) == 3
+    assert error_of(unauthorized)["message"] == "bad key"
+    assert_error(limited, 429, "rate_limit_exceeded")
+    assert_fell_back(fallen, fake, calls=3)
 
 
-def test_what_a_model_cannot_do_is_never_sent(fake: FakeStability, make_config: Any) -> None:
-    image = upload(Image.new("RGB", (32, 32)))
-    with live_gateway(make_config(providers=fake.providers())) as gw:
-        variation = post(
-            gw,
-            "/v2/router/images/variations",
-            data={"model": "stability/core"},
-            files={"image": ("a.png", image, "image/png")},
-        )
-        webp = post(
-            gw, GEN, json={"model": "stability/sd3.5-large", "prompt": "p", "output_format": "webp"}
-        )
-        unknown = post(gw, GEN, json={"model": "stability/sdxl-0.9", "prompt": "p"})
-        generate_on_tool = post(gw, GEN, json={"model": "stability/inpaint", "prompt": "p"})
+def test_what_a_model_cannot_do_is_never_sent(fake: FakeStability, gw: LiveGateway) -> None:
+    variation = post(
+        gw,
+        "/v2/router/images/variations",
+        data={"model": "stability/core"},
+        files={"image": ("a.png", png(), "image/png")},
+    )
+    webp = post(
+        gw, GEN, json={"model": "stability/sd3.5-large", "prompt": "p", "output_format": "webp"}
+    )
+    unknown = post(gw, GEN, json={"model": "stability/sdxl-0.9", "prompt": "p"})
+    generate_on_tool = post(gw, GEN, json={"model": "stability/inpaint", "prompt": "p"})
     for r in (variation, webp, unknown, generate_on_tool):
-        assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_engine", r.text
-    assert fake.seen == []
+        assert_error(r, 400, "unsupported_engine")
+    assert fake.requests == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from imagekit import alpha_mask, solid
 from PIL import Image
 
 from imagegate.errors import UpstreamHTTPError
@@ -110,28 +111,16 @@ def test_policy_refusal_depends_on_status() -> None:
     assert not policy.refusal(400, "bad size", statuses)
 
 
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _half_transparent() -> bytes:
-    img = Image.new("RGBA", (8, 8), (0, 0, 0, 255))
-    img.paste((0, 0, 0, 0), (0, 0, 4, 8))  # left half transparent: edit there
-    return _png(img)
-
-
 async def test_one_mask_converter_for_every_convention() -> None:
-    mask = UploadedFile.from_bytes(_half_transparent(), field="mask")
+    mask = UploadedFile.from_bytes(alpha_mask(8, clear=(0, 0, 4, 8)), field="mask")
     white = Image.open(io.BytesIO(await masks.provider_mask(mask, "white")))
     black = Image.open(io.BytesIO(await masks.provider_mask(mask, "black")))
     assert (white.getpixel((1, 1)), white.getpixel((6, 1))) == (255, 0)
     assert (black.getpixel((1, 1)), black.getpixel((6, 1))) == (0, 255)
-    opaque = UploadedFile.from_bytes(_png(Image.new("L", (8, 8), 255)), field="mask")
+    opaque = UploadedFile.from_bytes(solid(8, 255, "L"), field="mask")
     assert Image.open(io.BytesIO(await masks.provider_mask(opaque))).getpixel((3, 3)) == 255
     assert await masks.alpha_mask(opaque) is None
-    image = UploadedFile.from_bytes(_png(Image.new("RGB", (6, 4))))
+    image = UploadedFile.from_bytes(solid((6, 4)))
     blank = Image.open(io.BytesIO(await masks.edit_mask_png(None, image)))
     assert blank.size == (6, 4) and blank.getextrema() == (255, 255)
 

@@ -9,13 +9,16 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fakes.scripted import Reply, answered_images, edit, error_of, generate, image_bytes
+from fakes.client import answered_images, edit, error_of, generate
+from fakes.core import Reply
 from fakes.vertex import FakeVertex
+from imagekit import alpha_mask, png
 from live import live_gateway
 from PIL import Image
 
 from imagegate.config import ProviderConfig
-from imagegate.providers.vertex import VertexProvider
+from imagegate.providers.core.runner import SpecProvider
+from imagegate.providers.google.vertex import SPEC
 
 IMAGEN = "imagen-4.0-generate-001"
 EDITOR = "imagen-3.0-capability-001"
@@ -87,12 +90,9 @@ def mask_of(sent: Any) -> Image.Image:
 
 
 def test_edit_turns_the_openai_mask_into_imagen_mask(fake: FakeVertex, make_config: Any) -> None:
-    alpha = Image.new("RGBA", (16, 16), (0, 0, 0, 255))
-    alpha.paste((0, 0, 0, 0), (0, 0, 8, 16))  # left half transparent: edit there
-    buf = io.BytesIO()
-    alpha.save(buf, "PNG")
+    mask = alpha_mask(16, clear=(0, 0, 8, 16))  # left half transparent: edit there
     with live_gateway(make_config(providers=token_config(fake))) as gw:
-        r = edit(gw.url, [image_bytes()], mask=buf.getvalue(), model=f"vertex/{EDITOR}",
+        r = edit(gw.url, [png()], mask=mask, model=f"vertex/{EDITOR}",
                  prompt="a hat", n=2)  # fmt: skip
     assert fake.violations == []
     assert len(answered_images(r)) == 2
@@ -100,14 +100,14 @@ def test_edit_turns_the_openai_mask_into_imagen_mask(fake: FakeVertex, make_conf
     assert sent.json["parameters"]["editMode"] == "EDIT_MODE_INPAINT_INSERTION"
     assert sent.json["parameters"]["sampleCount"] == 2
     raw = sent.json["instances"][0]["referenceImages"][0]["referenceImage"]["bytesBase64Encoded"]
-    assert base64.b64decode(raw) == image_bytes()
+    assert base64.b64decode(raw) == png()
     mask = mask_of(sent)
     assert (mask.getpixel((2, 5)), mask.getpixel((12, 5))) == (255, 0)
 
 
 def test_edit_without_mask_lets_the_whole_image_change(fake: FakeVertex, make_config: Any) -> None:
     with live_gateway(make_config(providers=token_config(fake))) as gw:
-        r = edit(gw.url, [image_bytes()], model=f"vertex/{EDITOR}", prompt="winter")
+        r = edit(gw.url, [png()], model=f"vertex/{EDITOR}", prompt="winter")
     assert r.status_code == 200, r.text
     assert fake.violations == []
     assert mask_of(fake.requests[0]).getextrema() == (255, 255)
@@ -152,7 +152,7 @@ def test_express_mode_uses_the_api_key_without_project(fake: FakeVertex, make_co
 def test_the_default_host_follows_the_sdk(entry: dict[str, str], host: str) -> None:
     """The vendor host can only be checked on the URL the adapter calls: tests reach
     nothing but 127.0.0.1, so the wire tests above set ``base_url``."""
-    provider = VertexProvider("vertex", ProviderConfig(**entry))
+    provider = SpecProvider(SPEC, "vertex", ProviderConfig(**entry))
     assert provider.origin_urls() == (host,)
 
 
@@ -200,13 +200,13 @@ def test_503_falls_back_to_the_next_model(fake: FakeVertex, make_config: Any) ->
 @pytest.mark.parametrize(
     ("call", "param"),
     [
-        (lambda url: edit(url, [image_bytes()], model=f"vertex/{IMAGEN}", prompt="x"), "model"),
+        (lambda url: edit(url, [png()], model=f"vertex/{IMAGEN}", prompt="x"), "model"),
         (lambda url: generate(url, model=f"vertex/{EDITOR}", prompt="x"), "model"),
         (lambda url: generate(url, model=f"vertex/{IMAGEN}", prompt="x", size="4096x512"),
          "size"),
         (lambda url: generate(url, model=f"vertex/{IMAGEN}", prompt="x", output_format="webp"),
          "output_format"),
-        (lambda url: edit(url, [image_bytes()] * 2, model=f"vertex/{EDITOR}", prompt="x"),
+        (lambda url: edit(url, [png()] * 2, model=f"vertex/{EDITOR}", prompt="x"),
          "image"),
     ],
 )  # fmt: skip
@@ -219,3 +219,28 @@ def test_what_vertex_cannot_do_is_never_sent(
     assert error_of(r)["code"] == "unsupported_engine"
     assert error_of(r)["param"] == param
     assert fake.requests == []
+
+
+def test_parallel_imagen_batches_get_their_own_seed(fake: FakeVertex, make_config: Any) -> None:
+    """n=6 is two predict calls (sampleCount 4 and 2): the same seed on both would draw the
+    same first pictures twice."""
+    with live_gateway(make_config(providers=token_config(fake))) as gw:
+        r = generate(gw.url, model=f"vertex/{IMAGEN}", prompt="a fox", n=6, seed=5,
+                     response_format="b64_json")  # fmt: skip
+    assert fake.violations == []
+    assert len(answered_images(r)) == 6
+    sent = {
+        s.json["parameters"]["sampleCount"]: s.json["parameters"]["seed"] for s in fake.requests
+    }
+    assert sent == {4: 5, 2: 6}
+
+
+def test_an_entry_with_nothing_configured_is_accepted_for_adc(tmp_path: Any) -> None:
+    """ADC may supply both the credentials and the project, so nothing is required at
+    startup; a static token alone could never name the project and is refused there."""
+    from imagegate.config import ConfigError, load_config
+
+    config = load_config(env={}, overrides={"providers": {"vertex": {}}})
+    assert config.providers["vertex"].option("project_id") is None
+    with pytest.raises(ConfigError, match="access_token"):
+        load_config(env={}, overrides={"providers": {"vertex": {"access_token": "t"}}})

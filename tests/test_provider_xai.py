@@ -2,118 +2,153 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import pytest
-from fakes.scripted import Reply, answered_images, edit, error_of, generate, image_bytes
+from fakes import client
+from fakes.core import Reply
 from fakes.xai import FakeXAI
-from live import live_gateway
+from imagekit import data_uri_bytes, png
+from live import LiveGateway
 
 IMAGINE = "grok-imagine-image"
 
 
-@pytest.fixture
-def fake() -> Any:
-    with FakeXAI() as server:
-        yield server
+fake, gw = client.fixtures(FakeXAI)
 
 
-def test_generation_sends_aspect_ratio_never_size(fake: FakeXAI, make_config: Any) -> None:
-    with live_gateway(make_config(providers=fake.providers())) as gw:
-        r = generate(gw.url, model=f"xai/{IMAGINE}", prompt="a fox", n=3, size="1536x1024",
-                     response_format="b64_json")  # fmt: skip
+def test_generation_sends_aspect_ratio_never_size(fake: FakeXAI, gw: LiveGateway) -> None:
+    r = client.generate(
+        gw.url,
+        model=f"xai/{IMAGINE}",
+        prompt="a fox",
+        n=3,
+        size="1536x1024",
+        response_format="b64_json",
+    )
     assert fake.violations == []
-    assert [img.format for img in answered_images(r)] == ["JPEG"] * 3
+    assert [img.format for img in client.answered_images(r)] == ["JPEG"] * 3
     assert [item["revised_prompt"] for item in r.json()["data"]] == ["revised"] * 3
-    (sent,) = fake.requests
+    sent = client.only(fake)
     assert sent.path == "/v1/images/generations"
-    assert sent.json == {"model": IMAGINE, "prompt": "a fox", "n": 3,
-                         "response_format": "b64_json", "aspect_ratio": "3:2"}  # fmt: skip
+    assert sent.json == {
+        "model": IMAGINE,
+        "prompt": "a fox",
+        "n": 3,
+        "response_format": "b64_json",
+        "aspect_ratio": "3:2",
+    }
 
 
-def test_large_sizes_ask_for_2k(fake: FakeXAI, make_config: Any) -> None:
-    with live_gateway(make_config(providers=fake.providers())) as gw:
-        r = generate(gw.url, model=f"xai/{IMAGINE}", prompt="a fox", size="2048x1152")
+def test_large_sizes_ask_for_2k(fake: FakeXAI, gw: LiveGateway) -> None:
+    r = client.generate(gw.url, model=f"xai/{IMAGINE}", prompt="a fox", size="2048x1152")
     assert r.status_code == 200, r.text
-    assert fake.requests[0].json is not None
-    assert (fake.requests[0].json["aspect_ratio"], fake.requests[0].json["resolution"]) == (
-        "16:9", "2k"
-    )  # fmt: skip
+    sent = client.only(fake).values
+    assert (sent["aspect_ratio"], sent["resolution"]) == ("16:9", "2k")
 
 
-def test_edit_sends_images_as_data_uris(fake: FakeXAI, make_config: Any) -> None:
-    inputs = [image_bytes(index=1), image_bytes(index=2)]
-    with live_gateway(make_config(providers=fake.providers())) as gw:
-        one = edit(gw.url, inputs[:1], model=f"xai/{IMAGINE}", prompt="snow")
-        two = edit(gw.url, inputs, model=f"xai/{IMAGINE}", prompt="merge")
+def test_edit_sends_images_as_data_uris(fake: FakeXAI, gw: LiveGateway) -> None:
+    inputs = [png(1), png(2)]
+    one = client.edit(gw.url, inputs[:1], model=f"xai/{IMAGINE}", prompt="snow")
+    two = client.edit(gw.url, inputs, model=f"xai/{IMAGINE}", prompt="merge")
     assert fake.violations == []
-    assert len(answered_images(one)) == len(answered_images(two)) == 1
+    assert len(client.answered_images(one)) == len(client.answered_images(two)) == 1
     first, second = (s.json or {} for s in fake.requests)
     assert [s.path for s in fake.requests] == ["/v1/images/edits"] * 2
     assert first["image"]["type"] == "image_url" and "images" not in first
-    sent = [base64.b64decode(ref["url"].split(",", 1)[1]) for ref in second["images"]]
+    sent = [data_uri_bytes(ref["url"]) for ref in second["images"]]
     assert sent == inputs
 
 
 @pytest.mark.parametrize(
     ("reply", "status", "code"),
     [
-        (Reply(400, {"code": "Client specified an invalid argument",
-                     "error": "Generated image rejected by content moderation."}), 400,
-         "content_policy_violation"),
-        (Reply(422, {"code": "Client specified an invalid argument",
-                     "error": "Generated image rejected by content moderation."}), 400,
-         "content_policy_violation"),
-        (Reply(429, {"code": "Too many requests", "error": "Rate limit reached"},
-               retry_after="1"), 429, "rate_limit_exceeded"),
-        (Reply(400, {"code": "Client specified an invalid argument",
-                     "error": "Incorrect API key provided: xa***"}), 401,
-         "provider_credential_invalid"),
+        (
+            Reply(
+                400,
+                {
+                    "code": "Client specified an invalid argument",
+                    "error": "Generated image rejected by content moderation.",
+                },
+            ),
+            400,
+            "content_policy_violation",
+        ),
+        (
+            Reply(
+                422,
+                {
+                    "code": "Client specified an invalid argument",
+                    "error": "Generated image rejected by content moderation.",
+                },
+            ),
+            400,
+            "content_policy_violation",
+        ),
+        (
+            Reply(
+                429, {"code": "Too many requests", "error": "Rate limit reached"}, retry_after="1"
+            ),
+            429,
+            "rate_limit_exceeded",
+        ),
+        (
+            Reply(
+                400,
+                {
+                    "code": "Client specified an invalid argument",
+                    "error": "Incorrect API key provided: xa***",
+                },
+            ),
+            401,
+            "provider_credential_invalid",
+        ),
     ],
-)  # fmt: skip
+)
 def test_errors_are_mapped(
-    fake: FakeXAI, make_config: Any, reply: Reply, status: int, code: str
+    fake: FakeXAI, gw: LiveGateway, reply: Reply, status: int, code: str
 ) -> None:
     fake.script(reply)
-    with live_gateway(make_config(providers=fake.providers())) as gw:
-        r = generate(gw.url, model=f"xai/{IMAGINE}", prompt="a fox")
-    assert r.status_code == status, r.text
-    assert error_of(r)["code"] == code
-    assert reply.body["error"] in error_of(r)["message"]
+    error = client.assert_error(
+        client.generate(gw.url, model=f"xai/{IMAGINE}", prompt="a fox"), status, code
+    )
+    assert reply.body["error"] in error["message"]
 
 
-def test_503_falls_back_to_the_next_model(fake: FakeXAI, make_config: Any) -> None:
+def test_503_falls_back_to_the_next_model(fake: FakeXAI, gw: LiveGateway) -> None:
     fake.script(Reply(503, {"code": "Service Unavailable", "error": "overloaded"}))
-    with live_gateway(make_config(providers=fake.providers())) as gw:
-        r = generate(gw.url, model=f"xai/{IMAGINE}", prompt="a fox", size="64x64",
-                     orq={"fallbacks": [{"model": "placeholder/x"}]})  # fmt: skip
-    assert r.status_code == 200, r.text
-    assert r.headers["x-orq-model"] == "placeholder/x"
-    assert len(fake.requests) == 1
+    body = client.with_fallback(model=f"xai/{IMAGINE}", prompt="a fox", size="64x64")
+    client.assert_fell_back(client.generate(gw.url, **body), fake)
 
 
 @pytest.mark.parametrize(
     ("call", "param"),
     [
-        (lambda url: edit(url, [image_bytes()], model="xai/grok-2-image-1212", prompt="x"),
-         "model"),
-        (lambda url: generate(url, model="xai/grok-2-image-1212", prompt="x",
-                              size="1024x1024"), "size"),
-        (lambda url: generate(url, model=f"xai/{IMAGINE}", prompt="x", output_format="png"),
-         "output_format"),
-        (lambda url: generate(url, model=f"xai/{IMAGINE}", prompt="x", size="4096x256"), "size"),
-        (lambda url: edit(url, [image_bytes()] * 4, model=f"xai/{IMAGINE}", prompt="x"), "image"),
-        (lambda url: edit(url, [image_bytes()], mask=image_bytes(), model=f"xai/{IMAGINE}",
-                          prompt="x"), "mask"),
+        (lambda url: client.edit(url, [png()], model="xai/grok-2-image-1212", prompt="x"), "model"),
+        (
+            lambda url: client.generate(
+                url, model="xai/grok-2-image-1212", prompt="x", size="1024x1024"
+            ),
+            "size",
+        ),
+        (
+            lambda url: client.generate(
+                url, model=f"xai/{IMAGINE}", prompt="x", output_format="png"
+            ),
+            "output_format",
+        ),
+        (
+            lambda url: client.generate(url, model=f"xai/{IMAGINE}", prompt="x", size="4096x256"),
+            "size",
+        ),
+        (lambda url: client.edit(url, [png()] * 4, model=f"xai/{IMAGINE}", prompt="x"), "image"),
+        (
+            lambda url: client.edit(url, [png()], mask=png(), model=f"xai/{IMAGINE}", prompt="x"),
+            "mask",
+        ),
     ],
-)  # fmt: skip
+)
 def test_what_xai_cannot_do_is_never_sent(
-    fake: FakeXAI, make_config: Any, call: Any, param: str
+    fake: FakeXAI, gw: LiveGateway, call: Any, param: str
 ) -> None:
-    with live_gateway(make_config(providers=fake.providers())) as gw:
-        r = call(gw.url)
-    assert r.status_code == 400, r.text
-    assert error_of(r)["code"] == "unsupported_engine"
-    assert error_of(r)["param"] == param
-    assert fake.requests == []
+    client.assert_unsent(call(gw.url), fake, param)

@@ -89,7 +89,7 @@ def test_client_disconnect_cancels_upstream(
         assert post_then_leave(gw.port, body, ready) == b""  # left before any answer
         trace = wait_for_trace(sink)  # the request is over
         # nothing was tried after the client left: no retry, no fallback
-        assert [r.model for r in fake.received()] == ["a/m1"]
+        assert [r.key for r in fake.received()] == ["a/m1"]
         assert len(trace.attempts) == 1
         if during == "attempt":
             # the upstream saw its connection dropped long before its answer was due

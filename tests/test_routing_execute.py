@@ -40,7 +40,7 @@ def upstream() -> Iterator[FaultyUpstream]:
 
 @pytest.fixture
 def fake(upstream: FaultyUpstream) -> FaultyUpstream:
-    upstream.clear()
+    upstream.reset()
     return upstream
 
 
@@ -112,7 +112,7 @@ def serve(fake: FaultyUpstream, shared: Served, tmp_path: Path) -> Iterator[Any]
 
 
 def seen(fake: FaultyUpstream) -> list[str]:
-    return [r.model for r in fake.received()]
+    return [r.key for r in fake.received()]
 
 
 def error(r: httpx.Response) -> dict[str, Any]:
@@ -236,7 +236,7 @@ def test_retry_after_over_the_cap_ends_the_candidate(fake: FaultyUpstream, serve
     assert gw.attempts("next") == ["fallback", "done"]
     assert gw.attempts("wait_ms") == [None, None]  # moved on without waiting at all
     # without a fallback the 429 is answered
-    fake.clear()
+    fake.reset()
     fake.script("a/m1", then=fail(429, retry_after="30"))
     r = gw.post(model="a/m1", orq={"retry": {"count": 3}})
     assert r.status_code == 429
@@ -282,7 +282,7 @@ def test_fallback_on_codes_overrides_the_default(fake: FaultyUpstream, serve: An
     r = gw.post(model="a/m1", fallbacks=[{"model": "b/m2"}], fallback_on_codes=[400])
     assert r.status_code == 200
     assert r.headers["x-orq-model"] == "b/m2"
-    fake.clear()
+    fake.reset()
     fake.script("a/m1", fail(503))
     r = gw.post(model="a/m1", orq={"fallbacks": [{"model": "b/m2"}], "fallback_on_codes": [400]})
     assert r.status_code == 503  # no longer a fallback code
@@ -304,7 +304,7 @@ def test_redraw_among_balanced_models_after_failure(fake: FaultyUpstream, serve:
     gw = serve()
     lb = [{"type": "weight_based", "model": "a/m1"}, {"type": "weight_based", "model": "b/m2"}]
     for _ in range(4):
-        fake.clear()
+        fake.reset()
         fake.script("a/m1", then=fail(503))
         fake.script("b/m2", then=fail(502))
         r = gw.post(model="x", load_balancer=lb, fallbacks=[{"model": "a/m1"}, {"model": "c/m3"}])

@@ -40,9 +40,9 @@ def test_orq_sdk_retry_then_fallback(fake: FaultyUpstream, gw: LiveGateway) -> N
         )
     assert res.data is not None and res.data[0].b64_json is not None
     assert base64.b64decode(res.data[0].b64_json).startswith(PNG_MAGIC)
-    assert [r.model for r in fake.received()] == ["a/m1"] * 3 + ["b/m2"]
+    assert [r.key for r in fake.received()] == ["a/m1"] * 3 + ["b/m2"]
     # the SDK sent floats (count 2.0, on_codes [503.0]); the gateway read them as integers
-    assert fake.received("b/m2")[0].body["prompt"] == "a lighthouse at dusk"
+    assert fake.received("b/m2")[0].values["prompt"] == "a lighthouse at dusk"
 
 
 def test_orq_sdk_sees_every_failure(fake: FaultyUpstream, gw: LiveGateway) -> None:
@@ -82,7 +82,7 @@ def test_openai_sdk_with_orq_extra_body(fake: FaultyUpstream, gw: LiveGateway) -
     images = raw.parse()
     assert images.data is not None and images.data[0].b64_json is not None
     assert base64.b64decode(images.data[0].b64_json).startswith(PNG_MAGIC)
-    assert [r.model for r in fake.received()] == ["b/m2", "b/m2"]
+    assert [r.key for r in fake.received()] == ["b/m2", "b/m2"]
 
 
 def test_openai_sdk_gets_the_provider_status(fake: FaultyUpstream, gw: LiveGateway) -> None:
@@ -94,7 +94,7 @@ def test_openai_sdk_gets_the_provider_status(fake: FaultyUpstream, gw: LiveGatew
         )
     assert info.value.status_code == 400
     assert "prompt rejected by the provider" in str(info.value)
-    assert [r.model for r in fake.received()] == ["a/m1"]
+    assert [r.key for r in fake.received()] == ["a/m1"]
 
 
 def test_orq_sdk_top_level_routing_fields(fake: FaultyUpstream, gw: LiveGateway) -> None:
@@ -107,4 +107,4 @@ def test_orq_sdk_top_level_routing_fields(fake: FaultyUpstream, gw: LiveGateway)
             fallback_on_codes=[400],  # 400 now moves on (not in the default list)
         )
     assert res.data is not None and len(res.data) == 1
-    assert [r.model for r in fake.received()] == ["a/m1", "b/m2"]
+    assert [r.key for r in fake.received()] == ["a/m1", "b/m2"]

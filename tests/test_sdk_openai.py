@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 import openai
 import pytest
 from fakes.openai import GATEWAY_KEY as KEY
-from fakes.openai import FakeOpenAI, Reply, fetch_image, tiny_png
+from fakes.openai import FakeOpenAI, Reply, fetch_image
+from imagekit import png
 from live import LiveGateway
 
 ORQ = {
@@ -50,7 +51,7 @@ def test_generate(fake: FakeOpenAI, client: openai.OpenAI, prompt: str) -> None:
         extra_body={"orq": ORQ, "fallback_on_codes": [500, 503], "name": "gen"},
     )  # fmt: skip
     assert res.data is not None and len(res.data) == 2
-    assert base64.b64decode(res.data[1].b64_json or "") == tiny_png(1)
+    assert base64.b64decode(res.data[1].b64_json or "") == png(1)
     assert res.usage is not None and res.usage.input_tokens_details.text_tokens == 10
     assert fake.requests[0].json == {
         "model": "gpt-image-1", "prompt": prompt, "n": 2, "background": "transparent",
@@ -62,12 +63,12 @@ def test_generate_never_forwards_response_format_to_gpt_image(
     fake: FakeOpenAI, client: openai.OpenAI
 ) -> None:
     res = client.images.generate(model="openai/gpt-image-1", prompt="x", response_format="url")
-    assert res.data is not None and fetch_image(res.data[0].url or "") == tiny_png(0)
+    assert res.data is not None and fetch_image(res.data[0].url or "") == png(0)
     assert "response_format" not in (fake.requests[0].json or {})
 
 
 def test_edit_several_images_and_mask(fake: FakeOpenAI, client: openai.OpenAI, prompt: str) -> None:
-    a, b, mask = tiny_png(1), tiny_png(2), tiny_png(9)
+    a, b, mask = png(1), png(2), png(9)
     res = client.images.edit(
         model="openai/gpt-image-1", prompt=prompt, n=2, size="1024x1024",
         image=[("a.png", a, "image/png"), ("b.png", b, "image/png")],
@@ -85,9 +86,9 @@ def test_edit_several_images_and_mask(fake: FakeOpenAI, client: openai.OpenAI, p
 
 
 def test_create_variation(fake: FakeOpenAI, client: openai.OpenAI) -> None:
-    png = tiny_png(4)
+    picture = png(4)
     res = client.images.create_variation(
-        model="openai/dall-e-2", image=("in.png", png, "image/png"), n=1, size="512x512",
+        model="openai/dall-e-2", image=("in.png", picture, "image/png"), n=1, size="512x512",
         response_format="b64_json", extra_body={"orq": {"name": "var", "retry": {"count": 1}}},
     )  # fmt: skip
     assert res.data is not None and res.data[0].b64_json
@@ -95,14 +96,14 @@ def test_create_variation(fake: FakeOpenAI, client: openai.OpenAI) -> None:
     assert sent.fields == {
         "model": ["dall-e-2"], "n": ["1"], "size": ["512x512"], "response_format": ["b64_json"],
     }  # fmt: skip
-    assert [(f.field, f.data) for f in sent.files] == [("image", png)]
+    assert [(f.field, f.data) for f in sent.files] == [("image", picture)]
 
 
 def test_invalid_option_in_extra_body_is_400(fake: FakeOpenAI, client: openai.OpenAI) -> None:
     """Bracket-encoded options (openai's multipart style) are validated, not dropped."""
     with pytest.raises(openai.BadRequestError) as info:
         client.images.edit(
-            model="openai/gpt-image-1", prompt="x", image=("a.png", tiny_png(), "image/png"),
+            model="openai/gpt-image-1", prompt="x", image=("a.png", png(), "image/png"),
             extra_body={"orq": {"retry": {"count": 9}}},
         )  # fmt: skip
     error = info.value.body
@@ -125,19 +126,19 @@ async def test_async_generate(fake: FakeOpenAI, aclient: openai.AsyncOpenAI, pro
         extra_body={"orq": {"retry": {"count": 1}, "name": "async-gen"}},
     )  # fmt: skip
     assert res.data is not None and len(res.data) == 2
-    assert [base64.b64decode(d.b64_json or "") for d in res.data] == [tiny_png(0), tiny_png(1)]
+    assert [base64.b64decode(d.b64_json or "") for d in res.data] == [png(0), png(1)]
     assert fake.requests[0].json == {
         "model": "gpt-image-1", "prompt": prompt, "n": 2, "quality": "low",
     }  # fmt: skip
 
 
 async def test_async_edit(fake: FakeOpenAI, aclient: openai.AsyncOpenAI, prompt: str) -> None:
-    a, mask = tiny_png(3), tiny_png(9)
+    a, mask = png(3), png(9)
     res = await aclient.images.edit(
         model="openai/gpt-image-1", prompt=prompt, image=("a.png", a, "image/png"),
         mask=("mask.png", mask, "image/png"), extra_body={"orq": {"retry": {"count": 1}}},
     )  # fmt: skip
-    assert res.data is not None and base64.b64decode(res.data[0].b64_json or "") == tiny_png(0)
+    assert res.data is not None and base64.b64decode(res.data[0].b64_json or "") == png(0)
     [sent] = fake.requests
     assert sent.fields == {"model": ["gpt-image-1"], "prompt": [prompt]}
     assert [(f.field, f.data) for f in sent.files] == [("image", a), ("mask", mask)]
@@ -171,7 +172,7 @@ def test_provider_errors_surface_as_sdk_errors(
 ) -> None:
     """The provider's status reaches the caller (the SDK picks its exception class by status)
     with the orq error body: our code (never the provider's), the provider's message."""
-    fake.script(openai_error(status), model="gpt-image-1")
+    fake.script(openai_error(status), key="gpt-image-1")
     with pytest.raises(exc) as info:
         client.images.generate(model="openai/gpt-image-1", prompt=prompt)
     assert info.value.status_code == status
@@ -190,7 +191,7 @@ def test_provider_errors_surface_as_sdk_errors(
 async def test_async_client_gets_the_rate_limit_error(
     fake: FakeOpenAI, aclient: openai.AsyncOpenAI, prompt: str
 ) -> None:
-    fake.script(openai_error(429), model="gpt-image-1")
+    fake.script(openai_error(429), key="gpt-image-1")
     with pytest.raises(openai.RateLimitError) as info:
         await aclient.images.generate(model="openai/gpt-image-1", prompt=prompt)
     error = info.value.body

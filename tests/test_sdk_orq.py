@@ -7,7 +7,8 @@ import json
 
 import pytest
 from fakes.openai import GATEWAY_KEY as KEY
-from fakes.openai import FakeOpenAI, Reply, fetch_image, tiny_png
+from fakes.openai import FakeOpenAI, Reply, fetch_image
+from imagekit import png
 from live import LiveGateway
 from orq_ai_sdk import Orq
 from orq_ai_sdk.models import APIDefaultError
@@ -31,7 +32,7 @@ def test_generations_sync(fake: FakeOpenAI, gw: LiveGateway) -> None:
             metadata={"team": "growth"},
         )  # fmt: skip
     assert len(res.data) == 2
-    assert base64.b64decode(res.data[0].b64_json or "") == tiny_png(0)
+    assert base64.b64decode(res.data[0].b64_json or "") == png(0)
     assert res.usage is not None and res.usage.total_tokens == 50
     [sent] = fake.requests
     assert sent.json == {
@@ -46,7 +47,7 @@ def test_generations_dalle_url_and_null_fields(fake: FakeOpenAI, gw: LiveGateway
             model="openai/dall-e-3", prompt="a fox", size=None, style="vivid",
             response_format="url",
         )  # fmt: skip
-    assert fetch_image(res.data[0].url or "") == tiny_png(0)
+    assert fetch_image(res.data[0].url or "") == png(0)
     assert res.data[0].revised_prompt == "revised: a fox"
     assert fake.requests[0].json == {
         "model": "dall-e-3", "prompt": "a fox", "n": 1, "style": "vivid", "response_format": "url",
@@ -54,11 +55,11 @@ def test_generations_dalle_url_and_null_fields(fake: FakeOpenAI, gw: LiveGateway
 
 
 def test_edits_sync_with_options(fake: FakeOpenAI, gw: LiveGateway) -> None:
-    png = tiny_png(3, side=32)
+    picture = png(3, 32)
     with Orq(api_key=KEY, server_url=gw.url) as orq:
         res = orq.router.images.edits.create(
             model="openai/gpt-image-1", prompt="add a hat",
-            image={"file_name": "fox.png", "content": png}, quality="low", size="1024x1024",
+            image={"file_name": "fox.png", "content": picture}, quality="low", size="1024x1024",
             response_format="b64_json",  # never forwarded to gpt-image (the fake checks)
             retry={"count": 1}, fallback_on_codes=[500, 529], cache={"type": "exact_match"},
             load_balancer=ROUTING["load_balancer"], timeout={"call_timeout": 20000},
@@ -73,40 +74,41 @@ def test_edits_sync_with_options(fake: FakeOpenAI, gw: LiveGateway) -> None:
     }  # fmt: skip
     [image] = sent.files
     assert (image.field, image.filename, image.content_type) == ("image", "fox.png", "image/png")
-    assert image.data == png
+    assert image.data == picture
 
 
 def test_variations_sync(fake: FakeOpenAI, gw: LiveGateway) -> None:
-    png = tiny_png(5)
+    picture = png(5)
     with Orq(api_key=KEY, server_url=gw.url) as orq:
         res = orq.router.images.variations.create(
-            model="openai/dall-e-2", image={"file_name": "a.png", "content": png},
+            model="openai/dall-e-2", image={"file_name": "a.png", "content": picture},
             response_format="b64_json", size="256x256", n=2, orq={"timeout": {"call_timeout": 9e3}},
         )  # fmt: skip
-    assert [base64.b64decode(d.b64_json or "") for d in res.data] == [tiny_png(0), tiny_png(1)]
+    assert [base64.b64decode(d.b64_json or "") for d in res.data] == [png(0), png(1)]
     [sent] = fake.requests
     assert sent.fields == {
         "model": ["dall-e-2"], "n": ["2"], "size": ["256x256"], "response_format": ["b64_json"],
     }  # fmt: skip
-    assert [(f.field, f.data) for f in sent.files] == [("image", png)]
+    assert [(f.field, f.data) for f in sent.files] == [("image", picture)]
 
 
 async def test_all_three_async(fake: FakeOpenAI, gw: LiveGateway) -> None:
-    png = tiny_png(1)
+    picture = png(1)
     async with Orq(api_key=KEY, server_url=gw.url) as orq:
         gen = await orq.router.images.generations.create_async(
             model="openai/gpt-image-1", prompt="async fox", orq={"retry": {"count": 3}}
         )
         edit = await orq.router.images.edits.create_async(
             model="openai/gpt-image-1", prompt="async hat",
-            image={"file_name": "in.png", "content": png, "content_type": "image/png"},
+            image={"file_name": "in.png", "content": picture, "content_type": "image/png"},
         )  # fmt: skip
         var = await orq.router.images.variations.create_async(
-            model="openai/dall-e-2", image={"file_name": "in.png", "content": png}
+            model="openai/dall-e-2", image={"file_name": "in.png", "content": picture}
         )
     assert gen.data[0].b64_json and edit.data[0].b64_json
-    assert fetch_image(var.data[0].url or "") == tiny_png(0)
-    assert [r.operation for r in fake.requests] == ["generations", "edits", "variations"]
+    assert fetch_image(var.data[0].url or "") == png(0)
+    operations = [r.path.rsplit("/", 1)[-1] for r in fake.requests]
+    assert operations == ["generations", "edits", "variations"]
     assert [r.model for r in fake.requests] == ["gpt-image-1", "gpt-image-1", "dall-e-2"]
     # the orq SDK always sends response_format=url and size on variations: both forwarded
     assert fake.requests[2].field("response_format") == "url"
@@ -132,7 +134,7 @@ def test_provider_error_keeps_status_and_message(fake: FakeOpenAI, gw: LiveGatew
 
 @pytest.mark.parametrize("operation", ["generations", "edits", "variations"])
 def test_ranges_the_sdk_does_not_check_are_400(gw: LiveGateway, operation: str) -> None:
-    image = {"file_name": "a.png", "content": tiny_png()}
+    image = {"file_name": "a.png", "content": png()}
     calls = {
         "generations": lambda o: o.router.images.generations.create(
             model="openai/gpt-image-1", prompt="p", orq={"retry": {"count": 10}}),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import ipaddress
 import socket
 import struct
@@ -20,20 +19,21 @@ from typing import Any
 import httpx
 import pytest
 from fakes.bfl import FakeBFL
+from fakes.core import Reply
 from fakes.fal import FakeFal
 from fakes.flood import Flood, Mode
-from fakes.hostile import SECRET, HostileProvider, Internal, png_bytes
-from fakes.recorder import Reply
+from fakes.hostile import OWN_IMAGE, SECRET, HostileProvider, Internal
 from fakes.replicate import FakeReplicate
+from imagekit import solid
 from live import GEN, LiveGateway, live_gateway, post
-from PIL import Image
 
 from imagegate.blobs.fetch import REFUSED, FetchError, ImageFetcher
 from imagegate.config import ProviderConfig
 from imagegate.imageinfo import probe, probe_b64
 from imagegate.net import GuardedResolver, RefusedAddress, category, origin_of, refusal
-from imagegate.providers.bfl import BFLProvider
-from imagegate.providers.http import HTTPProvider
+from imagegate.providers.core.http import HTTPProvider
+from imagegate.providers.core.runner import SpecProvider
+from imagegate.providers.queue import bfl
 from imagegate.providers.registry import Registry
 
 # --- address classification (unit) ---------------------------------------------------------
@@ -257,7 +257,7 @@ def test_redirect_from_the_trusted_host_is_checked_again(
     assert_refused_quietly(refused, str(internal.port))
     assert internal.hits == 0
     assert served.status_code == 200, served.text
-    assert base64.b64decode(served.json()["data"][0]["b64_json"]) == png_bytes()
+    assert base64.b64decode(served.json()["data"][0]["b64_json"]) == OWN_IMAGE
 
 
 def test_allow_private_lets_the_other_port_through(
@@ -367,7 +367,7 @@ def test_fal_queue_urls_off_host_are_not_followed(internal: Internal, make_confi
 
 
 def test_bfl_regional_hosts_are_its_own_only_with_the_vendor_base_url() -> None:
-    vendor = BFLProvider("bfl", ProviderConfig(api_key="k"))
+    vendor = SpecProvider(bfl.SPEC, "bfl", ProviderConfig(api_key="k"))
     assert vendor.own_url("https://api.eu1.bfl.ai/v1/get_result?id=1", "polling_url")
     assert vendor.own_url("https://api.bfl.ai/v1/get_result?id=1", "polling_url")
     for url in (
@@ -378,7 +378,9 @@ def test_bfl_regional_hosts_are_its_own_only_with_the_vendor_base_url() -> None:
     ):
         with pytest.raises(Exception, match="not on the provider's host"):
             vendor.own_url(url, "polling_url")
-    proxied = BFLProvider("bfl", ProviderConfig(api_key="k", base_url="http://10.0.0.7:8000"))
+    proxied = SpecProvider(
+        bfl.SPEC, "bfl", ProviderConfig(api_key="k", base_url="http://10.0.0.7:8000")
+    )
     assert proxied.own_url("http://10.0.0.7:8000/v1/get_result", "polling_url")
     with pytest.raises(Exception, match="not on the provider's host"):
         proxied.own_url("https://api.eu1.bfl.ai/v1/get_result", "polling_url")
@@ -397,9 +399,7 @@ def test_registry_applies_the_response_cap(make_config: Any) -> None:
 
 
 def encoded(fmt: str, size: tuple[int, int], **kwargs: Any) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, (10, 20, 30)).save(buf, fmt, **kwargs)
-    return buf.getvalue()
+    return solid(size, (10, 20, 30), fmt=fmt, **kwargs)
 
 
 @pytest.mark.parametrize(

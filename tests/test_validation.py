@@ -6,7 +6,6 @@ multipart (edits, as JSON parts the way the orq SDK sends them).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from imagekit import solid
 from live import LiveGateway, live_gateway
-from PIL import Image
 
 from imagegate.config import load_config
 
@@ -70,13 +69,7 @@ GEN_ONLY_RULES: list[tuple[str, Any, str]] = [
 ]
 
 
-def _png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-PNG = _png()
+PNG = solid(8, (1, 2, 3))
 
 
 @pytest.fixture(scope="module")

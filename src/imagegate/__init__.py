@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .config import Config, ConfigError, load_config
     from .errors import GatewayError
     from .gateway import CallContext, Gateway, ImagesResponse
+    from .jobs.client import JobHandle
     from .models import (
         Cache,
         CreateImageEditOrq,
@@ -36,6 +37,7 @@ _WHERE = {
     "Config": "config", "ConfigError": "config", "load_config": "config",
     "GatewayError": "errors",
     "CallContext": "gateway", "Gateway": "gateway", "ImagesResponse": "gateway",
+    "JobHandle": "jobs.client",
     "GeneratedImage": "request", "ImageRequest": "request", "ImageResult": "request",
     "UploadedFile": "request",
     **{name: "models" for name in (
@@ -62,6 +64,7 @@ __all__ = [
     "ImageRequest",
     "ImageResult",
     "ImagesResponse",
+    "JobHandle",
     "LoadBalancer",
     "PostV2ProxyImagesGenerationsOrq",
     "Prompt",

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .aliases import Aliases, DefaultsConfig
+from .cache.settings import CacheConfig
+from .idempotency.settings import IdempotencyConfig
+from .jobs.settings import JobsConfig, WebhooksConfig
+from .lifecycle.settings import LifecycleConfig
+from .telemetry.settings import TelemetryConfig
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # where a value came from, per key path: "file", "env NAME" or "override" (absent: default)
@@ -60,15 +60,6 @@ class RoutingConfig(_Section):
     max_retry_after_s: float = Field(30.0, ge=0)
     default_timeout_s: float = Field(600.0, gt=0)
     deadline_s: float = Field(900.0, gt=0)
-
-
-class CacheConfig(_Section):
-    backend: Literal["memory", "redis"] = "memory"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    max_bytes: int = Field(256 * 1024 * 1024, ge=0)
-    prefix: str = "imagegate:cache:"
-    timeout_s: float = Field(0.25, gt=0)  # Redis socket timeout: a dead cache never blocks
-    retry_after_s: float = Field(1.0, ge=0)  # after a Redis failure, serve uncached this long
 
 
 class StorageConfig(_Section):
@@ -124,6 +115,7 @@ class LimitsConfig(_Section):
     max_image_pixels: int = Field(40_000_000, ge=1)  # inputs, masks and provider answers
     image_workers: int = Field(2, ge=1)  # threads for Pillow work (decode, masks)
     max_provider_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_model_aliases: int = Field(1000, ge=0)  # entries of ``models:`` (config, not requests)
 
 
 class FetchConfig(_Section):
@@ -164,7 +156,16 @@ class Config(_Section):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     fetch: FetchConfig = Field(default_factory=FetchConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     traces: bool = True
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)  # drain, readiness
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)  # OpenTelemetry
+    # model names (aliases.py, docs/configuration.md): after ``limits``, which bound them
+    models: Aliases = Field(default_factory=dict)
+    default_provider: str | None = None  # bare names → <default_provider>/<name>
+    defaults: DefaultsConfig = Field(default_factory=DefaultsConfig)
 
     @property
     def shared_redis_url(self) -> str | None:
@@ -231,6 +232,7 @@ def _env_overrides(raw: dict[str, Any], env: dict[str, str], sources: Sources) -
         "IMAGEGATE_LOG_FORMAT": ("log_format",),
         "IMAGEGATE_ACCESS_LOG": ("access_log",),
         "IMAGEGATE_CONSOLE_ENABLED": ("console", "enabled"),
+        "IMAGEGATE_OTLP_ENDPOINT": ("telemetry", "otlp_endpoint"),
         "OPENAI_API_KEY": ("providers", "openai", "api_key"),
         "OPENAI_BASE_URL": ("providers", "openai", "base_url"),
         "AZURE_OPENAI_API_KEY": ("providers", "azure", "api_key"),
@@ -373,12 +375,10 @@ def explain_config(
         where = f" (from {origin})" if origin.startswith("env ") else ""
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"{key}: {message}{where}") from None
-    from .providers.registry import entry_problem  # the adapters' table lives with them
+    from .routing.names import config_problem  # provider entries and model names
 
-    for name, entry in config.providers.items():
-        problem = entry_problem(name, entry)
-        if problem:
-            raise ConfigError(problem)
+    if (problem := config_problem(config)) is not None:
+        raise ConfigError(problem)
     if file is not None:
         _resolve_paths(config, file.parent, sources)
     return config, sources, file

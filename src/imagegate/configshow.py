@@ -21,7 +21,7 @@ from .config import Sources, explain_config
 MASK = "***"
 # keys whose values are secrets wherever they appear
 SECRET_KEYS = frozenset(
-    {"api_key", "secret_access_key", "signing_key", "key_pepper", "access_token",
+    {"api_key", "secret_access_key", "signing_key", "key_pepper", "access_token", "secret",
      "session_token", "credentials"}
 )  # fmt: skip
 # header names that carry credentials (``providers.*.headers``)

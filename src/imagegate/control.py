@@ -18,9 +18,10 @@ from typing import Any
 
 from .config import Config
 from .errors import InvalidRequest
-from .limits import expanded_length
+from .limits import check_request, expanded_length
 from .pricing import PriceBook
 from .request import PROMPT_PARAMS, ImageRequest, ImageResult
+from .routing.names import Names
 from .store import (
     IdentityUpsert,
     PromptVersion,
@@ -116,6 +117,8 @@ class ControlPlane:
         self.prompts = PromptCache(self.store)
         self.prices = prices or PriceBook.load()
         self.max_prompt_chars = config.limits.max_expanded_prompt_chars
+        self.limits = config.limits
+        self.names = Names.from_config(config)  # aliases, default_provider, defaults.model
         self._provider_types = {
             name: entry.type for name, entry in config.providers.items() if entry.type
         }
@@ -148,6 +151,10 @@ class ControlPlane:
             self.writer.submit_op(ThreadUpsert(opts.thread.id, now, tags, workspace_id=ws))
         if opts.prompt is not None:
             await self._apply_prompt(request, trace)
+        # model names → provider/model, after the prompt (it may name the model)
+        self.names.resolve(request, trace.notes)
+        check_request(request, self.limits)  # an alias's chain within the bounds too
+        trace.n, trace.size, trace.quality = request.n_images, request.size, request.quality
 
     async def _apply_prompt(self, request: ImageRequest, trace: TraceRecord) -> None:
         ref = request.options.prompt
@@ -173,7 +180,7 @@ class ControlPlane:
             trace.cost_usd = 0.0
             return
         trace.cost_usd = self.cost(
-            trace.served_model or request.model,
+            trace.served_model or request.model or "",
             n=len(result.images) or request.n_images,
             size=result.size or request.size,
             quality=result.quality or request.quality,

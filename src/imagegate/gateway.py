@@ -14,15 +14,16 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .admission import Ticket
 from .cache.layer import CacheLayer
+from .calls import CallContext, ImagesResponse, complete_usage
 from .config import Config
 from .control import ControlPlane
 from .errors import GatewayError, InternalError
 from .imaging import check_uploads, configure
+from .lifecycle import cancelled_status
 from .limits import check_request
 from .options import build_request
 from .output import Output, Served
@@ -31,75 +32,23 @@ from .request import ImageRequest, Operation, UploadedFile
 from .routing.execute import Attempt, execute
 from .routing.plan import build_plan
 from .store import Store, StoreUnavailable, open_store
+from .streamed import StreamedResponse, open_stream
+from .telemetry import otel
+from .telemetry.logjson import CURRENT_TRACE
 from .telemetry.metrics import Metrics, render
-from .telemetry.trace import NullSink, TraceRecord, TraceSink, new_trace_id
+from .telemetry.trace import NullSink, TraceRecord, TraceSink
 from .telemetry.writer import BatchingWriter
 from .tenancy import Tenancy, with_headers
-from .workspaces import OPERATOR, Principal
+
+if TYPE_CHECKING:
+    from .jobs.client import JobHandle
+    from .jobs.service import JobService
+
+__all__ = ["DEFAULT_NAMES", "CallContext", "Gateway", "ImagesResponse", "complete_usage"]
 
 log = logging.getLogger("imagegate")
 
 DEFAULT_NAMES = {op: f"images.{op}" for op in ("generations", "edits", "variations")}
-
-
-@dataclass(slots=True)
-class CallContext:
-    """Per-call facts that do not come from the body."""
-
-    trace_id: str = field(default_factory=new_trace_id)
-    api_key_id: str | None = None
-    header_identity_id: str | None = None
-    base_url: str = ""
-    principal: Principal = OPERATOR  # who calls: workspace, role, key
-    trace: TraceRecord | None = None  # set by the gateway: read by the HTTP access log
-
-    @property
-    def workspace_id(self) -> str:
-        return self.principal.workspace_id
-
-    def identity_of(self, request: ImageRequest) -> str | None:
-        """The identity a request is for: the body's, else the ``x-orq-identity-id`` header."""
-        identity = request.options.identity
-        return identity.id if identity is not None else self.header_identity_id
-
-
-@dataclass(slots=True)
-class ImagesResponse:
-    """The answer: the JSON body plus the facts the HTTP edge turns into headers."""
-
-    body: dict[str, Any]
-    trace_id: str
-    model: str | None = None
-    attempts: int = 0
-    cache: str | None = None  # "HIT" | "MISS" | None
-    rate_headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-*
-
-    @property
-    def data(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.body["data"]
-        return items
-
-    def headers(self) -> dict[str, str]:
-        out = {**self.rate_headers, "x-orq-trace-id": self.trace_id}
-        if self.model:
-            out["x-orq-model"] = self.model
-            out["x-orq-attempts"] = str(self.attempts)
-        if self.cache:
-            out["x-orq-cache"] = self.cache
-        return out
-
-
-def complete_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``usage`` only when complete: the orq SDK rejects a partial one."""
-    if not usage:
-        return None
-    details = usage.get("input_tokens_details")
-    required = ("input_tokens", "output_tokens", "total_tokens")
-    if not isinstance(details, dict) or any(usage.get(k) is None for k in required):
-        return None
-    if "text_tokens" not in details or "image_tokens" not in details:
-        return None
-    return usage
 
 
 class Gateway:
@@ -131,12 +80,25 @@ class Gateway:
         self.writer: BatchingWriter = control.writer
         self.traces: TraceSink = traces or (self.writer if config.traces else NullSink())
         self.output = Output(config)
-        self.cache_layer = CacheLayer(config.cache, self.output)
+        self.cache_layer = CacheLayer(
+            config.cache, self.output, deadline_s=config.routing.deadline_s
+        )
         self.tenancy = Tenancy(config, self.control)
         self._blob_jobs: dict[str, tuple[asyncio.Future[Any], Served]] = {}
         self.rng = rng or random.Random()
         self.metrics = Metrics()
         self._started = False
+        self._jobs: JobService | None = None
+        self._tracing = otel.configure(config.telemetry)  # None unless telemetry.otlp_endpoint
+
+    @property
+    def jobs(self) -> JobService:
+        """The async job queue (``jobs/``), built on first use."""
+        if self._jobs is None:
+            from .jobs.service import JobService
+
+            self._jobs = JobService(self)
+        return self._jobs
 
     async def start(self) -> None:
         if self._started:
@@ -150,6 +112,8 @@ class Gateway:
         self._started = True
 
     async def close(self) -> None:
+        if self._jobs is not None:  # no job runs or webhook goes out past this point
+            await self._jobs.close()
         await self.output.drain()  # background image writes submit their deferred traces
         await self.traces.close()
         await self.writer.close()  # after the traces: a no-op when they are the writer
@@ -158,6 +122,8 @@ class Gateway:
         await self.cache_layer.close()
         await self.tenancy.close()
         await self.registry.close()
+        await otel.release(self._tracing)  # spans still batched are exported
+        self._tracing = None
         self._started = False
 
     async def __aenter__(self) -> Gateway:
@@ -179,16 +145,23 @@ class Gateway:
     async def vary(self, *, image: UploadedFile, **body: Any) -> ImagesResponse:
         return await self.handle(build_request("variations", body, [image]), CallContext())
 
+    async def submit(
+        self,
+        operation: Operation = "generations",
+        *,
+        images: list[UploadedFile] | None = None,
+        mask: UploadedFile | None = None,
+        **body: Any,
+    ) -> JobHandle:
+        """Queue an image job (``jobs/``) and return its handle: ``await handle.result()``.
+        This process runs jobs (``jobs.workers``) from its first submit on."""
+        from .jobs.client import submit
+
+        return await submit(self, operation, body, images or [], mask)
+
     # --- the pipeline --------------------------------------------------------------------
     async def handle(self, request: ImageRequest, ctx: CallContext) -> ImagesResponse:
-        try:  # before any store, cache or plan work; the trace keeps none of the oversize
-            check_request(request, self.config.limits)
-            if request.images or request.mask is not None:  # pixel caps, before any decode
-                await check_uploads(request.uploads(), self.config.limits)
-            ticket = await self.tenancy.admit(ctx.principal, request, ctx.identity_of(request))
-        except GatewayError as exc:
-            self.record_rejected(request.operation, ctx, exc)
-            raise
+        ticket = await self.admit(request, ctx)
         try:
             response = await self._handle(request, ctx, ticket)
         except GatewayError as exc:
@@ -201,10 +174,40 @@ class Gateway:
             response.rate_headers = ticket.headers
         return response
 
+    async def admit(self, request: ImageRequest, ctx: CallContext) -> Ticket | None:
+        """Limits, upload pixel caps, the workspace's rate limits: a refusal is traced here."""
+        try:  # before any store, cache or plan work; the trace keeps none of the oversize
+            check_request(request, self.config.limits)
+            if request.images or request.mask is not None:  # pixel caps, before any decode
+                await check_uploads(request.uploads(), self.config.limits)
+            return await self.tenancy.admit(ctx.principal, request, ctx.identity_of(request))
+        except GatewayError as exc:
+            self.record_rejected(request.operation, ctx, exc)
+            raise
+
+    async def stream(self, request: ImageRequest, ctx: CallContext) -> StreamedResponse:
+        """``handle`` for ``stream: true``: the answer as events (``streamed.py``). Failures
+        before the first event raise like ``handle``; later ones end the events."""
+        return await open_stream(self, request, ctx)
+
+    def end_trace(
+        self, trace: TraceRecord, attempts: list[Attempt], started: float, served: Served | None
+    ) -> None:
+        """Attempts and duration on the trace, metrics, then the trace submitted (once the
+        background image writes of ``served`` have given their blob keys)."""
+        trace.attempts = [a.as_dict() for a in attempts]
+        trace.duration_ms = (time.perf_counter() - started) * 1000
+        self.metrics.observe(trace)
+        if served is not None and served.pending is not None:
+            self._blob_jobs[trace.id] = (served.pending, served)
+        self._submit_trace(trace)
+
     async def _handle(
         self, request: ImageRequest, ctx: CallContext, ticket: Ticket | None
     ) -> ImagesResponse:
-        trace = ctx.trace = self._new_trace(request, ctx)
+        trace = ctx.trace = self.new_trace(request, ctx)
+        span = otel.ACTIVE.request_span(trace) if otel.ACTIVE is not None else None
+        named = CURRENT_TRACE.set(ctx.trace_id)  # log lines name the request (logjson.py)
         attempts: list[Attempt] = []
         started = time.perf_counter()
         try:
@@ -213,18 +216,18 @@ class Gateway:
         except GatewayError as exc:
             trace.status, trace.error_code, trace.error_message = exc.status, exc.code, exc.message
             raise
-        except asyncio.CancelledError:  # the client went away
-            trace.status, trace.error_code = 499, "client_closed_request"
+        except asyncio.CancelledError:  # the client went away, or the shutdown grace ran out
+            trace.status, trace.error_code = cancelled_status()  # 499, or 503 (lifecycle/)
             raise
         except Exception as exc:
             log.exception("unexpected error in trace %s", ctx.trace_id)
             trace.status, trace.error_code = 500, "internal_error"
             raise InternalError("internal error; see the gateway log") from exc
         finally:
-            trace.attempts = [a.as_dict() for a in attempts]
-            trace.duration_ms = (time.perf_counter() - started) * 1000
-            self.metrics.observe(trace)
-            self._submit_trace(trace)
+            self.end_trace(trace, attempts, started, None)  # ``_respond`` noted its blob jobs
+            CURRENT_TRACE.reset(named)
+            if span is not None:
+                span.end_request(trace)
         return response
 
     async def _run(
@@ -276,6 +279,7 @@ class Gateway:
             )  # fmt: skip
             result = outcome.result
             trace.served_model = outcome.candidate.model
+            trace.notes.extend(outcome.candidate.param_notes(request))
             trace.usage = result.usage
             self.control.price(trace, request, result)
         finally:
@@ -346,7 +350,7 @@ class Gateway:
         """Prometheus text for ``GET /metrics`` (this process)."""
         layer = self.cache_layer
         writer = getattr(self.traces, "stats", None)
-        return render(
+        text = render(
             self.metrics,
             cache={"hit": layer.hits, "miss": layer.misses, "coalesced": layer.coalesced},
             cache_backend_errors=getattr(layer.backend, "errors", None),
@@ -354,8 +358,9 @@ class Gateway:
             writer=writer() if callable(writer) else None,
             admission=self.tenancy.admission.stats(),
         )
+        return text + layer.metrics_text()  # coalescing, here and across replicas
 
-    def _new_trace(self, request: ImageRequest, ctx: CallContext) -> TraceRecord:
+    def new_trace(self, request: ImageRequest, ctx: CallContext) -> TraceRecord:
         opts = request.options
         op: Operation = request.operation
         return TraceRecord(
@@ -373,4 +378,5 @@ class Gateway:
             workspace_id=ctx.workspace_id,
             prompt=request.prompt,
             request=request.echo,
+            notes=list(ctx.notes),
         )

@@ -78,8 +78,8 @@ def candidate_models(request: ImageRequest) -> list[str]:
     first: Iterable[str]
     if opts.load_balancer is not None:
         first = (entry.model for entry in opts.load_balancer.models)
-    else:
-        first = (request.model,)
+    else:  # no model yet: ``routing/names.py`` fills in the default (checked again after)
+        first = (request.model,) if request.model is not None else ()
     fallbacks = (f.model for f in opts.fallbacks or [])
     return list(dict.fromkeys([*first, *fallbacks]))
 

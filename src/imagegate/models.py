@@ -53,6 +53,13 @@ def _float_like(value: Any) -> Any:
     return value
 
 
+def _bool_text(value: Any) -> Any:
+    """``"true"``/``"false"`` (multipart text, any case) as booleans; anything else as is."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
 IntLike = Annotated[int, BeforeValidator(_int_like)]
 FloatLike = Annotated[float, BeforeValidator(_float_like)]
 # Bounds come before the coercion so the JSON schema says minimum/maximum (not raw ge/le).
@@ -259,14 +266,19 @@ Quality = Literal["auto", "high", "medium", "low", "hd", "standard"]
 Style = Literal["vivid", "natural"]
 Background = Literal["transparent", "opaque", "auto"]
 Moderation = Literal["low", "auto"]
+InputFidelity = Literal["high", "low"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 ResponseFormat = Literal["url", "b64_json"]
 User = str  # length bounded by limits.max_name_chars
+# ``stream``: a JSON boolean (multipart "true"/"false" is converted by ``_stream_text``)
+StreamFlag = Literal[True, False]
+PartialImages = Annotated[int, Field(ge=0, le=3), BeforeValidator(_int_like)]
 MetadataValue = Annotated[str, Field(max_length=512)]
 
 
 class _ImageBody(_RoutingFields):
-    model: ModelName
+    # absent: the gateway's default for the operation (docs/configuration.md, ``defaults``)
+    model: ModelName | None = None
     n: ImageCount | None = None
     size: Size | None = None
     response_format: ResponseFormat | None = None
@@ -288,7 +300,14 @@ class CreateImageRequestBody(_ImageBody):
     output_format: OutputFormat | None = None
     quality: Quality | None = None
     style: Style | None = None
+    stream: StreamFlag | None = None
+    partial_images: PartialImages | None = None
     orq: CreateImageOrq | None = None
+
+    @field_validator("stream", mode="before")
+    @classmethod
+    def _stream_text(cls, value: Any) -> Any:
+        return _bool_text(value)
 
 
 class CreateImageEditRequestBody(_ImageBody):
@@ -297,9 +316,17 @@ class CreateImageEditRequestBody(_ImageBody):
     prompt: PromptText
     quality: Quality | None = None
     background: Background | None = None
+    input_fidelity: InputFidelity | None = None
     output_compression: Compression | None = None
     output_format: OutputFormat | None = None
+    stream: StreamFlag | None = None
+    partial_images: PartialImages | None = None
     orq: CreateImageEditOrq | None = None
+
+    @field_validator("stream", mode="before")
+    @classmethod
+    def _stream_text(cls, value: Any) -> Any:
+        return _bool_text(value)
 
 
 class CreateImageVariationRequestBody(_ImageBody):

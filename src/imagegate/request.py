@@ -147,6 +147,7 @@ class UploadedFile:
 PARAM = "imagegate.param"  # the metadata key of a field's row
 GEN: frozenset[Operation] = frozenset({"generations"})
 GEN_EDIT: frozenset[Operation] = frozenset({"generations", "edits"})
+EDIT: frozenset[Operation] = frozenset({"edits"})
 ALL_OPS: frozenset[Operation] = frozenset(OPERATIONS)
 
 
@@ -206,7 +207,8 @@ class ImageRequest:
 
     operation: Operation = field(metadata=param(key=True))
     # key: the routing target (the model, or the load balancer's set of models)
-    model: str = field(metadata=param(key=True, body=True, type=m.ModelName))
+    # (None: the body named none; ``routing/names.py`` fills in the configured default)
+    model: str | None = field(default=None, metadata=param(key=True, body=True, type=m.ModelName))
     prompt: str | None = field(
         default=None, metadata=param(**_IMAGE, type=m.PromptText, openai=GEN_EDIT)
     )
@@ -230,6 +232,10 @@ class ImageRequest:
     moderation: str | None = field(
         default=None, metadata=param(**_IMAGE, prompt=True, type=m.Moderation, openai=GEN)
     )
+    # gpt-image edits only: how closely the output keeps the input's features
+    input_fidelity: str | None = field(
+        default=None, metadata=param(**_IMAGE, prompt=True, type=m.InputFidelity, openai=EDIT)
+    )
     output_format: str | None = field(
         default=None, metadata=param(**_IMAGE, prompt=True, type=m.OutputFormat, openai=GEN_EDIT)
     )
@@ -245,6 +251,16 @@ class ImageRequest:
     user: str | None = field(
         default=None,
         metadata=param(key=False, send=True, body=True, type=m.User, openai=ALL_OPS),
+    )
+    # not in the key: how the answer travels (SSE events), not what it holds; never sent as
+    # a parameter: a provider that streams puts it on its own wire (``ProviderSpec.stream``)
+    stream: bool | None = field(
+        default=None, metadata=param(key=False, body=True, type=m.StreamFlag)
+    )
+    # not in the key: previews sent before the final image, which they do not change; a
+    # cache hit replays the completed images only
+    partial_images: int | None = field(
+        default=None, metadata=param(key=False, body=True, type=m.PartialImages)
     )
     # in the key: it changes the picture (OpenAI's Images API has no seed)
     seed: int | None = field(default=None, metadata=param(**_IMAGE, prompt=True, type=m.Seed))

@@ -13,13 +13,16 @@ import time
 from typing import Any
 
 from aiohttp import web
+from fakes.core import Received, Recorder
 from fakes.openai import EDIT_FIELDS, GEN_FIELDS
-from fakes.scripted import Received, ScriptedFake, image_bytes
+from imagekit import png
 
 API_VERSION = "2025-04-01-preview"
 
 
-class FakeAzure(ScriptedFake):
+class FakeAzure(Recorder):
+    """Scripted replies are keyed by deployment."""
+
     def __init__(self, api_key: str = "azure-key", api_version: str = API_VERSION) -> None:
         super().__init__()
         self.api_key = api_key
@@ -32,10 +35,10 @@ class FakeAzure(ScriptedFake):
         entry = {"api_key": self.api_key, "base_url": self.url, "api_version": self.api_version}
         return {"azure": {**entry, **extra}}
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         operation = request.match_info["operation"]
         deployment = request.match_info["deployment"]
-        received = Received(operation, request.path, dict(request.headers))
+        received = await self.record(request, key=deployment)
         problems: list[str] = []
         if operation not in ("generations", "edits"):
             problems.append(f"Azure has no images/{operation}")
@@ -46,12 +49,10 @@ class FakeAzure(ScriptedFake):
         if request.query.get("api-version") != self.api_version:
             problems.append(f"api-version is {request.query.get('api-version')!r}")
         if operation == "generations":
-            await self.read_json(request, received, problems)
-            keys = set(received.json or {})
+            keys = set(self.expect_json(received, problems))
             allowed = GEN_FIELDS
         else:
-            await self.read_multipart(request, received, problems)
-            keys = set(received.fields)
+            keys = set(self.expect_multipart(received, problems, repeatable={"image[]"}))
             allowed = EDIT_FIELDS
             if not any(f.field in ("image", "image[]") for f in received.files):
                 problems.append("no image file part")
@@ -59,15 +60,13 @@ class FakeAzure(ScriptedFake):
             problems.append("model sent in the body (the deployment picks it)")
         if keys - allowed:
             problems.append(f"unknown parameters {sorted(keys - allowed)}")
-        return await self.respond(
-            received, problems, deployment, lambda: self._success(received, deployment)
-        )
+        return await self.respond(request, received, problems, lambda: self.success(received))
 
-    def _success(self, received: Received, deployment: str) -> dict[str, Any]:
-        fields = received.json or {k: v[0] for k, v in received.fields.items()}
-        n = int(fields.get("n") or 1)
+    @staticmethod
+    def success(received: Received) -> dict[str, Any]:
+        n = int(received.values.get("n") or 1)
         data = [
-            {"b64_json": base64.b64encode(image_bytes("PNG", i)).decode(),
+            {"b64_json": base64.b64encode(png(i)).decode(),
              "content_filter_results": {}}
             for i in range(n)
         ]  # fmt: skip

@@ -25,7 +25,8 @@ from aiohttp import web
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from fakes.recorder import FakeUpstream, Reply, Seen, decode_b64_image, png
+from fakes.core import Received, Recorder, Reply
+from imagekit import decode_b64, png
 
 __all__ = ["FakeBedrock", "Reply", "aws_error"]
 
@@ -72,7 +73,7 @@ NOVA_MAX_SEED = 858_993_459
 
 def input_image_problem(name: str, value: object) -> str | None:
     """Why ``value`` is not an input image Titan/Nova accept (base64, no transparency)."""
-    img = decode_b64_image(value)
+    img = decode_b64(value)
     if img is None:
         return f"{name} is not a base64 image"
     if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
@@ -83,7 +84,7 @@ def input_image_problem(name: str, value: object) -> str | None:
 
 def mask_problem(value: object) -> str | None:
     """Why ``value`` is not a usable mask: pure black (edit) and white only, some black."""
-    img = decode_b64_image(value)
+    img = decode_b64(value)
     if img is None:
         return "maskImage is not a base64 image"
     colours = {c for _, c in img.convert("RGB").getcolors(1 << 24) or []}
@@ -106,7 +107,7 @@ def aws_error(status: int, kind: str, message: str) -> Reply:
     )
 
 
-class FakeBedrock(FakeUpstream):
+class FakeBedrock(Recorder):
     def __init__(
         self,
         access_key: str = "AKIDEXAMPLE",
@@ -134,10 +135,10 @@ class FakeBedrock(FakeUpstream):
         return {name: {**entry, **extra}}
 
     def bodies(self) -> list[dict[str, Any]]:
-        return [s.json for s in self.seen if s.json is not None]
+        return [s.json for s in self.requests if s.json is not None]
 
     # --- SigV4 ----------------------------------------------------------------------------
-    def signature_problem(self, seen: Seen) -> str | None:
+    def signature_problem(self, seen: Received) -> str | None:
         """Why the request's SigV4 signature is not valid, or None when it is."""
         if self.api_key and seen.headers.get("Authorization") == f"Bearer {self.api_key}":
             return None
@@ -183,7 +184,7 @@ class FakeBedrock(FakeUpstream):
         return None
 
     # --- InvokeModel ----------------------------------------------------------------------
-    async def _invoke(self, request: web.Request) -> web.Response:
+    async def _invoke(self, request: web.Request) -> web.StreamResponse:
         seen = await self.record(request)
         problem = self.signature_problem(seen)
         if problem is not None:
@@ -193,25 +194,27 @@ class FakeBedrock(FakeUpstream):
                 f"provided. ({problem})"
             )
             reply = aws_error(403, kind, message)
-            return await self.reply(reply)
+            return await self.answer(request, seen, reply)
         self.verified += 1
         model = request.match_info["model_id"]
         problems: list[str] = []
         if "%3A" not in seen.raw_path and ":" in model:
             problems.append("model id ':' not percent-encoded in the path")
-        body = self.parse_json(seen, problems)
+        body = self.expect_json(seen, problems)
         if "titan-image" in model or "nova-canvas" in model:
             problems += self._check_amazon(model, body)
         elif "stability." in model:
             problems += self._check_stability(body)
         else:
-            return await self.reply(aws_error(404, "ResourceNotFoundException", "Model not found"))
+            missing = aws_error(404, "ResourceNotFoundException", "Model not found")
+            return await self.answer(request, seen, missing)
         if problems:
             self.violations.extend(f"{model}: {p}" for p in problems)
-            return await self.reply(aws_error(400, "ValidationException", "; ".join(problems)))
+            invalid = aws_error(400, "ValidationException", "; ".join(problems))
+            return await self.answer(request, seen, invalid)
         scripted = self.scripted(model)
         if scripted is not None:
-            return await self.reply(scripted)
+            return await self.answer(request, seen, scripted)
         if "stability." in model:
             return web.json_response(
                 {"seeds": [42], "finish_reasons": [None], "images": [self._png(model, body, 0)]}
@@ -222,7 +225,7 @@ class FakeBedrock(FakeUpstream):
 
     def _png(self, model: str, body: dict[str, Any], i: int) -> str:
         fmt = "JPEG" if body.get("output_format") == "jpeg" else "PNG"
-        return base64.b64encode(png(f"{model}:{i}:{len(self.seen)}", 32, fmt)).decode()
+        return base64.b64encode(png(f"{model}:{i}:{len(self.requests)}", 32, fmt)).decode()
 
     @staticmethod
     def _check_amazon(model: str, body: dict[str, Any]) -> list[str]:
@@ -305,7 +308,7 @@ class FakeBedrock(FakeUpstream):
             problems.append("prompt missing")
         mode = body.get("mode", "text-to-image")
         if mode == "image-to-image":
-            if decode_b64_image(body.get("image")) is None or "strength" not in body:
+            if decode_b64(body.get("image")) is None or "strength" not in body:
                 problems.append("image-to-image needs image and strength")
             if "aspect_ratio" in body:
                 problems.append("aspect_ratio is text-to-image only")

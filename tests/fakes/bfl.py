@@ -17,7 +17,8 @@ from collections import deque
 from typing import Any
 
 from aiohttp import web
-from fakes.recorder import FakeUpstream, Reply, decode_b64_image, image_of, png
+from fakes.core import Recorder, Reply
+from imagekit import decode_b64, image_of, png
 
 __all__ = ["FakeBFL", "Reply"]
 
@@ -54,7 +55,7 @@ def _inputs(model: str) -> set[str]:
     return set()
 
 
-class FakeBFL(FakeUpstream):
+class FakeBFL(Recorder):
     def __init__(self, api_key: str = "bfl-key", pending_polls: int = 1) -> None:
         super().__init__()
         self.api_key = api_key
@@ -70,12 +71,12 @@ class FakeBFL(FakeUpstream):
         return {name: {**entry, **extra}}
 
     def submits(self) -> list[dict[str, Any]]:
-        return [s.json for s in self.requests("POST") if s.json is not None]
+        return [s.json for s in self.received(method="POST") if s.json is not None]
 
     def polls(self) -> int:
-        return len(self.requests("GET", "/v1/get_result"))
+        return len(self.received(method="GET", path="/v1/get_result"))
 
-    async def _submit(self, request: web.Request) -> web.Response:
+    async def _submit(self, request: web.Request) -> web.StreamResponse:
         seen = await self.record(request)
         model = request.match_info["model"]
         problems: list[str] = []
@@ -85,13 +86,13 @@ class FakeBFL(FakeUpstream):
             problems.append("BFL authenticates with x-key, not Authorization")
         if model not in WH and model not in RATIO and model not in FILL:
             return web.json_response({"detail": "Not Found"}, status=404)
-        body = self.parse_json(seen, problems)
+        body = self.expect_json(seen, problems)
         problems += self._check(model, body)
         if problems:
-            return self.violation(f"POST {model}", problems, {"detail": problems})
+            return self.refuse(seen, problems, {"detail": problems}, f"POST {model}")
         scripted = self.scripted(model)
         if scripted is not None:
-            return await self.reply(scripted)
+            return await self.answer(request, seen, scripted)
         task_id = self.next_id("task")
         self.tasks[task_id] = {"model": model, "body": body, "polls": 0}
         polling_url = f"{self.url}/v1/get_result?id={task_id}"
@@ -132,19 +133,19 @@ class FakeBFL(FakeUpstream):
         if "seed" in body and not isinstance(body["seed"], int):
             problems.append("seed is not an integer")
         for name in _inputs(model) | ({"image", "mask"} & set(body)):
-            if name in body and decode_b64_image(body[name]) is None:
+            if name in body and decode_b64(body[name]) is None:
                 problems.append(f"{name} is not a base64 image")
         if model in FILL and "image" not in body:
             problems.append("fill needs image")
         return problems
 
-    async def _result(self, request: web.Request) -> web.Response:
+    async def _result(self, request: web.Request) -> web.StreamResponse:
         seen = await self.record(request)
         if seen.headers.get("x-key") != self.api_key:
-            return self.violation("get_result", ["x-key missing on poll"], {"detail": "x-key"})
+            return self.refuse(seen, ["x-key missing on poll"], {"detail": "x-key"}, "get_result")
         scripted = self.scripted("poll", any_key=False)
         if scripted is not None:
-            return await self.reply(scripted)
+            return await self.answer(request, seen, scripted)
         task_id = request.query.get("id", "")
         task = self.tasks.get(task_id)
         if task is None:

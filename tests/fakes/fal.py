@@ -14,7 +14,8 @@ from collections import deque
 from typing import Any
 
 from aiohttp import web
-from fakes.recorder import FakeUpstream, Reply, decode_data_uri, png
+from fakes.core import Recorder, Reply
+from imagekit import decode_data_uri, png
 
 __all__ = ["FakeFal", "Reply"]
 
@@ -46,7 +47,7 @@ SCHEMAS: dict[str, set[str]] = {
 PENDING = ("IN_QUEUE", "IN_PROGRESS")
 
 
-class FakeFal(FakeUpstream):
+class FakeFal(Recorder):
     def __init__(self, key: str = "fal-key", running_polls: int = 1) -> None:
         super().__init__()
         self.key = key
@@ -72,10 +73,10 @@ class FakeFal(FakeUpstream):
         return {name: {**entry, **extra}}
 
     def inputs(self) -> list[dict[str, Any]]:
-        return [s.json for s in self.requests("POST") if s.json is not None]
+        return [s.json for s in self.received(method="POST") if s.json is not None]
 
     def polls(self) -> int:
-        return len([s for s in self.seen if s.path.endswith("/status")])
+        return len([s for s in self.requests if s.path.endswith("/status")])
 
     def _auth(self, headers: dict[str, str]) -> list[str]:
         if headers.get("Authorization") != f"Key {self.key}":
@@ -84,17 +85,17 @@ class FakeFal(FakeUpstream):
 
     async def _accept(
         self, request: web.Request
-    ) -> tuple[str, dict[str, Any], web.Response | None]:
+    ) -> tuple[str, dict[str, Any], web.StreamResponse | None]:
         seen = await self.record(request)
         model = request.match_info["model"]
         problems = self._auth(seen.headers)
-        body = self.parse_json(seen, problems)
+        body = self.expect_json(seen, problems)
         problems += self._check(model, body)
         if problems:
-            return model, body, self.violation(model, problems, {"detail": problems})
+            return model, body, self.refuse(seen, problems, {"detail": problems}, model)
         scripted = self.scripted(model)
         if scripted is not None:
-            return model, body, await self.reply(scripted)
+            return model, body, await self.answer(request, seen, scripted)
         return model, body, None
 
     @staticmethod
@@ -145,13 +146,13 @@ class FakeFal(FakeUpstream):
             "timings": {"inference": 0.01},
         }
 
-    async def _sync(self, request: web.Request) -> web.Response:
+    async def _sync(self, request: web.Request) -> web.StreamResponse:
         model, body, early = await self._accept(request)
         if early is not None:
             return early
         return web.json_response(self._result(model, body, self.next_id("sync")))
 
-    async def _submit(self, request: web.Request) -> web.Response:
+    async def _submit(self, request: web.Request) -> web.StreamResponse:
         model, body, early = await self._accept(request)
         if early is not None:
             return early
@@ -172,7 +173,7 @@ class FakeFal(FakeUpstream):
     async def _status(self, request: web.Request) -> web.Response:
         seen = await self.record(request)
         if problems := self._auth(seen.headers):
-            return self.violation("status", problems, {"detail": "auth"})
+            return self.refuse(seen, problems, {"detail": "auth"}, "status")
         job = self.jobs.get(request.match_info["rid"])
         if job is None:
             return web.json_response({"detail": "Request not found"}, status=404)
@@ -189,22 +190,22 @@ class FakeFal(FakeUpstream):
             }
         )
 
-    async def _response(self, request: web.Request) -> web.Response:
+    async def _response(self, request: web.Request) -> web.StreamResponse:
         seen = await self.record(request)
         if problems := self._auth(seen.headers):
-            return self.violation("response", problems, {"detail": "auth"})
+            return self.refuse(seen, problems, {"detail": "auth"}, "response")
         job = self.jobs.get(request.match_info["rid"])
         if job is None or job["status"] != "COMPLETED":
             return web.json_response({"detail": "Request is still in progress"}, status=400)
         scripted = self.scripted("result", any_key=False)
         if scripted is not None:
-            return await self.reply(scripted)
+            return await self.answer(request, seen, scripted)
         return web.json_response(self._result(job["model"], job["body"], request.match_info["rid"]))
 
     async def _cancel(self, request: web.Request) -> web.Response:
         seen = await self.record(request)
         if problems := self._auth(seen.headers):
-            return self.violation("cancel", problems, {"detail": "auth"})
+            return self.refuse(seen, problems, {"detail": "auth"}, "cancel")
         rid = request.match_info["rid"]
         self.cancels.append(rid)
         job = self.jobs.get(rid)

@@ -11,7 +11,8 @@ import base64
 from typing import Any
 
 from aiohttp import web
-from fakes.scripted import Received, ScriptedFake, decode_image, image_bytes
+from fakes.core import Recorder
+from imagekit import expect_image, png
 
 GEMINI_RATIOS = {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"}
 IMAGEN_RATIOS = {"1:1", "3:4", "4:3", "9:16", "16:9"}
@@ -44,7 +45,7 @@ def check_generate_content(doc: dict[str, Any], problems: list[str]) -> None:
         mime = inline.get("mimeType") or inline.get("mime_type")
         if mime not in ("image/png", "image/jpeg", "image/webp"):
             problems.append(f"part {i}: mimeType {mime!r}")
-        decode_image(inline.get("data"), f"part {i}", problems)
+        expect_image(inline.get("data"), f"part {i}", problems)
     config = doc.get("generationConfig") or {}
     if "IMAGE" not in (config.get("responseModalities") or []):
         problems.append("generationConfig.responseModalities lacks IMAGE")
@@ -60,7 +61,7 @@ def check_generate_content(doc: dict[str, Any], problems: list[str]) -> None:
 
 
 def gemini_success(index: int = 0) -> dict[str, Any]:
-    data = base64.b64encode(image_bytes("PNG", index)).decode()
+    data = base64.b64encode(png(index)).decode()
     return {
         "candidates": [{
             "content": {"role": "model", "parts": [
@@ -115,13 +116,15 @@ def predict_success(doc: dict[str, Any]) -> dict[str, Any]:
     fmt = "JPEG" if mime == "image/jpeg" else "PNG"
     return {
         "predictions": [
-            {"mimeType": mime, "bytesBase64Encoded": base64.b64encode(image_bytes(fmt, i)).decode()}
+            {"mimeType": mime, "bytesBase64Encoded": base64.b64encode(png(i, fmt=fmt)).decode()}
             for i in range(int(params.get("sampleCount") or 1))
         ]
     }
 
 
-class FakeGoogle(ScriptedFake):
+class FakeGoogle(Recorder):
+    """Scripted replies are keyed by model."""
+
     def __init__(self, api_key: str = "gemini-key") -> None:
         super().__init__()
         self.api_key = api_key
@@ -130,14 +133,13 @@ class FakeGoogle(ScriptedFake):
     def providers(self, **extra: Any) -> dict[str, Any]:
         return {"google": {"api_key": self.api_key, "base_url": self.url, **extra}}
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["target"].partition(":")
-        received = Received(method, request.path, dict(request.headers))
+        received = await self.record(request, key=model)
         problems: list[str] = []
         if request.headers.get("x-goog-api-key") != self.api_key:
             problems.append(f"x-goog-api-key is {request.headers.get('x-goog-api-key')!r}")
-        await self.read_json(request, received, problems)
-        doc = received.json or {}
+        doc = self.expect_json(received, problems)
         if method == "generateContent":
             check_generate_content(doc, problems)
             success = gemini_success
@@ -147,4 +149,4 @@ class FakeGoogle(ScriptedFake):
         else:
             problems.append(f"unknown method {method!r}")
             success = dict
-        return await self.respond(received, problems, model, lambda: success())
+        return await self.respond(request, received, problems, lambda: success())

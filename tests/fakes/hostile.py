@@ -12,90 +12,64 @@ provider's port is its configured (trusted) host, the internal one is "another a
 
 from __future__ import annotations
 
-import io
 import time
 from typing import Any
 
 from aiohttp import web
-from live import LiveAiohttp
-from PIL import Image
+from fakes.core import Recorder
+from imagekit import png, solid
+
+SECRET = solid(7, (1, 2, 3))  # what the internal service holds (a real PNG)
+OWN_IMAGE = png("hostile-own", 8)  # what the provider serves from its own host
 
 
-def png_bytes(side: int = 8, colour: tuple[int, int, int] = (200, 30, 60)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (side, side), colour).save(buf, "PNG")
-    return buf.getvalue()
-
-
-SECRET = png_bytes(7, (1, 2, 3))  # what the internal service holds (a real PNG)
-
-
-class Internal:
+class Internal(Recorder):
     """A service on loopback that answers anything with ``SECRET`` and counts every hit."""
 
     def __init__(self) -> None:
-        self.hits = 0
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._any)
-        self._live = LiveAiohttp(app)
-
-    def __enter__(self) -> Internal:
-        self._live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._live.__exit__(*exc)
+        super().__init__()
+        self.app.router.add_route("*", "/{tail:.*}", self._any)
 
     @property
-    def url(self) -> str:
-        return self._live.url
+    def hits(self) -> int:
+        return len(self.requests)
 
     @property
     def port(self) -> int:
-        return self._live.port
+        return self._server.port
 
     async def _any(self, request: web.Request) -> web.Response:
-        self.hits += 1
+        await self.record(request)
         return web.Response(body=SECRET, content_type="image/png")
 
 
-class HostileProvider:
+class HostileProvider(Recorder):
     """``POST /v1/images/*`` answers ``{"created", "data": self.data}``; on its own host it
-    also serves ``/own/image`` (a PNG), ``/own/notimage`` (HTML labelled image/png) and
-    ``/own/redirect`` (a 302 to ``self.location``)."""
+    also serves ``/own/image`` (``OWN_IMAGE``), ``/own/notimage`` (HTML labelled image/png)
+    and ``/own/redirect`` (a 302 to ``self.location``)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.data: list[dict[str, Any]] = []
         self.location = ""
-        self.calls = 0
-        app = web.Application()
-        app.router.add_post("/v1/images/{op}", self._images)
-        app.router.add_get("/own/image", self._image)
-        app.router.add_get("/own/notimage", self._notimage)
-        app.router.add_get("/own/redirect", self._redirect)
-        self._live = LiveAiohttp(app)
-
-    def __enter__(self) -> HostileProvider:
-        self._live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._live.__exit__(*exc)
+        self.app.router.add_post("/v1/images/{op}", self._images)
+        self.app.router.add_get("/own/image", self._image)
+        self.app.router.add_get("/own/notimage", self._notimage)
+        self.app.router.add_get("/own/redirect", self._redirect)
 
     @property
-    def url(self) -> str:
-        return self._live.url
+    def calls(self) -> int:
+        return len(self.received(path="/v1/images/"))
 
     def providers(self, name: str = "evil") -> dict[str, Any]:
         return {name: {"type": "openai-compatible", "base_url": f"{self.url}/v1"}}
 
     async def _images(self, request: web.Request) -> web.Response:
-        self.calls += 1
-        await request.read()
+        await self.record(request)
         return web.json_response({"created": int(time.time()), "data": self.data})
 
     async def _image(self, request: web.Request) -> web.Response:
-        return web.Response(body=png_bytes(), content_type="image/png")
+        return web.Response(body=OWN_IMAGE, content_type="image/png")
 
     async def _notimage(self, request: web.Request) -> web.Response:
         return web.Response(body=b"<html>not an image</html>", content_type="image/png")

@@ -26,7 +26,8 @@ from collections import deque
 from typing import Any
 
 from aiohttp import web
-from fakes.recorder import FakeUpstream, Reply, Seen, decode_data_uri, image_of, png
+from fakes.core import Recorder, Reply
+from imagekit import decode_data_uri, image_of, png
 
 __all__ = ["FakeReplicate", "Reply"]
 
@@ -103,7 +104,7 @@ MAX_FILE_BYTES = 100_000_000
 RUNNING = ("starting", "processing")
 
 
-class FakeReplicate(FakeUpstream):
+class FakeReplicate(Recorder):
     def __init__(self, token: str = "r8_token", running_polls: int = 1) -> None:
         super().__init__()
         self.token = token
@@ -129,25 +130,25 @@ class FakeReplicate(FakeUpstream):
     def creates(self) -> list[dict[str, Any]]:
         return [
             s.json
-            for s in self.seen
+            for s in self.requests
             if s.method == "POST" and s.path.endswith("/predictions") and s.json is not None
         ]
 
     def polls(self) -> int:
-        return len([s for s in self.seen if s.method == "GET" and "/predictions/" in s.path])
+        return len([s for s in self.requests if s.method == "GET" and "/predictions/" in s.path])
 
     def _auth(self, headers: dict[str, str]) -> list[str]:
         if headers.get("Authorization") != f"Bearer {self.token}":
             return [f"Authorization is {headers.get('Authorization')!r}"]
         return []
 
-    async def _create(self, request: web.Request) -> web.Response:
+    async def _create(self, request: web.Request) -> web.StreamResponse:
         seen = await self.record(request)
         problems = self._auth(seen.headers)
         prefer = seen.headers.get("Prefer")
         if prefer is not None and not re.fullmatch(r"wait(=\d+)?", prefer):
             problems.append(f"Prefer header {prefer!r}")
-        body = self.parse_json(seen, problems)
+        body = self.expect_json(seen, problems)
         if "owner" in request.match_info:
             model = f"{request.match_info['owner']}/{request.match_info['name']}"
             if set(body) - {"input", "webhook", "webhook_events_filter", "stream"}:
@@ -162,10 +163,10 @@ class FakeReplicate(FakeUpstream):
             payload = {}
         problems += self._check(model, payload)
         if problems:
-            return self.violation(f"create {model}", problems, {"detail": "; ".join(problems)})
+            return self.refuse(seen, problems, {"detail": "; ".join(problems)}, f"create {model}")
         scripted = self.scripted(model)
         if scripted is not None:
-            return await self.reply(scripted)
+            return await self.answer(request, seen, scripted)
         pid = self.next_id("pred")
         prediction = {
             "id": pid,
@@ -186,19 +187,12 @@ class FakeReplicate(FakeUpstream):
         return web.json_response(self._public(prediction), status=201)
 
     # --- Files API --------------------------------------------------------------------------
-    async def _upload(self, request: web.Request) -> web.Response:
-        seen = Seen(
-            request.method,
-            request.path,
-            request.raw_path,
-            dict(request.query),
-            dict(request.headers),
-        )
-        self.seen.append(seen)
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        seen = await self.record(request)
         problems = self._auth(seen.headers)
-        await self.parse_multipart(request, seen, problems)
-        if set(seen.files) != {"content"}:
-            problems.append(f"file parts {sorted(seen.files)}, expected one named 'content'")
+        self.expect_multipart(seen, problems)
+        if seen.file_names != ["content"]:
+            problems.append(f"file parts {seen.file_names}, expected one named 'content'")
         if set(seen.fields) - {"metadata"}:
             problems.append(f"unexpected fields {sorted(seen.fields)}")
         if "metadata" in seen.fields:
@@ -208,16 +202,20 @@ class FakeReplicate(FakeUpstream):
                 metadata = None
             if not isinstance(metadata, dict):
                 problems.append("metadata is not a JSON object")
-        filename, content_type, data = seen.files.get("content", (None, None, b""))
+        content = seen.file("content")
+        filename, content_type = (
+            (content.filename, content.content_type) if content else (None, None)
+        )
+        data = content.data if content else b""
         if not filename or not content_type:
             problems.append("content part without filename or content type")
         if len(data) > MAX_FILE_BYTES:
             problems.append(f"file of {len(data)} bytes is over {MAX_FILE_BYTES}")
         if problems:
-            return self.violation("files.create", problems, {"detail": "; ".join(problems)})
+            return self.refuse(seen, problems, {"detail": "; ".join(problems)}, "files.create")
         scripted = self.scripted("files", any_key=False)
         if scripted is not None:
-            return await self.reply(scripted)
+            return await self.answer(request, seen, scripted)
         self.uploads.append(data)
         file_id = base64.urlsafe_b64encode(self.next_id("file").encode()).decode().rstrip("=")
         now = dt.datetime.now(dt.UTC)
@@ -239,10 +237,10 @@ class FakeReplicate(FakeUpstream):
         }
         return web.json_response(self._file_json(file_id), status=201)
 
-    async def _file(self, request: web.Request) -> web.Response:
+    async def _file(self, request: web.Request) -> web.StreamResponse:
         seen = await self.record(request)
         if problems := self._auth(seen.headers):
-            return self.violation("files.get", problems, {"detail": "Unauthenticated"})
+            return self.refuse(seen, problems, {"detail": "Unauthenticated"}, "files.get")
         file_id = request.match_info["id"]
         if file_id not in self.files:
             return web.json_response({"detail": "Not found."}, status=404)
@@ -292,10 +290,10 @@ class FakeReplicate(FakeUpstream):
             problems.append(f"output_format {payload['output_format']!r}")
         return problems
 
-    async def _get(self, request: web.Request) -> web.Response:
+    async def _get(self, request: web.Request) -> web.StreamResponse:
         seen = await self.record(request)
         if problems := self._auth(seen.headers):
-            return self.violation("get", problems, {"detail": "Unauthenticated"})
+            return self.refuse(seen, problems, {"detail": "Unauthenticated"}, "get")
         prediction = self.predictions.get(request.match_info["id"])
         if prediction is None:
             return web.json_response({"detail": "Not found."}, status=404)
@@ -320,14 +318,17 @@ class FakeReplicate(FakeUpstream):
             for i in range(count)
         ]
         # FLUX schnell/dev answer a list; single-image models a bare string
-        many = prediction["model"] in ("black-forest-labs/flux-schnell",)
+        many = prediction["model"] in (
+            "black-forest-labs/flux-schnell",
+            "black-forest-labs/flux-dev",
+        )
         prediction["output"] = urls if many else urls[0]
         prediction["status"] = "succeeded"
 
-    async def _cancel(self, request: web.Request) -> web.Response:
+    async def _cancel(self, request: web.Request) -> web.StreamResponse:
         seen = await self.record(request)
         if problems := self._auth(seen.headers):
-            return self.violation("cancel", problems, {"detail": "Unauthenticated"})
+            return self.refuse(seen, problems, {"detail": "Unauthenticated"}, "cancel")
         prediction = self.predictions.get(request.match_info["id"])
         if prediction is None:
             return web.json_response({"detail": "Not found."}, status=404)

@@ -13,7 +13,8 @@ import base64
 from typing import Any
 
 from aiohttp import web
-from fakes.recorder import FakeUpstream, Reply, Seen, image_of, png
+from fakes.core import ReceivedFile, Recorder, Reply
+from imagekit import image_of, png
 
 __all__ = ["FakeStability", "Reply"]
 
@@ -50,7 +51,9 @@ PIL_FORMATS = {
 }
 
 
-class FakeStability(FakeUpstream):
+class FakeStability(Recorder):
+    """Scripted replies are keyed by endpoint (``generate/core``...) or apply to any."""
+
     def __init__(self, api_key: str = "sk-stability") -> None:
         super().__init__()
         self.api_key = api_key
@@ -60,49 +63,37 @@ class FakeStability(FakeUpstream):
     def providers(self, name: str = "stability", **extra: Any) -> dict[str, Any]:
         return {name: {"api_key": self.api_key, "base_url": self.url, **extra}}
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = f"{request.match_info['group']}/{request.match_info['name']}"
-        seen = await self.record_stream(request)
-        problems: list[str] = []
-        if seen.headers.get("Authorization") != f"Bearer {self.api_key}":
-            problems.append(f"Authorization is {seen.headers.get('Authorization')!r}")
-        accept = seen.headers.get("Accept", "")
-        if accept not in ("image/*", "application/json"):
-            problems.append(f"Accept is {accept!r}")
         if path not in ENDPOINTS:
             return web.json_response({"name": "not_found", "errors": [path]}, status=404)
-        await self.parse_multipart(request, seen, problems)
-        problems += self._check(path, seen.fields, seen.files)
-        if problems:
-            return self.violation(
-                path, problems, {"id": "x", "name": "bad_request", "errors": problems}
-            )
-        scripted = self.scripted(path)
-        if scripted is not None:
-            return await self.reply(scripted)
-        return self._success(path, seen.fields, seen.files, accept)
-
-    async def record_stream(self, request: web.Request) -> Seen:
-        """Record without reading the body: multipart is parsed from the stream."""
-        seen = Seen(
-            request.method,
-            request.path,
-            request.raw_path,
-            dict(request.query),
-            dict(request.headers),
+        received = await self.record(request, key=path)
+        problems: list[str] = []
+        if received.headers.get("Authorization") != f"Bearer {self.api_key}":
+            problems.append(f"Authorization is {received.headers.get('Authorization')!r}")
+        accept = received.headers.get("Accept", "")
+        if accept not in ("image/*", "application/json"):
+            problems.append(f"Accept is {accept!r}")
+        values = self.expect_multipart(received, problems)
+        problems += self._check(path, values, received.files)
+        return await self.respond(
+            request,
+            received,
+            problems,
+            lambda: self._success(path, values, received.files, accept),
+            error_body={"id": "x", "name": "bad_request", "errors": problems},
+            where=path,
         )
-        self.seen.append(seen)
-        return seen
 
     @staticmethod
-    def _check(path: str, fields: dict[str, list[str]], files: dict[str, Any]) -> list[str]:
+    def _check(path: str, values: dict[str, str], parts: list[ReceivedFile]) -> list[str]:
         text_ok, files_ok, needs_prompt = ENDPOINTS[path]
         problems: list[str] = []
-        values = {k: v[0] for k, v in fields.items()}
+        files = {f.field for f in parts}
         if set(values) - text_ok:
             problems.append(f"unknown fields {sorted(set(values) - text_ok)}")
-        if set(files) - files_ok:
-            problems.append(f"unexpected files {sorted(set(files) - files_ok)}")
+        if files - files_ok:
+            problems.append(f"unexpected files {sorted(files - files_ok)}")
         if needs_prompt and not values.get("prompt"):
             problems.append("prompt missing")
         if path.startswith(("edit/", "control/")) and "image" not in files:
@@ -128,23 +119,22 @@ class FakeStability(FakeUpstream):
             problems.append(f"output_format {values['output_format']!r}")
         if "seed" in values and not values["seed"].isdigit():
             problems.append("seed is not an integer")
-        for name, (filename, ctype, data) in files.items():
-            if image_of(data) is None:
-                problems.append(f"{name}: not an image")
-            if not filename or not ctype or not ctype.startswith("image/"):
-                problems.append(f"{name}: filename {filename!r} / type {ctype!r}")
+        for f in parts:
+            if image_of(f.data) is None:
+                problems.append(f"{f.field}: not an image")
+            if not f.filename or not f.content_type or not f.content_type.startswith("image/"):
+                problems.append(f"{f.field}: filename {f.filename!r} / type {f.content_type!r}")
         return problems
 
     def _success(
-        self, path: str, fields: dict[str, list[str]], files: dict[str, Any], accept: str
+        self, path: str, values: dict[str, str], parts: list[ReceivedFile], accept: str
     ) -> web.Response:
-        fmt = fields.get("output_format", ["png"])[0]
-        pil_fmt, ctype = PIL_FORMATS[fmt]
+        pil_fmt, ctype = PIL_FORMATS[values.get("output_format", "png")]
         side = 32
-        if "image" in files:
-            src = image_of(files["image"][2])
-            side = src.size[0] if src is not None else side
-        data = png(f"{path}:{fields.get('prompt')}:{len(self.seen)}", side, pil_fmt)
+        source = next((image_of(f.data) for f in parts if f.field == "image"), None)
+        if source is not None:
+            side = source.size[0]
+        data = png(f"{path}:{values.get('prompt')}:{len(self.requests)}", side, pil_fmt)
         finish = "SUCCESS"
         if self.filtered:
             self.filtered -= 1

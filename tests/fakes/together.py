@@ -11,7 +11,8 @@ import base64
 from typing import Any
 
 from aiohttp import web
-from fakes.scripted import Received, ScriptedFake, decode_data_uri, image_bytes
+from fakes.core import Recorder
+from imagekit import expect_image, png
 
 FIELDS = frozenset(
     {"model", "prompt", "n", "width", "height", "steps", "seed", "negative_prompt",
@@ -21,7 +22,7 @@ FIELDS = frozenset(
 INTS = ("n", "width", "height", "steps", "seed")
 
 
-class FakeTogether(ScriptedFake):
+class FakeTogether(Recorder):
     def __init__(self, api_key: str = "together-key") -> None:
         super().__init__()
         self.api_key = api_key
@@ -30,13 +31,12 @@ class FakeTogether(ScriptedFake):
     def providers(self, **extra: Any) -> dict[str, Any]:
         return {"together": {"api_key": self.api_key, "base_url": self.url + "/v1", **extra}}
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        received = Received("generations", request.path, dict(request.headers))
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        received = await self.record(request)
         problems: list[str] = []
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             problems.append(f"Authorization is {request.headers.get('Authorization')!r}")
-        await self.read_json(request, received, problems)
-        doc = received.json or {}
+        doc = self.expect_json(received, problems)
         if set(doc) - FIELDS:
             problems.append(f"unknown parameters {sorted(set(doc) - FIELDS)}")
         if not isinstance(doc.get("model"), str) or not isinstance(doc.get("prompt"), str):
@@ -49,14 +49,14 @@ class FakeTogether(ScriptedFake):
         if doc.get("output_format", "jpeg") not in ("jpeg", "png"):
             problems.append(f"output_format {doc.get('output_format')!r}")
         if "image_url" in doc:
-            decode_data_uri(doc["image_url"], "image_url", problems)
-        return await self.respond(received, problems, doc.get("model"), lambda: self._ok(doc))
+            expect_image(doc["image_url"], "image_url", problems, data_uri=True)
+        return await self.respond(request, received, problems, lambda: self._ok(doc))
 
     @staticmethod
     def _ok(doc: dict[str, Any]) -> dict[str, Any]:
         fmt = "PNG" if doc.get("output_format") == "png" else "JPEG"
         data = [
-            {"index": i, "b64_json": base64.b64encode(image_bytes(fmt, i)).decode(),
+            {"index": i, "b64_json": base64.b64encode(png(i, fmt=fmt)).decode(),
              "timings": {"inference": 0.1}}
             for i in range(int(doc.get("n") or 1))
         ]  # fmt: skip

@@ -3,7 +3,9 @@ generation and mask editing) and ``:generateContent``, bearer tokens, express mo
 ``x-goog-api-key``, and an OAuth token endpoint (``/token``) that verifies the signed JWT
 assertion (RFC 7523) google-auth sends for a service account. Each exchange mints a new token
 (the first is ``fake.token``) that lives ``lifetimes`` seconds (default 3599); ``token_gate``,
-when set, holds answers until it opens.
+when set, holds answers until it opens. ``GET /`` stands in for the GCE metadata server's
+probe (google-auth asks ``http://$GCE_METADATA_IP`` whether it runs on Google Cloud) and
+answers "not here", counting ``metadata_probes``.
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with FakeVertex(public_key=key.public_key()) as fake:
@@ -24,8 +26,9 @@ from aiohttp import web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from fakes.core import Recorder
 from fakes.google import check_generate_content, check_predict, gemini_success, predict_success
-from fakes.scripted import Received, ScriptedFake, decode_image
+from imagekit import expect_image
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -51,8 +54,8 @@ def check_edit(doc: dict[str, Any], problems: list[str]) -> None:
         return
     if len({raw.get("referenceId"), mask.get("referenceId")}) != 2:
         problems.append("referenceId values must be unique")
-    raw_img = decode_image(raw.get("referenceImage", {}).get("bytesBase64Encoded"), "raw", problems)
-    mask_img = decode_image(
+    raw_img = expect_image(raw.get("referenceImage", {}).get("bytesBase64Encoded"), "raw", problems)
+    mask_img = expect_image(
         mask.get("referenceImage", {}).get("bytesBase64Encoded"), "mask", problems
     )
     if (mask.get("maskImageConfig") or {}).get("maskMode") != "MASK_MODE_USER_PROVIDED":
@@ -66,7 +69,7 @@ def check_edit(doc: dict[str, Any], problems: list[str]) -> None:
         problems.append(f"editMode {(doc.get('parameters') or {}).get('editMode')!r}")
 
 
-class FakeVertex(ScriptedFake):
+class FakeVertex(Recorder):
     def __init__(
         self,
         project: str = "proj-1",
@@ -84,10 +87,12 @@ class FakeVertex(ScriptedFake):
         self.issued: list[str] = []
         self.lifetimes: deque[int] = deque()
         self.token_gate: threading.Event | None = None
+        self.metadata_probes = 0
         base = "/v1/projects/{project}/locations/{region}/publishers/google/models/{target}"
         self.app.router.add_post(base, self._handle)
         self.app.router.add_post("/v1/publishers/google/models/{target}", self._handle)
         self.app.router.add_post("/token", self._token)
+        self.app.router.add_get("/", self._metadata_probe)
 
     def providers(self, **extra: Any) -> dict[str, Any]:
         entry = {"project_id": self.project, "region": self.region, "base_url": self.url}
@@ -103,6 +108,13 @@ class FakeVertex(ScriptedFake):
             "type": "service_account", "client_email": "gate@proj-1.iam.gserviceaccount.com",
             "private_key_id": "kid-1", "private_key": pem, "token_uri": self.url + "/token",
         }  # fmt: skip
+
+    async def _metadata_probe(self, request: web.Request) -> web.Response:
+        """Not a metadata server: a metadata server answers with ``Metadata-Flavor: Google``."""
+        self.metadata_probes += 1
+        if request.headers.get("Metadata-Flavor") != "Google":
+            self.violations.append("metadata probe without Metadata-Flavor: Google")
+        return web.Response(status=404, text="not a metadata server")
 
     async def _token(self, request: web.Request) -> web.Response:
         self.token_arrivals += 1
@@ -148,9 +160,9 @@ class FakeVertex(ScriptedFake):
             if not claims.get("iat") <= time.time() + 5 < claims.get("exp"):
                 problems.append("JWT is not currently valid")
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["target"].partition(":")
-        received = Received(method, request.path, dict(request.headers))
+        received = await self.record(request, key=model)
         problems: list[str] = []
         express = "project" not in request.match_info
         if express:
@@ -164,14 +176,13 @@ class FakeVertex(ScriptedFake):
             auth = request.headers.get("Authorization")
             if auth not in {f"Bearer {t}" for t in [self.token, *self.issued]}:
                 problems.append(f"Authorization is {auth!r}")
-        await self.read_json(request, received, problems)
-        doc = received.json or {}
+        doc = self.expect_json(received, problems)
         if method == "generateContent":
             check_generate_content(doc, problems)
-            return await self.respond(received, problems, model, gemini_success)
+            return await self.respond(request, received, problems, gemini_success)
         if method != "predict":
             problems.append(f"unknown method {method!r}")
         check_predict(doc, problems, vertex=True)
         if "capability" in model:
             check_edit(doc, problems)
-        return await self.respond(received, problems, model, lambda: predict_success(doc))
+        return await self.respond(request, received, problems, lambda: predict_success(doc))

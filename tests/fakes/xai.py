@@ -11,7 +11,8 @@ import base64
 from typing import Any
 
 from aiohttp import web
-from fakes.scripted import Received, ScriptedFake, decode_data_uri, image_bytes
+from fakes.core import Recorder
+from imagekit import expect_image, png
 
 FIELDS = frozenset({"model", "prompt", "n", "response_format", "user", "aspect_ratio",
                     "resolution", "image", "images"})  # fmt: skip
@@ -19,7 +20,7 @@ RATIOS = {"1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "2:1", "1:2", "20:9
           "19.5:9", "9:19.5", "auto"}  # fmt: skip
 
 
-class FakeXAI(ScriptedFake):
+class FakeXAI(Recorder):
     def __init__(self, api_key: str = "xai-key") -> None:
         super().__init__()
         self.api_key = api_key
@@ -28,16 +29,15 @@ class FakeXAI(ScriptedFake):
     def providers(self, **extra: Any) -> dict[str, Any]:
         return {"xai": {"api_key": self.api_key, "base_url": self.url + "/v1", **extra}}
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         operation = request.match_info["operation"]
-        received = Received(operation, request.path, dict(request.headers))
+        received = await self.record(request)
         problems: list[str] = []
         if operation not in ("generations", "edits"):
             problems.append(f"xAI has no images/{operation}")
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             problems.append(f"Authorization is {request.headers.get('Authorization')!r}")
-        await self.read_json(request, received, problems)
-        doc = received.json or {}
+        doc = self.expect_json(received, problems)
         for name in ("size", "quality", "style"):
             if name in doc:
                 problems.append(f"Argument not supported: {name}")
@@ -59,10 +59,10 @@ class FakeXAI(ScriptedFake):
                 if not isinstance(ref, dict) or ref.get("type") != "image_url":
                     problems.append(f"image {i} must be {{url, type: image_url}}")
                     continue
-                decode_data_uri(ref.get("url"), f"image {i}", problems)
+                expect_image(ref.get("url"), f"image {i}", problems, data_uri=True)
         elif "image" in doc or "images" in doc:
             problems.append("images sent to generations")
-        return await self.respond(received, problems, doc.get("model"), lambda: self._ok(doc))
+        return await self.respond(request, received, problems, lambda: self._ok(doc))
 
     @staticmethod
     def _ok(doc: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +73,6 @@ class FakeXAI(ScriptedFake):
             if as_url:
                 item["url"] = f"https://imgen.x.ai/xai-imgen/{i}.jpg"
             else:
-                item["b64_json"] = base64.b64encode(image_bytes("JPEG", i)).decode()
+                item["b64_json"] = base64.b64encode(png(i, fmt="JPEG")).decode()
             data.append(item)
         return {"data": data, "usage": {"cost_in_usd_ticks": 200000000}}

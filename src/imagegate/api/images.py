@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -13,20 +13,23 @@ from starlette.types import Receive
 
 from ..config import LimitsConfig
 from ..errors import GatewayError, InternalError, InvalidRequest
-from ..gateway import CallContext, Gateway, ImagesResponse
+from ..gateway import CallContext, Gateway
 from ..options import build_request
 from ..request import ImageRequest, Operation
 from ..telemetry.trace import new_trace_id
 from .accesslog import CALL_STATE
 from .auth import caller
 from .body import read_json
+from .idempotency import idempotency_key, idempotent
 from .multipart import framed_cap, parse_multipart
 from .responses import JSONResponse, error_response
 from .spool import process_budget
+from .sse import EventStreamResponse
 from .stream import body_chunks, declared_length
 
 log = logging.getLogger("imagegate.api")
 CLIENT_CLOSED = 499
+T = TypeVar("T")
 
 
 async def read_request(request: Request, operation: Operation, gateway: Gateway) -> ImageRequest:
@@ -60,8 +63,8 @@ async def read_request(request: Request, operation: Operation, gateway: Gateway)
 
 
 async def _unless_disconnected(
-    work: Coroutine[Any, Any, ImagesResponse], receive: Receive, trace_id: str
-) -> ImagesResponse | None:
+    work: Coroutine[Any, Any, T], receive: Receive, trace_id: str
+) -> T | None:
     """Run ``work`` in this task; if the client goes away meanwhile, cancel it (→ None).
 
     One watcher task per request (no second task for the work itself, no ``asyncio.wait``):
@@ -126,7 +129,21 @@ def make_endpoint(operation: Operation) -> Any:
                 principal=principal,
             )
             setattr(request.state, CALL_STATE, ctx)  # for the access log, after the response
+            key = idempotency_key(request)  # checked before the body: a bad key costs no upload
             image_request = await read_request(request, operation, gateway)
+            if key is not None:  # run once per key, then replayed (api/idempotency.py)
+                answer = await _unless_disconnected(
+                    idempotent(request.app.state.idempotency, key, image_request, ctx, gateway),
+                    request.receive, trace_id,
+                )  # fmt: skip
+                return Response(status_code=CLIENT_CLOSED) if answer is None else answer
+            if image_request.stream:  # events (api/sse.py); failures before the first: JSON
+                streamed = await _unless_disconnected(
+                    gateway.stream(image_request, ctx), request.receive, trace_id
+                )
+                if streamed is None:
+                    return Response(status_code=CLIENT_CLOSED)
+                return EventStreamResponse(streamed)
             result = await _unless_disconnected(
                 gateway.handle(image_request, ctx), request.receive, trace_id
             )

@@ -29,6 +29,7 @@ from .openapi_control import (
     list_of,
     ref,
 )
+from .openapi_jobs import JOB_SCHEMAS, job_paths
 from .prompts import PromptCreateBody, PromptVersionBody
 
 PREFIXES = ("/v2/router", "/v3/router", "/v2/gateway", "/v2/proxy", "/v1")
@@ -138,6 +139,46 @@ def _defs(*models: Any) -> dict[str, Any]:
     return defs
 
 
+# OpenAI's model object (https://platform.openai.com/docs/api-reference/models/object) and our
+# fields beside it (api/models_list.py, catalog.py).
+MODEL = {
+    "type": "object",
+    "required": ["id", "object", "created", "owned_by"],
+    "properties": {
+        "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
+        "owned_by": {"type": "string", "description": "the provider, or imagegate for aliases"},
+        "kind": {"enum": ["model", "alias"]},
+        "operations": {"type": "array", "items": {"type": "string"}},
+        "output_formats": {"type": "array", "items": {"type": "string"}},
+        "models": {"type": "array", "items": {"type": "string"}, "description": "alias targets"},
+        "strategy": {"enum": ["load_balance", "fallback"]},
+        "params": {"type": "object", "description": "parameters the alias pins"},
+        "resolves_to": {"type": "string", "description": "a bare name's provider/model"},
+    },
+}  # fmt: skip
+
+
+def _model_paths(prefix: str) -> dict[str, Any]:
+    """``GET {prefix}/models`` and ``GET {prefix}/models/{model}`` (the id may hold ``/``)."""
+    errors = error_responses(("401", "missing or invalid API key"), ("404", "unknown model"))
+    listing = {"type": "object", "required": ["object", "data"],
+               "properties": {"object": {"const": "list"},
+                              "data": {"type": "array", "items": ref("Model")}}}  # fmt: skip
+    one = {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        f"{prefix}/models": {"get": {
+            "summary": "List the aliases and provider models this gateway serves",
+            "security": [{"ApiKey": []}], "responses": {"200": {
+                "description": "models", "content": {"application/json": {"schema": listing}}},
+                **errors}}},
+        f"{prefix}/models/{{model}}": {"get": {
+            "summary": "One model or alias (bare names resolve through default_provider)",
+            "security": [{"ApiKey": []}], "parameters": [one], "responses": {"200": {
+                "description": "the model", "content": {"application/json": {
+                    "schema": ref("Model")}}}, **errors}}},
+    }  # fmt: skip
+
+
 def _operation(summary: str, content_type: str, schema: dict[str, Any]) -> dict[str, Any]:
     media: dict[str, Any] = {"schema": schema}
     if content_type == "application/json":
@@ -175,6 +216,11 @@ def _operation(summary: str, content_type: str, schema: dict[str, Any]) -> dict[
     }  # fmt: skip
 
 
+# The answer to ``stream: true``: Server-Sent Events (OpenAI's image streaming events).
+STREAM_EVENTS = {"schema": {"type": "string", "description": "image_generation.* / image_edit.*"
+                            " partial_image and completed events, or an error event"}}  # fmt: skip
+
+
 def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     defs = _defs(
         CreateImageRequestBody, CreateImageEditRequestBody, CreateImageVariationRequestBody,
@@ -189,7 +235,7 @@ def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         ApiKeyCreated=API_KEY_CREATED,
     )
     defs.update(
-        Error=ERROR_SCHEMA, ImagesResponse=IMAGES_RESPONSE, Health=HEALTH, Trace=TRACE,
+        Error=ERROR_SCHEMA, ImagesResponse=IMAGES_RESPONSE, Health=HEALTH, Trace=TRACE, Model=MODEL,
         Identity=IDENTITY, Thread=THREAD, Prompt=PROMPT, PromptVersion=PROMPT_VERSION,
         TraceList=list_of("Trace"), IdentityList=list_of("Identity"),
         PromptList=list_of("Prompt"), PromptVersionList=list_of("PromptVersion"),
@@ -209,6 +255,10 @@ def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         paths[f"{prefix}/images/variations"] = {
             "post": _operation("Create variations of an image", "multipart/form-data", var)
         }
+        for op in ("generations", "edits"):  # ``stream: true`` answers events (docs/api.md)
+            answer = paths[f"{prefix}/images/{op}"]["post"]["responses"]["200"]
+            answer["content"] = {**answer["content"], "text/event-stream": STREAM_EVENTS}
+        paths.update(_model_paths(prefix))
     paths["/health"] = {
         "get": {
             "summary": "Liveness",
@@ -220,6 +270,8 @@ def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         }
     }  # fmt: skip
     paths.update(control_paths())
+    paths.update(job_paths(gen, edit, var))
+    defs.update(JOB_SCHEMAS)
     for path, item in (extra_paths or {}).items():  # never replaces what is described above
         for method, operation in item.items():
             paths.setdefault(path, {}).setdefault(method, operation)

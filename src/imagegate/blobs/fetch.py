@@ -32,6 +32,7 @@ from ..net import (
     origin_of,
     read_capped,
 )
+from ..telemetry import otel
 
 log = logging.getLogger("imagegate.fetch")
 
@@ -95,6 +96,22 @@ class ImageFetcher:
             target = URL(url)
         except (ValueError, TypeError):
             raise FetchError(f"{FAILED}: malformed URL") from None
+        tracing = otel.ACTIVE
+        if tracing is None:
+            return await self._within_timeout(target, trusted)
+        span, error = tracing.fetch_span(target.host or ""), None  # telemetry/otel.py
+        try:
+            return await self._within_timeout(target, trusted)
+        except BaseException as exc:
+            error = "fetch_failed" if isinstance(exc, FetchError) else type(exc).__name__
+            span.failed()
+            raise
+        finally:
+            span.end({}, error=error)
+
+    async def _within_timeout(
+        self, target: URL, trusted: frozenset[Origin]
+    ) -> tuple[bytes, str | None]:
         try:
             async with asyncio.timeout(self.timeout_s):
                 return await self._follow(target, trusted)
@@ -122,7 +139,10 @@ class ImageFetcher:
         try:
             if not own:
                 check_literal(origin[0], allow_private=self.allow_private)
-            async with self._session(own).get(url, allow_redirects=False) as resp:
+            headers: dict[str, str] = {}
+            if otel.ACTIVE is not None:  # W3C traceparent of the fetch's span
+                otel.ACTIVE.inject(headers)
+            async with self._session(own).get(url, allow_redirects=False, headers=headers) as resp:
                 if resp.status in REDIRECTS:
                     location = resp.headers.get("Location")
                     if not location:

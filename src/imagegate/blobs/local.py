@@ -122,6 +122,17 @@ class LocalBlobStore:
             return False
         return await asyncio.to_thread(self.pack.exists, key)
 
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._delete, key)
+
+    def _delete(self, key: str) -> None:
+        try:
+            self.path_for(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise BlobStoreError(f"local blob store: cannot delete {key}: {exc}") from None
+        if self.pack is not None and self.pack.path.exists():
+            self.pack.delete(key)
+
     async def close(self) -> None:
         if self.pack is not None:
             self.pack.close()

@@ -87,6 +87,12 @@ class BlobPack:
         except sqlite3.Error as exc:
             raise BlobStoreError(f"blob pack {self.path}: cannot write: {exc}") from None
 
+    def delete(self, key: str) -> None:
+        try:
+            self._db().execute("DELETE FROM blobs WHERE key = ?", (key,))
+        except sqlite3.Error as exc:
+            raise BlobStoreError(f"blob pack {self.path}: cannot delete: {exc}") from None
+
     def get(self, key: str) -> bytes | None:
         row = self._row("SELECT data FROM blobs WHERE key = ?", key)
         return bytes(row[0]) if row is not None else None

@@ -168,6 +168,11 @@ class S3BlobStore:
             raise BlobStoreError(f"s3 blob store: HEAD {key}: {status}")
         return True
 
+    async def delete(self, key: str) -> None:
+        status, body = await self._request("DELETE", key)
+        if status >= 300 and status != 404:
+            raise BlobStoreError(f"s3 blob store: DELETE {key}: {status} {_snippet(body)}")
+
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()

@@ -76,6 +76,11 @@ class BlobStore(Protocol):
         """Whether ``key`` is stored (cheaper than ``get``)."""
         ...
 
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` (a no-op when absent). Only for blobs one owner wrote under a key
+        nothing else shares (a job's uploads, ``jobs/inputs.py``): images are shared."""
+        ...
+
     async def close(self) -> None:
         """Release sessions."""
         ...

@@ -27,6 +27,9 @@ OWN_RULE: frozenset[str] = frozenset({"operation", "model", "options", "n", "ima
 if not OWN_RULE <= set(KEY_FIELDS):  # a rule for a field the table no longer keys
     raise TypeError(f"cache key rules for unkeyed fields: {sorted(OWN_RULE - set(KEY_FIELDS))}")
 KEY_PARAMS: tuple[str, ...] = tuple(name for name in KEY_FIELDS if name not in OWN_RULE)
+# Keyed parameters added after KEY_VERSION 1: in the document only when given, so every key
+# made before they existed stays the same.
+SINCE_V1: frozenset[str] = frozenset({"input_fidelity"})
 
 
 def routing_target(request: ImageRequest) -> dict[str, Any]:
@@ -49,7 +52,9 @@ def canonical(request: ImageRequest, scope: str | None) -> dict[str, Any]:
         **routing_target(request),
     }
     for name in KEY_PARAMS:
-        doc[name] = getattr(request, name)
+        value = getattr(request, name)
+        if value is not None or name not in SINCE_V1:
+            doc[name] = value
     return doc
 
 

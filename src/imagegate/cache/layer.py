@@ -10,6 +10,11 @@ a ``Served`` plus how it was obtained::
 A hit is answerable in either ``response_format``: the manifest names blobs, and the images
 are re-read (b64_json) or re-signed (url) for every caller. Only complete successes are
 stored; a failing backend is a miss, never an error.
+
+Coalescing is per process (``coalesce.py``) and, with the Redis backend, across replicas too
+(``flights.py``): the process's one flight per key then leads or follows the fleet's. With
+the memory backend each process calls upstream once per key in flight, as each has its own
+entries.
 """
 
 from __future__ import annotations
@@ -19,15 +24,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from ..config import CacheConfig, ConfigError
+from ..config import ConfigError
 from ..output import Output, Served
 from ..request import ImageRequest
 from . import manifest
 from .backend import CacheBackend
 from .coalesce import InFlight
+from .flights import SharedFlights
 from .key import cache_key, digest_uploads
 from .memory import MemoryBackend
 from .redis import RedisBackend
+from .settings import CacheConfig
 
 log = logging.getLogger("imagegate.cache")
 
@@ -54,11 +61,20 @@ class CacheLayer:
     """Exact-match cache over a backend, with in-process coalescing of identical requests."""
 
     def __init__(
-        self, config: CacheConfig, output: Output, *, backend: CacheBackend | None = None
+        self,
+        config: CacheConfig,
+        output: Output,
+        *,
+        backend: CacheBackend | None = None,
+        deadline_s: float = 900.0,
     ) -> None:
         self.backend = backend or make_backend(config)
         self.output = output
         self.inflight: InFlight[tuple[Served, Status]] = InFlight()
+        # across replicas: only when the answers are shared (flights.py)
+        self.flights: SharedFlights | None = None
+        if isinstance(self.backend, RedisBackend) and config.shared_flights:
+            self.flights = SharedFlights(self.backend, config, deadline_s=deadline_s)
         self.hits = 0
         self.misses = 0
         self.coalesced = 0
@@ -84,6 +100,9 @@ class CacheLayer:
         ttl_s = request.options.cache.ttl if request.options.cache else DEFAULT_TTL_S
 
         async def lead() -> tuple[Served, Status]:
+            if self.flights is not None:  # one flight per key in the fleet
+                keep = self._keepable(request)
+                return await self.flights.run(key, ttl_s, produce, keep, self._read)
             # A flight that just finished may have stored the answer since our lookup.
             again = await self.lookup(key, "b64_json")  # bytes loaded: answerable any way
             if again is not None:
@@ -119,6 +138,32 @@ class CacheLayer:
             image.key is not None for image in served.images
         )
 
+    def _keepable(self, request: ImageRequest) -> Callable[[Served], bytes | None]:
+        """What to cache for an answer to ``request``: its manifest, if a complete success."""
+
+        def keep(served: Served) -> bytes | None:
+            if not self.complete(request, served):
+                return None
+            self.stored += 1
+            return manifest.encode(served)
+
+        return keep
+
+    async def _read(self, raw: bytes) -> Served | None:
+        """A cached entry another replica stored, loaded (answerable any way), or None."""
+        served = manifest.decode(raw)
+        if served is None or not await self.output.hydrate(served, "b64_json"):
+            log.info("unusable cache entry from a flight")
+            return None
+        return served
+
+    def metrics_text(self) -> str:
+        """Coalescing: waiters on this process's flights, and the flights across replicas."""
+        gauge = "imagegate_cache_inflight_waiters"
+        text = (f"# HELP {gauge} Requests waiting on an identical request's flight here.\n"
+                f"# TYPE {gauge} gauge\n{gauge} {self.inflight.waiters()}\n")  # fmt: skip
+        return text + (self.flights.metrics_text() if self.flights is not None else "")
+
     async def lookup(self, key: str, want: str | None) -> Served | None:
         """A cached ``Served`` made answerable in ``want``, or None."""
         raw = await self.backend.get(key)
@@ -136,4 +181,6 @@ class CacheLayer:
         self.stored += 1
 
     async def close(self) -> None:
+        if self.flights is not None:
+            await self.flights.close()
         await self.backend.close()

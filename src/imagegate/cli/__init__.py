@@ -2,8 +2,8 @@
 
 Each command is a (help, add-arguments, run) entry of ``COMMANDS``: ``serve`` (``serve.py``),
 ``traces`` and ``prompts`` (``store.py``), ``keys``, ``workspaces`` and ``usage``
-(``admin.py``), ``config show`` (``configshow.py``). The store commands open the configured
-store directly, through the ``Store`` protocol, and print the API's JSON shapes
+(``admin.py``), ``config show`` (``configshow.py``), ``jobs`` (``jobs.py``). The store commands
+open the configured store directly, through the ``Store`` protocol, and print the API's JSON shapes
 (``api/views.py``).
 """
 
@@ -17,6 +17,7 @@ from ..config import ConfigError, load_config
 from ..configshow import register as register_config_commands
 from .admin import register as register_admin_commands
 from .common import CommandTable
+from .jobs import register as register_job_commands
 from .serve import check_bind, check_dir, check_store, is_loopback, listen, serve, serve_args
 from .store import register as register_store_commands
 
@@ -24,6 +25,7 @@ COMMANDS: CommandTable = {"serve": ("run the gateway", serve_args, serve)}
 register_store_commands(COMMANDS)  # imagegate traces, imagegate prompts …
 register_admin_commands(COMMANDS)  # imagegate keys, workspaces, usage
 register_config_commands(COMMANDS)  # imagegate config show
+register_job_commands(COMMANDS)  # imagegate jobs list|show|cancel
 
 
 def startup_log_level(args: argparse.Namespace) -> str:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import inspect
 import ipaddress
 import logging
 import os
+import resource
+import shutil
 import signal
 import socket
 import sys
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, ConfigError, load_config
+from ..telemetry.logjson import use_json, uvicorn_log_config
+from ..telemetry.workers import ENV as METRICS_DIR_ENV
 
 log = logging.getLogger("imagegate")
 
@@ -179,6 +184,7 @@ def print_summary(config: Config, port: int) -> None:
 def _run_uvicorn(config: Config, sockets: list[socket.socket]) -> int:
     """uvicorn on sockets already listening (what ``uvicorn.run`` does after its own bind)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
     from uvicorn.supervisors import Multiprocess
 
     server_config = uvicorn.Config(
@@ -191,7 +197,10 @@ def _run_uvicorn(config: Config, sockets: list[socket.socket]) -> int:
         http="httptools",
         access_log=False,
         log_level=config.log_level,
-        timeout_graceful_shutdown=30,
+        log_config=uvicorn_log_config(config.log_format, config.log_level) or LOGGING_CONFIG,
+        # SIGTERM: stop accepting, let requests finish this long, cancel the rest, then the
+        # lifespan shutdown flushes traces and blob writes (docs/deployment.md)
+        timeout_graceful_shutdown=config.lifecycle.shutdown_grace_s,
     )
     server = uvicorn.Server(server_config)
     if config.workers > 1:
@@ -212,10 +221,12 @@ def serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[f"IMAGEGATE_{name}"] = str(value)
     config = load_config()
+    use_json(config.log_format)  # every log line JSON with log_format: json (logjson.py)
     problem = check_bind(config)
     if problem:
         print(f"imagegate: {problem}", file=sys.stderr)
         return 2
+    raise_fd_limit()
     sockets: list[socket.socket] = []
     try:
         check_dir(config.data_dir, "data_dir")
@@ -234,8 +245,33 @@ def serve(args: argparse.Namespace) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler it
     # found: make that handler a clean exit, so a stopped gateway exits 0 (not -15).
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    metrics_dir = worker_metrics_dir(config.workers)
     try:
         return _run_uvicorn(config, sockets)
     finally:
         for sock in sockets:
             sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def raise_fd_limit() -> None:
+    """The soft limit on open files up to the hard one (the workers inherit it): a request in
+    flight holds two sockets (client, provider), so the common soft default of 1024 caps a
+    process near 500 calls in flight. The hard limit is the operator's (``ulimit -Hn``)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def worker_metrics_dir(workers: int) -> str | None:
+    """With several workers, a fresh directory where each publishes its metrics for the others
+    to sum (``telemetry/workers.py``); the workers inherit its name in the environment. One
+    worker needs none, and must not sum the files of some earlier run."""
+    os.environ.pop(METRICS_DIR_ENV, None)
+    if workers <= 1:
+        return None
+    path = tempfile.mkdtemp(prefix="imagegate-metrics-")
+    os.environ[METRICS_DIR_ENV] = path
+    return path

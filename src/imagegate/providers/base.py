@@ -30,6 +30,7 @@ class Capabilities:
     output_formats: frozenset[str] = frozenset({"png"})
     max_images: int = 1  # input images accepted by edits
     mask: bool = False
+    max_seed: int | None = None  # seeds the model takes: 0..max_seed (None: any)
     # Why this model can serve nothing at all (e.g. a name the adapter does not know): said
     # instead of "does not support images.generations", which would hide the cause.
     refused: str | None = None
@@ -67,6 +68,9 @@ class Capabilities:
             return "image", f"accepts at most {self.max_images} input image(s)"
         if request.operation == "edits" and request.mask is not None and not self.mask:
             return "mask", "does not accept a mask"
+        if self.max_seed is not None and request.seed is not None:
+            if not 0 <= request.seed <= self.max_seed:
+                return "seed", f"takes a seed from 0 to {self.max_seed}"
         if request.n_images > self.max_n:
             return "n", f"returns at most {self.max_n} image(s) per request (n={request.n_images})"
         return None

@@ -3,6 +3,9 @@
 It renders a deterministic picture with Pillow from the prompt, size, n and seed (the same
 request always gives the same bytes), in png, jpeg or webp, for all three operations. It calls
 no network and needs no key; it is what ``make run`` serves out of the box.
+
+Of OpenAI's optional parameters it honours ``output_compression`` (the JPEG/WebP quality);
+the others are left out and noted on the trace (``PARAMS``, as a declared provider does).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ..request import GeneratedImage, ImageRequest, ImageResult, UploadedFile
 from .base import Capabilities
 from .core.failures import invalid_input
 from .core.inputs import too_many_pixels
+from .core.params import PASS, Params, notes
 from .core.sizes import parse_wh
 
 MAX_SIDE = 2048
@@ -31,6 +35,7 @@ CAPS = Capabilities(
     mask=True,
 )
 PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+PARAMS: Params = {"output_compression": PASS}
 
 
 def parse_size(size: str | None, default: tuple[int, int] = (1024, 1024)) -> tuple[int, int]:
@@ -118,6 +123,10 @@ class PlaceholderProvider:
 
     def capabilities(self, model: str) -> Capabilities:
         return CAPS
+
+    def param_notes(self, model: str, request: ImageRequest) -> list[str]:
+        """What the rendering leaves out of the request (``core.params.NotesParams``)."""
+        return notes(PARAMS, model, request, streams=False)
 
     async def call(self, model: str, request: ImageRequest) -> ImageResult:
         return await imaging.run(self._render_all, model, request)  # on the Pillow pool

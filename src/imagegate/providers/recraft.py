@@ -147,6 +147,9 @@ SPEC = ProviderSpec(
     match=match,
     batch=6,
     mask="white",
+    # none of OpenAI's optional parameters: each is left out, noted on the trace
+    # (its ``style`` names Recraft's own styles, not OpenAI's vivid/natural)
+    params={},
     setup=setup,
     keys=Keys(optional=frozenset({"style", "strength"}), credentials=("api_key",)),
 )

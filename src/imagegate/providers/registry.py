@@ -34,16 +34,16 @@ SPECS: dict[str, str] = {
     "together": "imagegate.providers.openai.together:SPEC",
     "recraft": "imagegate.providers.recraft:SPEC",
     "stability": "imagegate.providers.stability:SPEC",
+    "google": "imagegate.providers.google.gemini_api:SPEC",
+    "vertex": "imagegate.providers.google.vertex:SPEC",
+    "bedrock": "imagegate.providers.bedrock.invoke:SPEC",
+    "fal": "imagegate.providers.queue.fal:SPEC",
+    "replicate": "imagegate.providers.queue.replicate:SPEC",
+    "bfl": "imagegate.providers.queue.bfl:SPEC",
 }
 # type name -> "module:Class" of a hand-written adapter (imported lazily, when configured)
 CLASSES: dict[str, str] = {
     "placeholder": "imagegate.providers.placeholder:PlaceholderProvider",
-    "google": "imagegate.providers.google:GoogleProvider",
-    "vertex": "imagegate.providers.vertex:VertexProvider",
-    "fal": "imagegate.providers.fal:FalProvider",
-    "bedrock": "imagegate.providers.bedrock:BedrockProvider",
-    "replicate": "imagegate.providers.replicate:ReplicateProvider",
-    "bfl": "imagegate.providers.bfl:BFLProvider",
 }
 # type name -> where its adapter is ("module:attr"), or a spec registered at run time
 ADAPTERS: dict[str, str | ProviderSpec[Any]] = {**SPECS, **CLASSES}
@@ -64,29 +64,11 @@ def spec_keys(spec: ProviderSpec[Any]) -> Keys:
     return spec.keys._replace(optional=spec.keys.optional | extra)
 
 
-_KEY = ("api_key",)
-_POLL = frozenset({"poll_interval_s"})
 # type name -> the keys its adapter reads: derived from the specs; written by hand for the
 # adapter classes (grep ``option(`` in their modules to keep in step)
 PROVIDER_KEYS: dict[str, AdapterKeys] = {
     **{type_name: spec_keys(_target(target)) for type_name, target in SPECS.items()},
     "placeholder": AdapterKeys(),
-    "google": AdapterKeys(optional=frozenset({"parameters"}), credentials=_KEY),
-    "vertex": AdapterKeys(
-        required=(("project_id", "project", "api_key"),),  # api_key alone: express mode
-        optional=frozenset(
-            "project_id project credentials_file credentials access_token parameters".split()
-        ),
-    ),
-    "fal": AdapterKeys(optional=_POLL | {"queue_url", "mode"}, credentials=_KEY),
-    # region falls back to AWS_REGION / AWS_DEFAULT_REGION / us-east-1; credentials to botocore
-    "bedrock": AdapterKeys(
-        optional=frozenset(
-            {"access_key_id", "secret_access_key", "session_token", "image_strength"}
-        )
-    ),
-    "replicate": AdapterKeys(optional=_POLL | {"wait_s"}, credentials=_KEY),
-    "bfl": AdapterKeys(optional=_POLL | {"safety_tolerance"}, credentials=_KEY),
 }
 # keys every entry accepts (ProviderConfig's declared fields)
 COMMON_KEYS = frozenset(ProviderConfig.model_fields)
@@ -122,7 +104,8 @@ def entry_problem(name: str, entry: ProviderConfig) -> str | None:
                 also = f" (or env {env})" if env else ""
                 return f"providers.{name}.{group[0]}: required for type {type_name}{also}"
             return f"providers.{name}: type {type_name} needs one of {', '.join(group)}"
-    return None
+    problem = keys.check(entry) if keys.check is not None else None
+    return f"providers.{name}: type {type_name} {problem}" if problem else None
 
 
 def missing_credential(name: str, entry: ProviderConfig) -> str | None:

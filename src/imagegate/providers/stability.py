@@ -151,6 +151,9 @@ SPEC = ProviderSpec(
     batch=1,
     mask="white",
     refusal_statuses=frozenset({403}),  # Stability's content moderation answer
+    # none of OpenAI's optional parameters: each is left out, noted on the trace
+    # (``style_preset`` names looks like ``anime``, not OpenAI's vivid/natural)
+    params={},
     setup=setup,
     keys=Keys(optional=frozenset({"image_strength"}), credentials=("api_key",)),
 )

@@ -28,11 +28,14 @@ from ..errors import (
     GatewayError,
     ProviderTimeout,
     UnsupportedEngine,
+    UpstreamConnectionError,
     UpstreamFailure,
     UpstreamTimeout,
     from_upstream,
 )
-from ..request import ImageRequest, ImageResult
+from ..providers.core.events import Event, EventStream, Streams
+from ..request import GeneratedImage, ImageRequest, ImageResult
+from ..telemetry import otel
 from .plan import Candidate, Plan
 from .policy import TIMEOUT_STATUS, Policy
 
@@ -79,9 +82,30 @@ class Outcome:
     candidate: Candidate
 
 
+@dataclass(slots=True)
+class Live:
+    """A streamed answer whose first event is in hand; the rest is read until ``deadline``
+    (the attempt's timeout still bounds the whole stream, on the loop clock)."""
+
+    events: EventStream
+    first: Event
+    deadline: float
+
+
+@dataclass(slots=True)
+class StreamOutcome:
+    """What ``execute_stream`` served: a live stream, or a whole result (a provider or model
+    that does not stream), and the candidate that served it."""
+
+    answer: ImageResult | Live
+    candidate: Candidate
+
+
 # Completes a result inside its attempt; gets the candidate so it knows which provider (and so
 # which configured hosts) the result came from.
 Finish = Callable[[ImageResult, Candidate], Awaitable[ImageResult]]
+# One attempt: (candidate, timeout in seconds) → the answer, or an ``UpstreamFailure``.
+Call = Callable[[Candidate, float], Awaitable["ImageResult | Live"]]
 
 
 async def _call(
@@ -98,6 +122,41 @@ async def _call(
             return result if finish is None else await finish(result, candidate)
     except TimeoutError:
         raise UpstreamTimeout(f"{candidate.model}: no answer within {timeout_s:.3g} s") from None
+
+
+async def _call_stream(
+    candidate: Candidate, request: ImageRequest, timeout_s: float, finish: Finish | None
+) -> ImageResult | Live:
+    """One streamed attempt: open the stream and read its first event within ``timeout_s``.
+
+    Everything up to the first event is the attempt (retried or fallen back like any other);
+    the stream goes on within the same deadline. A provider or model that does not stream is
+    called as usual and its whole result returned.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    provider = candidate.provider
+    try:
+        async with asyncio.timeout_at(deadline):
+            got: EventStream | ImageResult | None = None
+            if isinstance(provider, Streams):
+                got = await provider.open_stream(candidate.model_id, request)
+            if got is None:
+                got = await provider.call(candidate.model_id, request)
+            if isinstance(got, ImageResult):
+                return got if finish is None else await finish(got, candidate)
+    except TimeoutError:
+        raise UpstreamTimeout(f"{candidate.model}: no answer within {timeout_s:.3g} s") from None
+    assert isinstance(got, EventStream)
+    try:  # the stream's own reads stop at the deadline
+        first = await got.next(deadline)
+        if first is None:
+            raise UpstreamConnectionError(f"{candidate.model}: the stream ended with no image")
+        if first.kind == "completed" and finish is not None:  # checked like any image
+            await finish(ImageResult([GeneratedImage(b64=first.b64)]), candidate)
+    except BaseException:
+        got.close()
+        raise
+    return Live(got, first, deadline)
 
 
 def _record(candidate: Candidate, number: int, failure: UpstreamFailure, started: float) -> Attempt:
@@ -136,16 +195,18 @@ class _Run:
         attempts: list[Attempt],
         rng: random.Random,
         finish: Finish | None = None,
+        call: Call | None = None,
     ) -> None:
         self.request, self.policy, self.attempts, self.rng = request, policy, attempts, rng
         self.finish = finish
+        self.call: Call = call or (lambda c, budget: _call(c, request, budget, finish))
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + policy.deadline_s
 
     def left_s(self) -> float:
         return self.deadline - self.loop.time()
 
-    async def run(self, candidates: list[Candidate]) -> Outcome:
+    async def run(self, candidates: list[Candidate]) -> tuple[ImageResult | Live, Candidate]:
         for index, candidate in enumerate(candidates):
             has_next = index + 1 < len(candidates)
             for number in range(1, self.policy.max_attempts + 1):
@@ -153,8 +214,8 @@ class _Run:
                     raise self.deadline_error()
                 budget = min(self.policy.attempt_timeout_s, self.left_s())
                 got = await self.attempt(candidate, number, budget)
-                if isinstance(got, ImageResult):
-                    return Outcome(got, candidate)
+                if not isinstance(got, _Failed):
+                    return got, candidate
                 if self.after_failure(got, number, budget, has_next) == "fallback":
                     break
                 assert got.record.wait_ms is not None
@@ -163,11 +224,16 @@ class _Run:
 
     async def attempt(
         self, candidate: Candidate, number: int, budget: float
-    ) -> ImageResult | _Failed:
-        """One call; every ending (even a cancel or an adapter bug) lands in ``attempts``."""
+    ) -> ImageResult | Live | _Failed:
+        """One call; every ending (even a cancel or an adapter bug) lands in ``attempts``
+        (and in a span of its own when OpenTelemetry is on: ``telemetry/otel.py``)."""
         started = time.perf_counter()
+        tracing = otel.ACTIVE
+        span = None if tracing is None else tracing.attempt_span(
+            candidate.provider_name, candidate.model_id, number
+        )  # fmt: skip
         try:
-            result = await _call(candidate, self.request, budget, self.finish)
+            result = await self.call(candidate, budget)
         except UpstreamFailure as exc:
             failed = _Failed(exc, _record(candidate, number, exc, started))
             self.attempts.append(failed.record)
@@ -178,11 +244,16 @@ class _Run:
         except Exception as exc:  # an adapter bug: keep it on the trace, answer 500
             self.attempts.append(_crashed(candidate, number, started, exc))
             raise
-        self.attempts.append(
-            Attempt(candidate.model, candidate.provider_name, number, 200, None, None,
-                    (time.perf_counter() - started) * 1000, "done")
-        )  # fmt: skip
-        return result
+        else:
+            self.attempts.append(
+                Attempt(candidate.model, candidate.provider_name, number, 200, None, None,
+                        (time.perf_counter() - started) * 1000, "done")
+            )  # fmt: skip
+            return result
+        finally:
+            if span is not None:
+                last = self.attempts[-1]
+                span.end_attempt(last.status, last.code, candidate.model_id)
 
     def after_failure(
         self, failed: _Failed, number: int, budget: float, has_next: bool
@@ -237,7 +308,32 @@ async def execute(
         raise UnsupportedEngine("no model can serve this request", param="model")
     policy = Policy.of(request.options, settings)
     run = _Run(request, policy, attempts, rng or random.Random(), finish)
-    return await run.run(plan.candidates)
+    result, candidate = await run.run(plan.candidates)
+    assert isinstance(result, ImageResult)
+    return Outcome(result, candidate)
+
+
+async def execute_stream(
+    plan: Plan,
+    request: ImageRequest,
+    settings: RoutingConfig,
+    attempts: list[Attempt],
+    *,
+    rng: random.Random | None = None,
+    finish: Finish | None = None,
+) -> StreamOutcome:
+    """``execute`` for ``stream: true``: retries and fallbacks run until a candidate's first
+    event (or whole result) is in hand; what follows is the caller's to relay."""
+    if not plan.candidates:
+        raise UnsupportedEngine("no model can serve this request", param="model")
+    policy = Policy.of(request.options, settings)
+
+    def call(candidate: Candidate, budget: float) -> Awaitable[ImageResult | Live]:
+        return _call_stream(candidate, request, budget, finish)
+
+    run = _Run(request, policy, attempts, rng or random.Random(), finish, call)
+    answer, candidate = await run.run(plan.candidates)
+    return StreamOutcome(answer, candidate)
 
 
 def _cancelled(candidate: Candidate, number: int, started: float) -> Attempt:

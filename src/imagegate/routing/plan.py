@@ -27,6 +27,7 @@ from typing import Literal
 
 from ..errors import GatewayError, ProviderNotConfigured, UnsupportedEngine
 from ..providers.base import Provider
+from ..providers.core.params import NotesParams
 from ..providers.registry import Registry, split_model
 from ..request import ImageRequest
 
@@ -42,6 +43,13 @@ class Candidate:
     model_id: str  # the part after provider/
     provider: Provider
     source: Source = "model"
+
+    def param_notes(self, request: ImageRequest) -> list[str]:
+        """What this model's provider leaves out of or translates in ``request`` (for the trace
+        of the candidate that served), from the providers that say so (``NotesParams``)."""
+        if not isinstance(self.provider, NotesParams):
+            return []
+        return [f"params: {note}" for note in self.provider.param_notes(self.model_id, request)]
 
 
 @dataclass(slots=True)
@@ -119,6 +127,8 @@ def build_plan(request: ImageRequest, registry: Registry, rng: random.Random) ->
         plan.skipped.extend(f for f in found.values() if isinstance(f, Skip))
         seen.update(weights)
     else:
+        if request.model is None:  # ``names.Names.resolve`` runs first in the gateway
+            raise UnsupportedEngine("model: field required", param="model")
         _add(plan, _resolve(request.model, "model", request, registry))
         seen.add(request.model)
     for fallback in opts.fallbacks or []:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..workspaces import ApiKeyRecord, Workspace
+from .idempotency import IdempotencyStore
+from .jobs import JobStore
 from .records import (
     GroupBy,
     Identity,
@@ -38,7 +40,7 @@ class BatchStore(Protocol):
         ...
 
 
-class Store(BatchStore, Protocol):
+class Store(BatchStore, JobStore, IdempotencyStore, Protocol):
     """Identities, threads, prompts and traces, each in one workspace (ids are unique per
     workspace; another workspace's row is never seen), plus workspaces and managed keys.
     Every method may raise ``StoreUnavailable``."""

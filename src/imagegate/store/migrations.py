@@ -208,6 +208,69 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "traces keep the prompt and the body's parameters as sent (the console)",
         ["ALTER TABLE traces ADD COLUMN prompt TEXT", "ALTER TABLE traces ADD COLUMN request TEXT"],
     ),
+    (
+        4,
+        "idempotency keys: the kept answer per workspace and key (store/idempotency.py)",
+        [
+            f"""CREATE TABLE idempotency_keys (
+                workspace_id TEXT NOT NULL,
+                idem_key TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                owner TEXT NOT NULL,
+                answer TEXT,
+                expires_at {TS} NOT NULL,
+                created_at {TS} NOT NULL,
+                PRIMARY KEY (workspace_id, idem_key)
+            )""",
+            "CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at)",
+        ],
+    ),
+    (
+        5,
+        "async image jobs and their webhook deliveries (store/jobs.py)",
+        [
+            f"""CREATE TABLE jobs (
+                id {{text_id}} PRIMARY KEY,
+                workspace_id TEXT NOT NULL,
+                operation TEXT NOT NULL,
+                status TEXT NOT NULL,
+                body TEXT NOT NULL,
+                inputs TEXT NOT NULL,
+                caller TEXT NOT NULL,
+                webhook_url TEXT,
+                webhook_secret_id TEXT,
+                created_at {TS} NOT NULL,
+                updated_at {TS} NOT NULL,
+                started_at {TS},
+                finished_at {TS},
+                lease_owner TEXT,
+                lease_until {TS},
+                runs INTEGER NOT NULL DEFAULT 0,
+                run_log TEXT NOT NULL,
+                result TEXT,
+                error TEXT,
+                http_status INTEGER
+            )""",
+            "CREATE INDEX jobs_ws_id ON jobs (workspace_id, id)",
+            "CREATE INDEX jobs_ws_status ON jobs (workspace_id, status, id)",
+            "CREATE INDEX jobs_status ON jobs (status, id)",
+            f"""CREATE TABLE webhook_deliveries (
+                id {{text_id}} PRIMARY KEY,
+                workspace_id TEXT NOT NULL,
+                job_id TEXT NOT NULL,
+                url TEXT NOT NULL,
+                secret_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                created_at {TS} NOT NULL,
+                next_at {TS} NOT NULL,
+                lease_owner TEXT,
+                lease_until {TS},
+                attempts TEXT NOT NULL
+            )""",
+            "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_at)",
+            "CREATE INDEX webhook_deliveries_job ON webhook_deliveries (workspace_id, job_id)",
+        ],
+    ),
 ]
 
 

@@ -15,6 +15,8 @@ from .accounts import AccountQueries
 from .browse import BrowseQueries
 from .clean import clean, clean_opt
 from .driver import Conn, Driver
+from .idempotency import IdempotencyQueries
+from .jobs import JobQueries
 from .migrations import MIGRATIONS, render
 from .records import (
     Conflict,
@@ -72,7 +74,7 @@ INSERT_TAG = (
 # usage(): what a group is, per group_by (fixed strings, never caller text)
 
 
-class SqlStore(AccountQueries, UsageQueries, BrowseQueries):
+class SqlStore(AccountQueries, UsageQueries, BrowseQueries, JobQueries, IdempotencyQueries):
     """The one store implementation; ``driver`` supplies connections and dialect bits.
 
     Everything a request leaves behind is kept per workspace: every read and write below

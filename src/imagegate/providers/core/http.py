@@ -21,10 +21,12 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from ...config import LimitsConfig, ProviderConfig
 from ...errors import UpstreamConnectionError, UpstreamHTTPError, provider_status
 from ...net import BodyTooLarge, in_family, origin_of, origins_of, read_capped
+from ...telemetry import otel
 from . import jsonsplice, policy
 
 READ_BUFSIZE = 2 * 1024 * 1024
@@ -164,7 +166,7 @@ class HTTPProvider:
     async def send(
         self,
         method: str,
-        url: str,
+        url: str | URL,
         *,
         headers: Mapping[str, str] | None = None,
         json: Any = None,
@@ -173,6 +175,8 @@ class HTTPProvider:
     ) -> tuple[int, bytes, Mapping[str, str]]:
         """One HTTP exchange; any status ≥ 400 raises ``UpstreamHTTPError``."""
         all_headers = {**self.config.headers, **(headers or {})}
+        if otel.ACTIVE is not None:  # W3C traceparent of the attempt's span
+            otel.ACTIVE.inject(all_headers)
         body_data = data
         if json is not None:
             body_data = orjson.dumps(json)
@@ -199,6 +203,48 @@ class HTTPProvider:
         if status >= 400:
             raise self.failure(status, body, resp_headers)
         return status, body, resp_headers
+
+    async def open(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send a request and return the open response, its body unread (a stream of events).
+
+        Failures are ``send``'s: an error status (its body read within the cap) raises, and so
+        does a broken connection. The caller must ``close`` the response it gets.
+        """
+        all_headers = {**self.config.headers, **(headers or {})}
+        if otel.ACTIVE is not None:
+            otel.ACTIVE.inject(all_headers)
+        body_data = data
+        if json is not None:
+            body_data = orjson.dumps(json)
+            all_headers.setdefault("Content-Type", "application/json")
+        try:
+            resp = await self.session.request(
+                method, url, headers=all_headers, data=body_data, params=params
+            )
+        except asyncio.CancelledError:
+            raise
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            raise UpstreamConnectionError(f"{self.name}: connection failed: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(f"{self.name}: {exc}") from None
+        if resp.status < 400:
+            return resp
+        try:
+            body = await read_capped(resp, self.max_response_bytes)
+        except (BodyTooLarge, aiohttp.ClientError, OSError):
+            body = b""
+        finally:
+            resp.close()
+        raise self.failure(resp.status, body, resp.headers)
 
     def failure(self, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamHTTPError:
         """The failure for an error answer: orq code, Retry-After, the field it blames, and

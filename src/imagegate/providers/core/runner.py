@@ -15,19 +15,25 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Generic
 
+import aiohttp
+import orjson
+from yarl import URL
+
 from ...config import ProviderConfig
-from ...errors import UpstreamHTTPError
+from ...errors import UpstreamConnectionError, UpstreamHTTPError
+from ...net import BodyTooLarge, read_capped
 from ...request import ImageRequest, ImageResult
 from ..base import Capabilities
 from . import inputs, masks
 from .answers import merge
+from .events import EventStream
 from .failures import invalid_input, not_configured
 from .fanout import gather
 from .form import multipart
 from .http import HTTPProvider
 from .polling import Jobs, interval_option
 from .sizes import batches
-from .spec import Answer, Auth, Call, M, ProviderSpec, Wire
+from .spec import Answer, Auth, Call, M, Outgoing, ProviderSpec, Wire
 
 
 class SpecProvider(HTTPProvider, Generic[M]):
@@ -36,11 +42,14 @@ class SpecProvider(HTTPProvider, Generic[M]):
     def __init__(self, spec: ProviderSpec[M], name: str, config: ProviderConfig) -> None:
         super().__init__(name, config)
         self.spec = spec
-        self.base_url = (config.base_url or spec.base_url).rstrip("/")
+        default = spec.default_url(config) if spec.default_url else spec.base_url
+        self.base_url = (config.base_url or default).rstrip("/")
         self.api_host_family = spec.host_family
         self.policy_statuses = spec.policy_statuses
         self.refusal_statuses = spec.refusal_statuses
         self.settings: Mapping[str, Any] = spec.setup(config) if spec.setup else {}
+        more = spec.origins(self.settings) if spec.origins else ()
+        self.origins = tuple(url.rstrip("/") for url in (self.base_url, *more) if url)
         self.batch = spec.batch
         if spec.batch_option is not None:
             self.batch = _per_call(config.option(spec.batch_option), spec.batch)
@@ -50,11 +59,18 @@ class SpecProvider(HTTPProvider, Generic[M]):
             interval = spec.polling.interval_s
             self.jobs = Jobs(interval_option(config.option("poll_interval_s"), interval))
 
+    def origin_urls(self) -> tuple[str, ...]:
+        return self.origins
+
     def capabilities(self, model: str) -> Capabilities:
         entry = self.spec.entry(model)
         if entry is None:
             return Capabilities.unknown_model(self.name, model, self.spec.known())
         return entry.caps
+
+    def param_notes(self, model: str, request: ImageRequest) -> list[str]:
+        """What ``model`` is not sent as the request gave it (``ProviderSpec.param_notes``)."""
+        return self.spec.param_notes(model, request)
 
     async def close(self) -> None:
         if self.jobs is not None:
@@ -72,7 +88,10 @@ class SpecProvider(HTTPProvider, Generic[M]):
             raise invalid_input("an input image is required", "image")
         first = Call(self.name, model, entry, request, self.settings, request.n_images)
         await self._prepare(first)
-        counts = batches(request.n_images, self.batch) if self.batch else [request.n_images]
+        if spec.prepare is not None:
+            await spec.prepare(first, self.exchange)
+        per_call = entry.batch or self.batch  # the model's own limit, else the entry's
+        counts = batches(request.n_images, per_call) if per_call else [request.n_images]
         if len(counts) == 1:
             first.seed = request.seed
             return await self._one(first)
@@ -85,6 +104,57 @@ class SpecProvider(HTTPProvider, Generic[M]):
             return await self._one(call)
 
         return merge(await gather(len(counts), one))
+
+    async def open_stream(
+        self, model: str, request: ImageRequest
+    ) -> EventStream | ImageResult | None:
+        """The answer as events when the spec streams this model and request in one call
+        (``ProviderSpec.stream``); None otherwise (``call`` then runs as usual). An upstream
+        that ignored ``stream`` and answered whole is parsed like any answer."""
+        spec = self.spec
+        entry = spec.entry(model)
+        if spec.stream is None or entry is None or entry.caps.refused is not None:
+            return None
+        per_call = entry.batch or self.batch
+        if not self.base_url or (per_call and request.n_images > per_call):
+            return None
+        if request.operation != "generations" and not request.images:
+            return None
+        call = Call(self.name, model, entry, request, self.settings, request.n_images)
+        call.seed = request.seed
+        await self._prepare(call)
+        wire = spec.stream(call)
+        if wire is None:
+            return None
+        response = await self._open(wire)
+        if response.content_type != "text/event-stream":  # answered whole: read it as usual
+            try:
+                body = await read_capped(response, self.max_response_bytes)
+            except (BodyTooLarge, aiohttp.ClientError, OSError) as exc:
+                raise UpstreamConnectionError(f"{self.name}: broken response: {exc}") from None
+            finally:
+                response.close()
+            return spec.parse(call, Answer(self.name, response.status, response.headers, body))
+        return EventStream(self.name, response, max_event_bytes=self.max_response_bytes)
+
+    async def _open(self, wire: Wire) -> aiohttp.ClientResponse:
+        """``exchange`` for a streamed answer: the response open, its body unread."""
+        url = self.base_url + wire.path
+        headers = {**self.headers, "Accept": "text/event-stream", **(wire.headers or {})}
+        params = {**self.auth_params, **(wire.params or {})} if self.auth_params else wire.params
+        closers: list[Any] = []
+        try:
+            if wire.fields is not None:
+                data, closers = multipart(wire.fields, wire.files)
+                return await self.open(wire.method, url, headers=headers, data=data, params=params)
+            return await self.open(wire.method, url, headers=headers, json=wire.json, params=params)
+        except UpstreamHTTPError as exc:
+            if self.spec.errors is None:
+                raise
+            raise self.spec.errors(exc) from None
+        finally:
+            for fh in closers:
+                fh.close()
 
     async def _prepare(self, call: Call[M]) -> None:
         """Inputs made once per request and shared by every call and retry."""
@@ -114,10 +184,17 @@ class SpecProvider(HTTPProvider, Generic[M]):
             answer = await self._follow(call, answer)
         return self.spec.parse(call, answer)
 
+    def failure(self, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamHTTPError:
+        exc = super().failure(status, body, headers)
+        kind = headers.get(self.spec.error_type_header or "", "")
+        if kind:  # the provider's own error type, for ``spec.errors`` and the caller
+            exc.message = f"{kind.split(':')[0][:100]}: {exc.message}"
+        return exc
+
     async def exchange(self, wire: Wire) -> Answer:
         """Send ``wire``; a failure is translated once here for every spec."""
         if wire.path.startswith(("http://", "https://")):
-            url = self.own_url(wire.path, "a URL from the answer")
+            url = self.own_url(wire.path, wire.what)
         else:
             url = self.base_url + wire.path
         headers = self.headers if wire.headers is None else {**self.headers, **wire.headers}
@@ -125,16 +202,24 @@ class SpecProvider(HTTPProvider, Generic[M]):
         if self.auth_params:
             params = {**self.auth_params, **(params or {})}
         closers: list[Any] = []
+        data: Any = None
         try:
             if wire.fields is not None:
                 data, closers = multipart(wire.fields, wire.files)
-                status, body, got = await self.send(
-                    wire.method, url, headers=headers, data=data, params=params
-                )
-            else:
-                status, body, got = await self.send(
-                    wire.method, url, headers=headers, json=wire.json, params=params
-                )
+                signed: bytes | None = None
+            else:  # serialised once here, so that a signature covers the very bytes sent
+                data = None if wire.json is None else orjson.dumps(wire.json)
+                signed = data or b""
+                if data is not None:
+                    headers = {"Content-Type": "application/json", **headers}
+            if self.spec.sign is not None:
+                outgoing = Outgoing(wire.method, url, headers, signed)
+                signature = await self.spec.sign(self, outgoing)
+                headers = {**headers, **signature}
+            target = URL(url, encoded=True) if wire.encoded else url
+            status, body, got = await self.send(
+                wire.method, target, headers=headers, data=data, params=params
+            )
         except UpstreamHTTPError as exc:
             if self.spec.errors is None:
                 raise
@@ -150,10 +235,16 @@ class SpecProvider(HTTPProvider, Generic[M]):
         job = polling.submitted(call, answer)
         if job is None:
             return answer
+        for wire in (job.poll, job.cancel, job.result):  # off-host URLs: before any poll
+            if wire is not None and wire.path.startswith(("http://", "https://")):
+                self.own_url(wire.path, wire.what)
         cancel = job.cancel
 
         async def fetch() -> Answer:
-            return await self.exchange(job.poll)
+            answer = await self.exchange(job.poll)
+            if self.spec.accept == "application/json":
+                answer.doc()  # a broken poll answer is polled again, like a failed poll
+            return answer
 
         async def fire() -> Answer:
             assert cancel is not None

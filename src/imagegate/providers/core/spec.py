@@ -14,9 +14,9 @@ runner's, written once. docs/adding-a-provider.md walks through a complete examp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
 import orjson
 
@@ -26,14 +26,23 @@ from ...request import ImageRequest, ImageResult, UploadedFile
 from ..base import Capabilities
 from . import jsonsplice
 from .masks import MaskStyle
+from .params import Params, notes
+
+if TYPE_CHECKING:
+    from .runner import SpecProvider
 
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
     """One model of a provider. Adapters subclass it to add their own fields (an endpoint
-    path, an upstream model name...); the runner reads only ``caps``."""
+    path, an upstream model name...); the runner reads only ``caps`` and ``batch``."""
 
     caps: Capabilities
+    # images per upstream call for this model (None: the spec's ``batch``); keyword-only so
+    # subclasses keep their own positional fields
+    batch: int | None = field(default=None, kw_only=True)
+    # OpenAI's optional parameters this model takes (``params.py``; None: the spec's ``params``)
+    params: Params | None = field(default=None, kw_only=True, compare=False)
 
 
 M = TypeVar("M", bound=ModelSpec)
@@ -67,6 +76,10 @@ class Wire:
     files: list[tuple[str, UploadedFile]] = field(default_factory=list)
     params: Mapping[str, str] | None = None
     headers: Mapping[str, str] | None = None
+    what: str = "a URL from the answer"  # names an absolute URL in the off-host failure
+    # ``path`` is already percent-encoded and is sent byte for byte (a signed path: Bedrock's
+    # ``/model/<id %-encoded>/invoke``); else the HTTP client normalises it
+    encoded: bool = False
 
 
 class Answer:
@@ -149,9 +162,30 @@ class Keys(NamedTuple):
     required: tuple[tuple[str, ...], ...] = ()
     optional: frozenset[str] = frozenset()
     credentials: tuple[str, ...] = ()
+    # a rule the groups cannot say, checked at config load: the entry → why it cannot work
+    # (one line naming the keys), or None (Vertex: a static ``access_token`` names no project)
+    check: Callable[[ProviderConfig], str | None] | None = None
 
 
 API_KEY = Keys(credentials=("api_key",))  # the default: an ``api_key`` and nothing else
+# The runner's ``exchange``, handed to ``ProviderSpec.prepare``: one request, auth and error
+# translation included.
+Send = Callable[[Wire], Awaitable[Answer]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A request about to be sent, as ``ProviderSpec.sign`` sees it."""
+
+    method: str
+    url: str  # without the query ``params``
+    headers: Mapping[str, str]  # the headers so far (the entry's ``headers`` are added last)
+    body: bytes | None  # the exact bytes sent (b"" for none); None: a streamed multipart form
+
+
+# Per-call auth, awaited by the runner just before each request is sent: (the entry, the
+# request) → headers to add (Vertex's OAuth token, Bedrock's SigV4 signature).
+Sign = Callable[["SpecProvider[Any]", Outgoing], Awaitable[Mapping[str, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +214,30 @@ class ProviderSpec(Generic[M]):
     keys: Keys = API_KEY
     setup: Callable[[ProviderConfig], Mapping[str, Any]] | None = None
     host_family: str | None = None
+    # OpenAI's optional parameters (``quality``, ``style``, ``user``...) its models take, as is
+    # or translated (``params.Sent``); the others are left out. A row's own ``params`` wins.
+    # What is left out or translated is noted on the trace of the model that served.
+    params: Params = field(default_factory=dict)
+    # instead of ``params``, a function saying what the body builder leaves out or renames for
+    # a model (its row, the model name, the request): the OpenAI family's own rules
+    notes: Callable[[M, str, ImageRequest], list[str]] | None = None
+    # the names ``GET /v1/models`` lists (None: the model table's; a ``match`` serves more)
+    listed: tuple[str, ...] | None = None
+    # The wire request that asks for the answer as events (``core/events.py``) for a call, or
+    # None when this model or request cannot stream (the runner then calls as usual).
+    stream: Callable[[Call[M]], Wire | None] | None = None
+    # more base URLs of an entry, from its settings (fal's queue host): absolute URLs on them
+    # count as the provider's own
+    origins: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
+    # inputs made once per request after the runner's own (Replicate's file uploads): may set
+    # ``call.images``/``call.mask_text`` and send requests with ``send``
+    prepare: Callable[[Call[M], Send], Awaitable[None]] | None = None
+    sign: Sign | None = None  # per-call auth (see ``Sign``); JSON bodies are signed as sent
+    # the base URL when it depends on the entry (a region), used when the entry gives none
+    default_url: Callable[[ProviderConfig], str] | None = None
+    # a response header naming the provider's error type (Bedrock's ``x-amzn-ErrorType``): its
+    # value up to the first ``:`` is put in front of the error's message, for ``errors``
+    error_type_header: str | None = None
 
     def entry(self, model: str) -> M | None:
         """The model table's row for ``model`` (aliases, then ``match``, then ``fallback``)."""
@@ -190,3 +248,16 @@ class ProviderSpec(Generic[M]):
 
     def known(self) -> list[str]:
         return [*self.models, *self.aliases]
+
+    def rules(self, entry: M) -> Params:
+        """The optional parameters ``entry`` takes (its own declaration, else the spec's)."""
+        return entry.params if entry.params is not None else self.params
+
+    def param_notes(self, model: str, request: ImageRequest) -> list[str]:
+        """What ``model`` is not sent as the request gave it (for the trace)."""
+        entry = self.entry(model)
+        if entry is None:
+            return []
+        if self.notes is not None:
+            return self.notes(entry, model, request)
+        return notes(self.rules(entry), model, request, streams=self.stream is not None)

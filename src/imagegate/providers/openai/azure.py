@@ -7,6 +7,9 @@ the deployment in the path picks the model. Docs:
 https://learn.microsoft.com/en-us/azure/ai-foundry/openai/how-to/dall-e and
 https://learn.microsoft.com/en-us/azure/ai-foundry/openai/reference-preview (image generation).
 
+Parameters: what each OpenAI model takes, by OpenAI's rules (``openai.adjust``: the same
+families, translations and trace notes).
+
 What Azure does not serve, so the routing plan skips it instead of sending it: variations
 (no endpoint), WEBP output (``output_format`` is png or jpeg on Azure, per the how-to above),
 and edits on DALL·E models (Azure edits are gpt-image only).
@@ -70,6 +73,12 @@ def build(call: Call[OpenAIModel]) -> Wire:
     return openai.wire(call, path, body, {"api-version": version})
 
 
+def stream(call: Call[OpenAIModel]) -> Wire | None:
+    """gpt-image deployments stream like OpenAI's (``stream``, ``partial_images``), per
+    https://learn.microsoft.com/en-us/azure/ai-foundry/openai/how-to/dall-e (Streaming)."""
+    return openai.streaming(call, build(call))
+
+
 def auth(config: ProviderConfig) -> dict[str, str]:
     token = config.option("access_token")
     if token:
@@ -95,6 +104,8 @@ SPEC = ProviderSpec(
     fallback=on_azure(openai.UNKNOWN),
     mask="transparent",
     setup=setup,
+    stream=stream,
+    notes=openai.param_notes,  # OpenAI's models, OpenAI's rules (what each family takes)
     keys=Keys(
         required=(("base_url",),),
         optional=frozenset({"access_token", "organization"}),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config import ProviderConfig
-from ...request import ImageResult, UploadedFile
+from ...request import OPENAI_FIELDS, ImageRequest, ImageResult, UploadedFile
 from ..base import Capabilities
 from ..core.answers import openai_images
 from ..core.sizes import GridSizes
@@ -29,6 +29,28 @@ from ..core.spec import Answer, Call, Keys, ModelSpec, ProviderSpec, Wire
 @dataclass(frozen=True, slots=True)
 class OpenAIModel(ModelSpec):
     base64_only: bool = False  # gpt-image: always answers base64 and rejects response_format
+    # the parameters this model takes (None: all the operation's; others are left out, noted)
+    takes: frozenset[str] | None = None
+    # quality values this model names otherwise: value → what is sent (None: left out)
+    quality: Mapping[str, str | None] = dataclasses.field(default_factory=dict, hash=False)
+
+
+# What each family takes, per the parameter docstrings of openai-python's
+# ``resources/images.py`` (https://github.com/openai/openai-python): ``style`` is DALL·E 3's,
+# ``background``/``moderation``/``output_*``/``input_fidelity`` the GPT image models', and
+# ``quality`` is hd|standard on DALL·E 3, low|medium|high|auto on gpt-image, standard only on
+# DALL·E 2. ``response_format`` is never sent to gpt-image (the gateway answers URLs itself).
+_COMMON = frozenset({"prompt", "n", "size", "user"})
+DALL_E_2_TAKES = _COMMON | {"response_format", "quality"}
+DALL_E_3_TAKES = _COMMON | {"response_format", "quality", "style"}
+GPT_IMAGE_TAKES = _COMMON | {
+    "quality", "background", "moderation", "output_format", "output_compression",
+    "input_fidelity",
+}  # fmt: skip
+GPT_QUALITY: dict[str, str | None] = {"hd": "high", "standard": "medium"}
+DALL_E_3_QUALITY: dict[str, str | None] = {"high": "hd", "medium": "standard",
+                                           "low": "standard", "auto": None}  # fmt: skip
+DALL_E_2_QUALITY: dict[str, str | None] = dict.fromkeys(("hd", "high", "medium", "low", "auto"))
 
 
 ALL_FORMATS = frozenset({"png", "jpeg", "webp"})
@@ -41,13 +63,17 @@ GPT_IMAGE_CAPS = Capabilities(
     max_images=16,
     mask=True,
 )
-GPT_IMAGE = OpenAIModel(GPT_IMAGE_CAPS, base64_only=True)
+GPT_IMAGE = OpenAIModel(
+    GPT_IMAGE_CAPS, base64_only=True, takes=GPT_IMAGE_TAKES, quality=GPT_QUALITY
+)
 GPT_IMAGE_2 = OpenAIModel(
     dataclasses.replace(
         GPT_IMAGE_CAPS,
         sizes=GridSizes(GPT_SIZES, step=16, max_ratio=3, max_edge=3840, max_pixels=3840 * 2160),
     ),
     base64_only=True,
+    takes=GPT_IMAGE_TAKES,
+    quality=GPT_QUALITY,
 )
 MODELS: dict[str, OpenAIModel] = {
     "dall-e-2": OpenAIModel(
@@ -56,14 +82,18 @@ MODELS: dict[str, OpenAIModel] = {
             sizes=frozenset({"256x256", "512x512", "1024x1024"}),
             max_n=10,
             mask=True,
-        )
+        ),
+        takes=DALL_E_2_TAKES,
+        quality=DALL_E_2_QUALITY,
     ),
     "dall-e-3": OpenAIModel(
         Capabilities(
             operations=frozenset({"generations"}),
             sizes=frozenset({"1024x1024", "1792x1024", "1024x1792"}),
             max_n=1,
-        )
+        ),
+        takes=DALL_E_3_TAKES,
+        quality=DALL_E_3_QUALITY,
     ),
 }
 # Any other name (an OpenAI-compatible server's own models): let the server decide.
@@ -75,18 +105,10 @@ UNKNOWN = OpenAIModel(
         mask=True,
     )
 )
-FIELDS = {
-    "generations": (
-        "prompt", "n", "size", "quality", "style", "background", "moderation",
-        "output_format", "output_compression", "response_format", "user",
-    ),
-    "edits": (
-        "prompt", "n", "size", "quality", "background", "output_format",
-        "output_compression", "response_format", "user",
-    ),
-    "variations": ("n", "size", "response_format", "user"),
-}  # fmt: skip
+# The body fields of each operation, from the request parameter table's ``openai`` column.
+FIELDS = OPENAI_FIELDS
 PATHS = {op: f"/images/{op}" for op in FIELDS}
+MINI_LACKS = frozenset({"input_fidelity"})  # gpt-image-1-mini: "unsupported" (the docstring)
 
 
 def match(model: str) -> OpenAIModel | None:
@@ -97,16 +119,46 @@ def match(model: str) -> OpenAIModel | None:
     return None
 
 
+def adjust(
+    entry: OpenAIModel, model: str, request: ImageRequest
+) -> tuple[dict[str, Any], list[str]]:
+    """The parameters ``model`` is sent (those the caller gave that the operation and the
+    model take, ``quality`` in the model's own words), and a note for each one left out or
+    renamed. A value no OpenAI model takes never gets here: the body models refuse it."""
+    params = request.params()
+    takes = entry.takes
+    if takes is not None and model.startswith("gpt-image-1-mini"):
+        takes = takes - MINI_LACKS
+    out: dict[str, Any] = {}
+    said: list[str] = []
+    for name in FIELDS[request.operation]:
+        if name not in params:
+            continue
+        value = params[name]
+        if takes is not None and name not in takes:
+            if name != "response_format":  # gpt-image: the gateway answers as asked itself
+                said.append(f"{name}={value!r} ignored: {model} does not take it")
+            continue
+        if name == "quality" and value in entry.quality:
+            sent = entry.quality[value]
+            if sent is None:
+                said.append(f"quality={value!r} ignored: {model} does not take it")
+                continue
+            said.append(f"quality={value!r} sent to {model} as {sent!r}")
+            value = sent
+        out[name] = value
+    return out, said
+
+
 def fields(call: Call[OpenAIModel]) -> dict[str, Any]:
-    """``model`` and the parameters the caller gave that the operation takes."""
-    params = call.request.params()
-    out: dict[str, Any] = {"model": call.model}
-    for name in FIELDS[call.request.operation]:
-        if name in params:
-            out[name] = params[name]
-    if call.entry.base64_only:
-        out.pop("response_format", None)
-    return out
+    """``model`` and the parameters the caller gave that the operation and model take."""
+    body, _ = adjust(call.entry, call.model, call.request)
+    return {"model": call.model, **body}
+
+
+def param_notes(entry: OpenAIModel, model: str, request: ImageRequest) -> list[str]:
+    """What ``fields`` leaves out or renames for ``model`` (the trace's notes)."""
+    return adjust(entry, model, request)[1]
 
 
 def json_head(call: Call[Any], response_format: str) -> dict[str, Any]:
@@ -145,6 +197,28 @@ def build(call: Call[OpenAIModel]) -> Wire:
     return wire(call, PATHS[call.request.operation], fields(call), None)
 
 
+def streaming(call: Call[OpenAIModel], built: Wire) -> Wire | None:
+    """``built`` asking for the answer as events, on gpt-image models only (DALL·E does not
+    stream): ``stream`` and ``partial_images`` added to the JSON or multipart body.
+    https://platform.openai.com/docs/api-reference/images/create#images-create-stream"""
+    if not call.entry.base64_only:
+        return None
+    partial = call.request.partial_images
+    if built.json is not None:
+        extra: dict[str, Any] = {"stream": True}
+        if partial is not None:
+            extra["partial_images"] = partial
+        return dataclasses.replace(built, json={**built.json, **extra})
+    text = [*(built.fields or []), ("stream", "true")]
+    if partial is not None:
+        text.append(("partial_images", str(partial)))
+    return dataclasses.replace(built, fields=text)
+
+
+def stream(call: Call[OpenAIModel]) -> Wire | None:
+    return streaming(call, build(call))
+
+
 def parse(call: Call[OpenAIModel], answer: Answer) -> ImageResult:
     return openai_images(answer.doc(), call.provider)
 
@@ -169,9 +243,19 @@ SPEC = ProviderSpec(
     match=match,
     fallback=UNKNOWN,
     mask="transparent",
+    stream=stream,
+    notes=param_notes,
+    listed=(
+        "dall-e-2",
+        "dall-e-3",
+        "gpt-image-1",
+        "gpt-image-1-mini",
+        "gpt-image-1.5",
+        "gpt-image-2",
+    ),  # fmt: skip
     # a custom base_url may be a keyless OpenAI-compatible server
     keys=Keys(optional=frozenset({"organization"}), credentials=("api_key", "base_url")),
 )
-COMPATIBLE = dataclasses.replace(
-    SPEC, type="openai-compatible", keys=Keys(optional=frozenset({"organization"}))
+COMPATIBLE = dataclasses.replace(  # its own models: GET /v1/models lists what config names
+    SPEC, type="openai-compatible", keys=Keys(optional=frozenset({"organization"})), listed=()
 )

@@ -84,6 +84,9 @@ SPEC = ProviderSpec(
     batch_option="max_n_per_call",
     encode="data_uri",
     mask="none",
+    # none of OpenAI's optional parameters: each is left out, noted on the trace
+    # (quality, style, background, user...; its reference has no such field)
+    params={},
     setup=setup,
     keys=Keys(optional=frozenset({"steps"}), credentials=("api_key",)),
 )

@@ -6,8 +6,10 @@ revised_prompt?}]}``). Docs: https://docs.x.ai/docs/guides/image-generation and
 https://docs.x.ai/docs/api-reference (Image generations, Image edits).
 
 xAI rejects ``size``, ``quality`` and ``style`` ("Argument not supported"), so they are never
-sent. Translation: ``size`` → ``aspect_ratio`` (and ``resolution: "2k"`` when the longest side
-asks for more than 1536 px) on the Grok Imagine models; ``grok-2-image`` renders 1024x768 only.
+sent; of OpenAI's optional parameters only ``user`` is in its reference (``PARAMS``), the others
+are left out and noted. Translation: ``size`` → ``aspect_ratio`` (and ``resolution: "2k"`` when
+the longest side asks for more than 1536 px) on the Grok Imagine models; ``grok-2-image``
+renders 1024x768 only.
 ``n`` → ``n`` (1–10 per call). Edits take a JSON body with the input image(s) as ``data:``
 URIs (``image: {url, type: "image_url"}``, or ``images: [...]`` for several, up to 3). Output
 is JPEG. xAI answers a bad key with a 400; it becomes a 401 here. Config: ``api_key``,
@@ -20,12 +22,16 @@ from ...errors import UpstreamHTTPError
 from ...request import ImageResult
 from ..base import Capabilities
 from ..core.answers import openai_images
+from ..core.params import PASS, Params, value
 from ..core.sizes import RatioSizes, aspect_ratio, side_tier
 from ..core.spec import Answer, Call, ModelSpec, ProviderSpec, Wire
 from .openai import json_head
 
 RATIOS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "2:1", "1:2", "20:9", "9:20")
 JPEG = frozenset({"jpeg"})
+# ``user``: "A unique identifier representing your end-user" (https://docs.x.ai/docs/api-reference,
+# Image generations); no quality, style, background or moderation field there
+PARAMS: Params = {"user": PASS}
 GROK_2 = ModelSpec(
     Capabilities(
         operations=frozenset({"generations"}),
@@ -56,8 +62,9 @@ def build(call: Call[ModelSpec]) -> Wire:
         body["aspect_ratio"] = aspect_ratio(request.size, RATIOS)
         if side_tier(request.size, ((1536, "1k"), (8192, "2k"))) == "2k":
             body["resolution"] = "2k"
-    if request.user:
-        body["user"] = request.user
+    user = value(PARAMS, "user", request)
+    if user:
+        body["user"] = user
     refs = [{"url": url, "type": "image_url"} for url in call.images]
     if len(refs) == 1:
         body["image"] = refs[0]
@@ -92,4 +99,5 @@ SPEC = ProviderSpec(
     encode="data_uri",
     mask="none",
     errors=errors,
+    params=PARAMS,
 )
