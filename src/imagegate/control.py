@@ -152,8 +152,8 @@ class ControlPlane:
         if opts.prompt is not None:
             await self._apply_prompt(request, trace)
         # model names → provider/model, after the prompt (it may name the model)
-        self.names.resolve(request, trace.notes)
-        check_request(request, self.limits)  # an alias's chain within the bounds too
+        if self.names.resolve(request, trace.notes):
+            check_request(request, self.limits)  # an alias's chain within the bounds too
         trace.n, trace.size, trace.quality = request.n_images, request.size, request.quality
 
     async def _apply_prompt(self, request: ImageRequest, trace: TraceRecord) -> None:

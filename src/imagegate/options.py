@@ -30,6 +30,11 @@ BODY_MODELS: dict[Operation, type[BaseModel]] = {
 }
 # The body fields copied into ImageRequest as they are (the parameter table's ``body`` column).
 REQUEST_FIELDS = BODY_FIELDS
+# per operation, the request fields its body model has (the others keep ImageRequest's default)
+BODY_FIELDS_OF: dict[Operation, tuple[str, ...]] = {
+    op: tuple(f for f in REQUEST_FIELDS if f in model.model_fields)
+    for op, model in BODY_MODELS.items()
+}
 # What a trace keeps of the body as sent besides the prompt (the console shows it, replays it).
 ECHO_FIELDS = (*(f for f in REQUEST_FIELDS if f != "prompt"), "orq", "metadata", *ROUTING_FIELDS)
 
@@ -117,7 +122,8 @@ def build_request(
         raise InvalidRequest("an image file is required", param="image")
     if operation == "variations" and len(images) > 1:
         raise InvalidRequest("variations take exactly one image", param="image")
-    values: dict[str, Any] = {name: getattr(body, name, None) for name in REQUEST_FIELDS}
+    present = BODY_FIELDS_OF[operation]  # a missing attribute is slow on a pydantic model
+    values: dict[str, Any] = {name: getattr(body, name) for name in present}
     return ImageRequest(
         operation=operation,
         metadata=dict(getattr(body, "metadata", None) or {}),

@@ -125,12 +125,22 @@ class Names:
         )
 
     # --- the request -----------------------------------------------------------------------
-    def resolve(self, request: ImageRequest, notes: list[str]) -> None:
-        """Rewrite ``request`` (model, routing, pinned parameters) in place; notes say how."""
+    def resolve(self, request: ImageRequest, notes: list[str]) -> bool:
+        """Rewrite ``request`` (model, routing, pinned parameters) in place; notes say how.
+        True when an alias rewrote it (its chain may be longer than what the body asked)."""
         asked = request.model
+        opts = request.options
+        if (  # the common case, nothing to rewrite: one provider/model, no routing names
+            asked is not None
+            and opts.load_balancer is None
+            and not opts.fallbacks
+            and asked not in self.aliases
+            and qualified(asked)
+        ):
+            return False
         if request.options.load_balancer is not None and asked not in self.aliases:
             self._routing_names(request, notes)  # its models are the target; model is ignored
-            return
+            return False
         if asked is None:
             name, source = self.default_for(request.operation, request)
             notes.append(f"model: none asked; {source} is {name}")
@@ -144,6 +154,7 @@ class Names:
             if request.model != name:
                 notes.append(f"model: {name!r} resolved to {request.model} (default_provider)")
         self._routing_names(request, notes)
+        return alias is not None
 
     def _alias(self, name: str, alias: Alias, request: ImageRequest, notes: list[str]) -> None:
         opts = request.options
@@ -189,20 +200,26 @@ class Names:
         opts = request.options
         if opts.fallbacks:
             fallbacks = []
+            changed = False
             for i, fallback in enumerate(opts.fallbacks):
                 model = self.qualify(fallback.model, f"fallbacks[{i}].model")
                 if model != fallback.model:
                     notes.append(f"fallbacks[{i}]: {fallback.model!r} resolved to {model}")
-                fallbacks.append(Fallbacks(model=model) if model != fallback.model else fallback)
-            opts.fallbacks = fallbacks
+                    fallback, changed = Fallbacks(model=model), True
+                fallbacks.append(fallback)
+            if changed:
+                opts.fallbacks = fallbacks
         if opts.load_balancer is not None:
             entries = []
+            changed = False
             for i, entry in enumerate(opts.load_balancer.models):
                 model = self.qualify(entry.model, f"load_balancer.models[{i}].model")
                 if model != entry.model:
                     notes.append(f"load_balancer[{i}]: {entry.model!r} resolved to {model}")
-                entries.append(LoadBalancerModel(model=model, weight=entry.weight))
-            opts.load_balancer = LoadBalancer(type="weight_based", models=entries)
+                    entry, changed = LoadBalancerModel(model=model, weight=entry.weight), True
+                entries.append(entry)
+            if changed:  # the body's objects stay when every name was already qualified
+                opts.load_balancer = LoadBalancer(type="weight_based", models=entries)
 
 
 def config_problem(config: Config) -> str | None:

@@ -27,7 +27,6 @@ from typing import Literal
 
 from ..errors import GatewayError, ProviderNotConfigured, UnsupportedEngine
 from ..providers.base import Provider
-from ..providers.core.params import NotesParams
 from ..providers.registry import Registry, split_model
 from ..request import ImageRequest
 
@@ -47,9 +46,11 @@ class Candidate:
     def param_notes(self, request: ImageRequest) -> list[str]:
         """What this model's provider leaves out of or translates in ``request`` (for the trace
         of the candidate that served), from the providers that say so (``NotesParams``)."""
-        if not isinstance(self.provider, NotesParams):
+        notes = getattr(self.provider, "param_notes", None)  # not isinstance: a runtime
+        if notes is None:  # Protocol check walks the class on every call
             return []
-        return [f"params: {note}" for note in self.provider.param_notes(self.model_id, request)]
+        found: list[str] = notes(self.model_id, request)
+        return [f"params: {note}" for note in found]
 
 
 @dataclass(slots=True)
