@@ -109,30 +109,88 @@ def attacks(gateway: str, key: str) -> list[Attack]:
     deep = b"[" * 200_000 + b"]" * 200_000
     bomb = gen("placeholder/x", prompt="p" * 30_000, orq={"prompt": {"id": "bomb"}})
     return [
-        Attack("lb20k", "20,000 load-balancer entries", frozenset({400}), 20, 4,
-               post_json(gen("placeholder/x", orq={"load_balancer": {"models": lb}}))),
-        Attack("deep_json", "JSON nested 200,000 deep", frozenset({400}), 20, 4,
-               post_json(deep)),
-        Attack("big_json", "8 MB JSON body", frozenset({413}), 10, 2,
-               post_json(gen("placeholder/x", prompt="x" * 8_000_000))),
-        Attack("template", "3,000 {{input}} template x 30,000-char prompt",
-               frozenset({400}), 20, 4,
-               post_json(bomb)),
-        Attack("mask", "13000x13000 PNG mask (~170 KB on the wire)", frozenset({400}), 10, 2,
-               lambda http: http.post(EDITS, content=mask_body, headers=mask_headers).status_code),
-        Attack("ssrf_internal", "provider answers a URL on another loopback port",
-               frozenset({502}), 10, 2, post_json(gen("evil/internal"))),
-        Attack("ssrf_metadata", "provider answers a 169.254.169.254 URL", frozenset({502}), 10, 2,
-               post_json(gen("evil/metadata"))),
-        Attack("ssrf_redirect", "provider's own URL redirects to an internal port",
-               frozenset({502}), 10, 2, post_json(gen("evil/redirect"))),
-        Attack("not_image", "provider answers base64 text as the image", frozenset({502}), 20, 4,
-               post_json(gen("evil/notimage"))),
-        Attack("huge_answer", "provider streams 300 MB of base64", frozenset({502}), 3, 1,
-               post_json(gen("evil/huge"))),
-        Attack("query_garbage", "signed-URL and control query garbage", frozenset({400}), 20, 4,
-               garbage),
-    ]  # fmt: skip
+        Attack(
+            "lb20k",
+            "20,000 load-balancer entries",
+            frozenset({400}),
+            20,
+            4,
+            post_json(gen("placeholder/x", orq={"load_balancer": {"models": lb}})),
+        ),
+        Attack("deep_json", "JSON nested 200,000 deep", frozenset({400}), 20, 4, post_json(deep)),
+        Attack(
+            "big_json",
+            "8 MB JSON body",
+            frozenset({413}),
+            10,
+            2,
+            post_json(gen("placeholder/x", prompt="x" * 8_000_000)),
+        ),
+        Attack(
+            "template",
+            "3,000 {{input}} template x 30,000-char prompt",
+            frozenset({400}),
+            20,
+            4,
+            post_json(bomb),
+        ),
+        Attack(
+            "mask",
+            "13000x13000 PNG mask (~170 KB on the wire)",
+            frozenset({400}),
+            10,
+            2,
+            lambda http: http.post(EDITS, content=mask_body, headers=mask_headers).status_code,
+        ),
+        Attack(
+            "ssrf_internal",
+            "provider answers a URL on another loopback port",
+            frozenset({502}),
+            10,
+            2,
+            post_json(gen("evil/internal")),
+        ),
+        Attack(
+            "ssrf_metadata",
+            "provider answers a 169.254.169.254 URL",
+            frozenset({502}),
+            10,
+            2,
+            post_json(gen("evil/metadata")),
+        ),
+        Attack(
+            "ssrf_redirect",
+            "provider's own URL redirects to an internal port",
+            frozenset({502}),
+            10,
+            2,
+            post_json(gen("evil/redirect")),
+        ),
+        Attack(
+            "not_image",
+            "provider answers base64 text as the image",
+            frozenset({502}),
+            20,
+            4,
+            post_json(gen("evil/notimage")),
+        ),
+        Attack(
+            "huge_answer",
+            "provider streams 300 MB of base64",
+            frozenset({502}),
+            3,
+            1,
+            post_json(gen("evil/huge")),
+        ),
+        Attack(
+            "query_garbage",
+            "signed-URL and control query garbage",
+            frozenset({400}),
+            20,
+            4,
+            garbage,
+        ),
+    ]
 
 
 class HealthPoller:
@@ -240,28 +298,38 @@ def run(
     only: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Start the hostile provider and a fresh gateway, run every attack, stop both."""
-    hostile = procs.start("hostile", [sys.executable, "-m", "bench.hostile", "--port", "0"],
-                          log_path=out / "hostile.log", cpus=side_cpus,
-                          cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    hostile = procs.start(
+        "hostile",
+        [sys.executable, "-m", "bench.hostile", "--port", "0"],
+        log_path=out / "hostile.log",
+        cpus=side_cpus,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     gateway: targets.Endpoint | None = None
     rows: list[dict[str, Any]] = []
     try:
         port, internal = (int(p) for p in procs.wait_ready_line(hostile, "READY ").split())
-        evil = {"type": "openai-compatible", "base_url": f"http://127.0.0.1:{port}/v1",
-                "api_key": "sk-hostile"}  # fmt: skip
-        overrides = [f"providers.evil={orjson.dumps(evil).decode()}",
-                     "limits.body_idle_timeout_s=2"]  # fmt: skip
+        evil = {
+            "type": "openai-compatible",
+            "base_url": f"http://127.0.0.1:{port}/v1",
+            "api_key": "sk-hostile",
+        }
+        overrides = [
+            f"providers.evil={orjson.dumps(evil).decode()}",
+            "limits.body_idle_timeout_s=2",
+        ]
         workdir = out / "work" / "imagegate-abuse"
         shutil.rmtree(workdir, ignore_errors=True)  # a fresh gateway: no prompt, no traces
-        gateway = targets.start_imagegate(workdir,
-                                          f"http://127.0.0.1:{port}/v1", cpus=gateway_cpus,
-                                          overrides=overrides, env=env)  # fmt: skip
+        gateway = targets.start_imagegate(
+            workdir, f"http://127.0.0.1:{port}/v1", cpus=gateway_cpus, overrides=overrides, env=env
+        )
         assert gateway.proc is not None
         base = gateway.base.removesuffix("/v2/router")
         key = targets.BENCH_KEY
         bomb = {"id": "bomb", "template": "{{input}}" * 3_000}
-        httpx.post(f"{base}/v2/prompts", json=bomb, timeout=30,
-                   headers={"Authorization": f"Bearer {key}"}).raise_for_status()  # fmt: skip
+        httpx.post(
+            f"{base}/v2/prompts", json=bomb, timeout=30, headers={"Authorization": f"Bearer {key}"}
+        ).raise_for_status()
         for attack in attacks(base, key):
             if only and attack.name not in only:
                 continue
@@ -269,8 +337,16 @@ def run(
             print(f"  abuse {_line(rows[-1])}", flush=True)
         with procs.RssSampler(gateway.proc.pid, every_s=0.01) as rss, HealthPoller(base) as health:
             statuses = slowloris(int(base.rsplit(":", 1)[1]), key, 64)
-        rows.append(_row("slowloris", "64 connections stall mid-body (idle timeout 2 s)",
-                         frozenset({408}), statuses, rss, health))  # fmt: skip
+        rows.append(
+            _row(
+                "slowloris",
+                "64 connections stall mid-body (idle timeout 2 s)",
+                frozenset({408}),
+                statuses,
+                rss,
+                health,
+            )
+        )
         print(f"  abuse {_line(rows[-1])}", flush=True)
         hits = httpx.get(f"http://127.0.0.1:{port}/hits", timeout=10).json()["internal_hits"]
         for row in rows:
@@ -284,22 +360,29 @@ def run(
 
 
 def _line(row: dict[str, Any]) -> str:
-    return (f"{row['attack']:14s} answers={row['statuses']} ok={row['as_expected']} "
-            f"rss+={row['rss_growth_mb']} MB "
-            f"worst /health={row['worst_health_ms']} ms")  # fmt: skip
+    return (
+        f"{row['attack']:14s} answers={row['statuses']} ok={row['as_expected']} "
+        f"rss+={row['rss_growth_mb']} MB "
+        f"worst /health={row['worst_health_ms']} ms"
+    )
 
 
 def markdown(rows: list[dict[str, Any]]) -> list[str]:
     """The abuse table for docs/benchmarks.md."""
     hits = rows[0].get("internal_hits_total", "?") if rows else "?"
-    lines = ["", "### Abuse (one gateway worker, one attack at a time)", "",
-             "| attack | requests | answers | as expected | peak RSS growth MB "
-             "| worst /health ms |",
-             "|---|---:|---|:--:|---:|---:|"]  # fmt: skip
+    lines = [
+        "",
+        "### Abuse (one gateway worker, one attack at a time)",
+        "",
+        "| attack | requests | answers | as expected | peak RSS growth MB | worst /health ms |",
+        "|---|---:|---|:--:|---:|---:|",
+    ]
     for r in rows:
         answers = ", ".join(f"{k}×{v}" for k, v in r["statuses"].items())
-        lines.append(f"| {r['attack']}: {r['title']} | {r['requests']} | {answers} | "
-                     f"{'yes' if r['as_expected'] else '**no**'} | {r['rss_growth_mb']} | "
-                     f"{r['worst_health_ms']} |")  # fmt: skip
+        lines.append(
+            f"| {r['attack']}: {r['title']} | {r['requests']} | {answers} | "
+            f"{'yes' if r['as_expected'] else '**no**'} | {r['rss_growth_mb']} | "
+            f"{r['worst_health_ms']} |"
+        )
     lines += ["", f"Requests the internal server behind the hostile provider received: {hits}."]
     return lines

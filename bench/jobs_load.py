@@ -44,8 +44,12 @@ async def _count(client: httpx.AsyncClient, status: str, cap: int) -> int:
 
 
 async def drive(url: str, jobs: int, upstream_ms: int, deadline_s: float) -> dict[str, Any]:
-    body = {"model": f"openai/slow-{upstream_ms}", "prompt": "load", "size": "256x256",
-            "response_format": "b64_json"}  # fmt: skip
+    body = {
+        "model": f"openai/slow-{upstream_ms}",
+        "prompt": "load",
+        "size": "256x256",
+        "response_format": "b64_json",
+    }
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         sem = asyncio.Semaphore(32)
@@ -62,17 +66,21 @@ async def drive(url: str, jobs: int, upstream_ms: int, deadline_s: float) -> dic
         deadline = started + deadline_s
         while time.monotonic() < deadline:
             most_running = max(most_running, await _count(client, "running", 1000))
-            done = sum([await _count(client, s, jobs) for s in ("succeeded", "failed",
-                                                                "cancelled")])  # fmt: skip
+            done = sum(
+                [await _count(client, s, jobs) for s in ("succeeded", "failed", "cancelled")]
+            )
             if done >= jobs:
                 break
             await asyncio.sleep(0.5)  # a sampling interval
         succeeded = await _count(client, "succeeded", jobs)
         return {
-            "submitted": codes.count(202), "refused": len(codes) - codes.count(202),
-            "submit_s": round(submitted_s, 1), "succeeded": succeeded,
-            "all_s": round(time.monotonic() - started, 1), "most_running_seen": most_running,
-        }  # fmt: skip
+            "submitted": codes.count(202),
+            "refused": len(codes) - codes.count(202),
+            "submit_s": round(submitted_s, 1),
+            "succeeded": succeeded,
+            "all_s": round(time.monotonic() - started, 1),
+            "most_running_seen": most_running,
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,25 +93,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deadline-s", type=float, default=600.0)
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="ig-jobs-load-"))
-    upstream = start("upstream", [sys.executable, "-m", "bench.upstream", "--port", "0"],
-                     log_path=tmp / "upstream.log")  # fmt: skip
+    upstream = start(
+        "upstream",
+        [sys.executable, "-m", "bench.upstream", "--port", "0"],
+        log_path=tmp / "upstream.log",
+    )
     gateway = None
     try:
         up_port = int(wait_ready_line(upstream, "READY"))
         port = free_port()
         doc: dict[str, Any] = {
-            "data_dir": str(tmp / "data"), "access_log": False, "traces": True,
-            "providers": {"openai": {"api_key": "sk-bench",
-                                     "base_url": f"http://127.0.0.1:{up_port}/v1"}},
-            "jobs": {"workers": args.workers, "max_running_per_workspace": args.concurrency,
-                     "max_queued_per_workspace": args.jobs + 10, "poll_interval_s": 0.2},
-        }  # fmt: skip
+            "data_dir": str(tmp / "data"),
+            "access_log": False,
+            "traces": True,
+            "providers": {
+                "openai": {"api_key": "sk-bench", "base_url": f"http://127.0.0.1:{up_port}/v1"}
+            },
+            "jobs": {
+                "workers": args.workers,
+                "max_running_per_workspace": args.concurrency,
+                "max_queued_per_workspace": args.jobs + 10,
+                "poll_interval_s": 0.2,
+            },
+        }
         if args.database_url:
             doc["database_url"] = args.database_url
         (tmp / "imagegate.yaml").write_text(yaml.safe_dump(doc))
         exe = str(Path(sys.executable).with_name("imagegate"))
-        gateway = start("gateway", [exe, "serve", "--config", str(tmp / "imagegate.yaml"),
-                                    "--port", str(port)], log_path=tmp / "gateway.log")  # fmt: skip
+        gateway = start(
+            "gateway",
+            [exe, "serve", "--config", str(tmp / "imagegate.yaml"), "--port", str(port)],
+            log_path=tmp / "gateway.log",
+        )
         url = f"http://127.0.0.1:{port}"
         wait_http(gateway, url + "/health")
         rss_start = rss_bytes(gateway.pid)
@@ -112,12 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         with urllib.request.urlopen(f"http://127.0.0.1:{up_port}/stats", timeout=5) as r:
             stats = json.loads(r.read())
         out.update(
-            jobs=args.jobs, upstream_ms=args.upstream_ms, concurrency=args.concurrency,
+            jobs=args.jobs,
+            upstream_ms=args.upstream_ms,
+            concurrency=args.concurrency,
             upstream_requests=stats.get("requests"),
             upstream_max_in_flight=stats.get("max_in_flight"),
-            rss_start_mb=round(rss_start / MB, 1), rss_peak_mb=round(rss.peak / MB, 1),
+            rss_start_mb=round(rss_start / MB, 1),
+            rss_peak_mb=round(rss.peak / MB, 1),
             rss_end_mb=round(rss_bytes(gateway.pid) / MB, 1),
-        )  # fmt: skip
+        )
         print(json.dumps(out))
         return 0 if out["succeeded"] == args.jobs else 1
     finally:

@@ -76,15 +76,30 @@ def run(load: Load, *, prefer_wrk: bool = True) -> LoadResult:
 def run_wrk(load: Load) -> LoadResult:
     duration = max(1, round(load.duration_s))
     argv = [
-        *pin_prefix(load.cpus), "wrk", "-t1", f"-c{load.concurrency}", f"-d{duration}s",
-        f"--timeout={max(1, round(load.timeout_s))}s", "-s", str(LUA), load.url,
-    ]  # fmt: skip
-    env = {**os.environ, "BENCH_BODY": str(load.body_path), "BENCH_CTYPE": load.content_type,
-           "BENCH_AUTH": load.auth or ""}  # fmt: skip
+        *pin_prefix(load.cpus),
+        "wrk",
+        "-t1",
+        f"-c{load.concurrency}",
+        f"-d{duration}s",
+        f"--timeout={max(1, round(load.timeout_s))}s",
+        "-s",
+        str(LUA),
+        load.url,
+    ]
+    env = {
+        **os.environ,
+        "BENCH_BODY": str(load.body_path),
+        "BENCH_CTYPE": load.content_type,
+        "BENCH_AUTH": load.auth or "",
+    }
     done = subprocess.run(
-        argv, env=env, capture_output=True, text=True, timeout=duration + load.timeout_s + 30,
+        argv,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=duration + load.timeout_s + 30,
         check=False,
-    )  # fmt: skip
+    )
     for line in done.stdout.splitlines():
         if line.startswith("BENCHJSON "):
             doc = json.loads(line[len("BENCHJSON ") :])

@@ -30,8 +30,9 @@ def check(
     headers = {"Content-Type": content_type}
     if endpoint.auth:
         headers["Authorization"] = endpoint.auth
-    request = urllib.request.Request(endpoint.url(scenario.operation), data=body,
-                                     headers=headers, method="POST")  # fmt: skip
+    request = urllib.request.Request(
+        endpoint.url(scenario.operation), data=body, headers=headers, method="POST"
+    )
     timeout = 120 if scenario.kind == "soak" else 60
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
@@ -89,12 +90,17 @@ def measure(
     def run_load(concurrency: int, duration_s: float, count: int | None = None) -> dict[str, Any]:
         soak = count is not None
         spec = load.Load(
-            url=endpoint.url(scenario.operation), body_path=body_path,
-            content_type=content_type, auth=endpoint.auth, concurrency=concurrency,
-            duration_s=duration_s, count=count, cpus=loadgen_cpus,
+            url=endpoint.url(scenario.operation),
+            body_path=body_path,
+            content_type=content_type,
+            auth=endpoint.auth,
+            concurrency=concurrency,
+            duration_s=duration_s,
+            count=count,
+            cpus=loadgen_cpus,
             timeout_s=settings.soak_latency_ms / 1000 + 60 if soak else 60,
             ramp_s=settings.soak_ramp_s if soak else 0.0,
-        )  # fmt: skip
+        )
         return _measured(spec, endpoint, upstream, settings)
 
     rows: list[dict[str, Any]] = []
@@ -103,9 +109,13 @@ def measure(
         result = run_load(n, 0, count=n)
         result["rss_growth_mb"] = round(result["rss_peak_mb"] - rss_before_check / MB, 1)
         result["upstream_max_in_flight"] = upstream_stats(upstream).get("max_in_flight")
-        rows.append({**_row(scenario, endpoint, n), **result,
-                     "all_ok": result["requests"] == n and not result["errors"]
-                     and not result["non2xx"]})  # fmt: skip
+        rows.append(
+            {
+                **_row(scenario, endpoint, n),
+                **result,
+                "all_ok": result["requests"] == n and not result["errors"] and not result["non2xx"],
+            }
+        )
         return rows
     if scenario.kind == "memory":
         conc = settings.big_edit_concurrency

@@ -53,9 +53,14 @@ def steps() -> list[tuple[str, Callable[[], Any]]]:
     tmpdir = tempfile.mkdtemp(prefix="imagegate-micro-", dir=os.getcwd())  # the real disk
     files = LocalBlobStore(os.path.join(tmpdir, "store"))
     files_only = LocalBlobStore(os.path.join(tmpdir, "files"), pack_max_bytes=0)
-    form = (b"--" + FORM_BOUNDARY + b'\r\nContent-Disposition: form-data; name="image"; '
-            b'filename="a.png"\r\nContent-Type: image/png\r\n\r\n' + upload
-            + b"\r\n--" + FORM_BOUNDARY + b"--\r\n")  # fmt: skip
+    form = (
+        b"--" + FORM_BOUNDARY + b'\r\nContent-Disposition: form-data; name="image"; '
+        b'filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+        + upload
+        + b"\r\n--"
+        + FORM_BOUNDARY
+        + b"--\r\n"
+    )
     form_chunks = [form[i : i + 65536] for i in range(0, len(form), 65536)]
     atexit.register(shutil.rmtree, tmpdir, True)
     out: list[tuple[str, Callable[[], Any]]] = [
@@ -66,7 +71,7 @@ def steps() -> list[tuple[str, Callable[[], Any]]]:
             lambda: b"".join(
                 (b'{"created":1,"data":[{"b64_json":"', memoryview(upstream_body)[35:-4], b'"}]}')
             ),
-        ),  # fmt: skip
+        ),
         ("base64 decode 1.5 MB (stdlib)", lambda: base64.b64decode(text)),
         ("sha256 of 1.1 MB image", lambda: hashlib.sha256(raw).digest()),
         ("blake2b of 1.1 MB image", lambda: hashlib.blake2b(raw, digest_size=32).digest()),

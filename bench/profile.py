@@ -25,12 +25,22 @@ from . import load
 IDLE_LINE = re.compile(r"\.get\((block=True)?\)|\.wait\(|\.acquire\(|\bselect\(")
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 AREAS = (
-    ("imagegate/", None), ("aiohttp/", "aiohttp"), ("starlette/", "starlette"),
-    ("uvicorn/", "uvicorn"), ("python_multipart/", "python-multipart"),
-    ("multipart/", "python-multipart"), ("pydantic", "pydantic"), ("asyncio/", "asyncio"),
-    ("uvloop", "uvloop"), ("orjson", "orjson"), ("base64", "base64"), ("ulid", "ulid"),
-    ("aiosqlite", "aiosqlite"), ("sqlite3", "sqlite3"), ("json/", "json"),
-)  # fmt: skip
+    ("imagegate/", None),
+    ("aiohttp/", "aiohttp"),
+    ("starlette/", "starlette"),
+    ("uvicorn/", "uvicorn"),
+    ("python_multipart/", "python-multipart"),
+    ("multipart/", "python-multipart"),
+    ("pydantic", "pydantic"),
+    ("asyncio/", "asyncio"),
+    ("uvloop", "uvloop"),
+    ("orjson", "orjson"),
+    ("base64", "base64"),
+    ("ulid", "ulid"),
+    ("aiosqlite", "aiosqlite"),
+    ("sqlite3", "sqlite3"),
+    ("json/", "json"),
+)
 
 
 def py_spy() -> str | None:
@@ -118,10 +128,25 @@ def record(pid: int, spec: load.Load, out_dir: Path, name: str, *, prefer_wrk: b
     raw = out_dir / f"profile-{name}.raw.txt"
     duration = max(1, round(spec.duration_s))
     sampler = subprocess.Popen(
-        [binary, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--rate", "400",
-         "--duration", str(duration), "--format", "raw", "--output", str(raw)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            binary,
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--nonblocking",
+            "--rate",
+            "400",
+            "--duration",
+            str(duration),
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         load.run(spec, prefer_wrk=prefer_wrk)
         _, err = sampler.communicate(timeout=duration + 30)

@@ -34,19 +34,24 @@ class Goal:
 
 
 GOALS: tuple[Goal, ...] = (
-    Goal("small", "small generation: gateway CPU/request (ms)", "gw_cpu_ms_per_req", 0.35,
-         "loaded"),
+    Goal(
+        "small", "small generation: gateway CPU/request (ms)", "gw_cpu_ms_per_req", 0.35, "loaded"
+    ),
     Goal("small", "small generation: added p50 at c=1 (ms)", "added_p50_ms", 0.5, "c1"),
-    Goal("large", "1.5 MB b64 response: gateway CPU/request (ms)", "gw_cpu_ms_per_req", 3.0,
-         "loaded"),
-    Goal("edit", "1 MB multipart edit: gateway CPU/request (ms)", "gw_cpu_ms_per_req", 1.5,
-         "loaded"),
-    Goal("edit20", "20 MB edits at 10 concurrent: peak RSS growth (MB)", "rss_growth_mb", 64,
-         "only"),
+    Goal(
+        "large", "1.5 MB b64 response: gateway CPU/request (ms)", "gw_cpu_ms_per_req", 3.0, "loaded"
+    ),
+    Goal(
+        "edit", "1 MB multipart edit: gateway CPU/request (ms)", "gw_cpu_ms_per_req", 1.5, "loaded"
+    ),
+    Goal(
+        "edit20", "20 MB edits at 10 concurrent: peak RSS growth (MB)", "rss_growth_mb", 64, "only"
+    ),
     Goal("cache", "cache hit (memory): p50 at c=1 (ms)", "p50_ms", 1.0, "c1"),
-    Goal("soak", "soak, one worker: peak RSS (MB), all requests succeed", "rss_peak_mb", 300,
-         "only"),
-)  # fmt: skip
+    Goal(
+        "soak", "soak, one worker: peak RSS (MB), all requests succeed", "rss_peak_mb", 300, "only"
+    ),
+)
 
 
 def add_floors(rows: list[dict[str, Any]], floors: dict[str, str]) -> None:
@@ -62,8 +67,11 @@ def add_floors(rows: list[dict[str, Any]], floors: dict[str, str]) -> None:
 
 
 def _pick(rows: list[dict[str, Any]], goal: Goal, target: str) -> dict[str, Any] | None:
-    mine = [r for r in rows if r["scenario"] == goal.scenario and r["target"] == target
-            and "failed" not in r]  # fmt: skip
+    mine = [
+        r
+        for r in rows
+        if r["scenario"] == goal.scenario and r["target"] == target and "failed" not in r
+    ]
     if not mine:
         return None
     if goal.at == "c1":
@@ -80,9 +88,16 @@ def check_goals(rows: list[dict[str, Any]], target: str = "imagegate") -> list[d
         ok: bool | None = None if value is None else value <= goal.limit
         if ok and goal.scenario == "soak" and row is not None:
             ok = bool(row.get("all_ok"))
-        out.append({"goal": goal.what, "scenario": goal.scenario, "limit": goal.limit,
-                    "value": value, "conc": None if row is None else row["conc"],
-                    "met": ok})  # fmt: skip
+        out.append(
+            {
+                "goal": goal.what,
+                "scenario": goal.scenario,
+                "limit": goal.limit,
+                "value": value,
+                "conc": None if row is None else row["conc"],
+                "met": ok,
+            }
+        )
     return out
 
 
@@ -109,20 +124,30 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> str:
         "busy, and the *load* column is taken at the end of each row).",
         "",
     ]
-    lines += ["### Targets (imagegate, all features on)", "",
-              "| goal | limit | measured | met |", "|---|---:|---:|:--:|"]  # fmt: skip
+    lines += [
+        "### Targets (imagegate, all features on)",
+        "",
+        "| goal | limit | measured | met |",
+        "|---|---:|---:|:--:|",
+    ]
     for g in results["goals"]:
         mark = {True: "yes", False: "**no**", None: "–"}[g["met"]]
         lines.append(f"| {g['goal']} | ≤ {g['limit']:g} | {_fmt(g['value'])} | {mark} |")
-    lines += ["", "### All runs", "",
-              "| scenario | target | conc | req/s | p50 ms | p99 ms | +p50 ms | +p99 ms "
-              "| gateway CPU ms/req | of which loop | of which kernel | RSS peak MB "
-              "| errors | load |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        "### All runs",
+        "",
+        "| scenario | target | conc | req/s | p50 ms | p99 ms | +p50 ms | +p99 ms "
+        "| gateway CPU ms/req | of which loop | of which kernel | RSS peak MB "
+        "| errors | load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         if "failed" in r:
-            lines.append(f"| {r['scenario']} | {r['target']} | – | failed: {r['failed'][:80]} "
-                         "| | | | | | | | | | |")  # fmt: skip
+            lines.append(
+                f"| {r['scenario']} | {r['target']} | – | failed: {r['failed'][:80]} "
+                "| | | | | | | | | | |"
+            )
             continue
         errors = r.get("errors", 0) + r.get("non2xx", 0)
         lines.append(
@@ -133,23 +158,42 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> str:
             f"| {_fmt(r.get('gw_sys_cpu_ms_per_req'), 3)} "
             f"| {_fmt(r.get('rss_peak_mb'), 1)} | {errors} | {_fmt(r.get('loadavg_1m'), 1)} |"
         )
-    lines += ["", "*of which loop*: CPU of the event-loop thread(s) alone; the rest is worker "
-              "threads (blob writes, hashing, SQLite). *of which kernel*: system CPU of the whole "
-              "process (socket and file IO, page faults)."]  # fmt: skip
-    lines += ["", "Scenarios: " + "; ".join(f"`{k}` = {v}" for k, v in
-                                             results["scenario_titles"].items()) + "."]  # fmt: skip
+    lines += [
+        "",
+        "*of which loop*: CPU of the event-loop thread(s) alone; the rest is worker "
+        "threads (blob writes, hashing, SQLite). *of which kernel*: system CPU of the whole "
+        "process (socket and file IO, page faults).",
+    ]
+    lines += [
+        "",
+        "Scenarios: "
+        + "; ".join(f"`{k}` = {v}" for k, v in results["scenario_titles"].items())
+        + ".",
+    ]
     if results.get("overrides") or results.get("gateway_env") or results.get("workers", 1) != 1:
-        lines += ["", f"Non-default gateway setup: workers={results.get('workers', 1)}, config "
-                  f"overrides {results.get('overrides') or 'none'}, environment "
-                  f"{results.get('gateway_env') or 'none'}."]  # fmt: skip
+        lines += [
+            "",
+            f"Non-default gateway setup: workers={results.get('workers', 1)}, config "
+            f"overrides {results.get('overrides') or 'none'}, environment "
+            f"{results.get('gateway_env') or 'none'}.",
+        ]
     missing = results.get("config_keys_missing") or []
     observed = results.get("observed", {})
-    lines += ["", f"Gateway config keys not (yet) known to imagegate and left out: "
-              f"{', '.join(f'`{k}`' for k in missing) or 'none'}."]  # fmt: skip
+    lines += [
+        "",
+        f"Gateway config keys not (yet) known to imagegate and left out: "
+        f"{', '.join(f'`{k}`' for k in missing) or 'none'}.",
+    ]
     if observed:
-        lines += ["What the gateway wrote per scenario (SQLite bytes / blob files / upload temp "
-                  "files left): " + "; ".join(f"{k}: {v['sqlite_bytes']} / {v['blob_files']} / "
-                  f"{v['upload_tmp_left']}" for k, v in observed.items()) + "."]  # fmt: skip
+        lines += [
+            "What the gateway wrote per scenario (SQLite bytes / blob files / upload temp "
+            "files left): "
+            + "; ".join(
+                f"{k}: {v['sqlite_bytes']} / {v['blob_files']} / {v['upload_tmp_left']}"
+                for k, v in observed.items()
+            )
+            + "."
+        ]
     if results.get("abuse"):
         lines += abuse.markdown(results["abuse"])
     if chart_name:
@@ -169,8 +213,9 @@ def write_docs(path: Path, section: str) -> None:
 COLORS = {"direct": "#7f7f7f", "imagegate": "#1f77b4", "litellm": "#ff7f0e"}
 
 
-def _panel(ax: Any, rows: list[dict[str, Any]], targets: list[str], metric: str,
-           loaded: bool) -> list[str]:  # fmt: skip
+def _panel(
+    ax: Any, rows: list[dict[str, Any]], targets: list[str], metric: str, loaded: bool
+) -> list[str]:
     """Grouped bars of ``metric`` per scenario (highest or lowest concurrency of each)."""
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     width = 0.8 / max(1, len(targets))
@@ -200,8 +245,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
     present = [t for t in COLORS if any(r["target"] == t for r in rows)]
     fig, (ax_cpu, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.5))
     cpu_rows = [r for r in rows if r["target"] != "direct"]
-    scenarios = _panel(ax_cpu, cpu_rows, [t for t in present if t != "direct"],
-                       "gw_cpu_ms_per_req", loaded=True)  # fmt: skip
+    scenarios = _panel(
+        ax_cpu, cpu_rows, [t for t in present if t != "direct"], "gw_cpu_ms_per_req", loaded=True
+    )
     limits = {g.scenario: g.limit for g in GOALS if g.metric == "gw_cpu_ms_per_req"}
     for x, s in enumerate(scenarios):
         if s in limits:

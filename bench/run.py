@@ -41,10 +41,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short runs (about 2 minutes)")
     mode.add_argument("--smoke", action="store_true", help="seconds; Python load; no docs")
-    p.add_argument("--scenarios", help=f"comma list of {','.join(BY_NAME)},abuse (default: "
-                   "all; abuse only on a full run unless named)")  # fmt: skip
-    p.add_argument("--targets", help="comma list of direct,imagegate,litellm "
-                   "(default: direct,imagegate, plus litellm when installed)")  # fmt: skip
+    p.add_argument(
+        "--scenarios",
+        help=f"comma list of {','.join(BY_NAME)},abuse (default: "
+        "all; abuse only on a full run unless named)",
+    )
+    p.add_argument(
+        "--targets",
+        help="comma list of direct,imagegate,litellm "
+        "(default: direct,imagegate, plus litellm when installed)",
+    )
     p.add_argument("--duration", type=float, help="seconds per measured run")
     p.add_argument("--warmup", type=float, help="seconds of discarded warm-up per scenario")
     p.add_argument("--concurrency", help="comma list of closed-loop connections, e.g. 1,32")
@@ -97,9 +103,12 @@ def settings_from(args: argparse.Namespace) -> tuple[str, Settings]:
     preset = "smoke" if args.smoke else "quick" if args.quick else "full"
     conc = tuple(int(c) for c in args.concurrency.split(",")) if args.concurrency else None
     settings = Settings.preset(preset).with_(
-        duration_s=args.duration, warmup_s=args.warmup, concurrency=conc,
-        soak_requests=args.soak_requests, prefer_wrk=False if args.python_load else None,
-    )  # fmt: skip
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        concurrency=conc,
+        soak_requests=args.soak_requests,
+        prefer_wrk=False if args.python_load else None,
+    )
     return preset, settings
 
 
@@ -112,22 +121,30 @@ def environment(preset: str, pinning: str, settings: Settings) -> dict[str, Any]
         text = (done.stdout or done.stderr).strip()
         return text.splitlines()[0] if text and (any_status or done.returncode == 0) else ""
 
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
     use_wrk = settings.prefer_wrk and load.have_wrk()
     wrk = cmd("wrk", "-v", any_status=True).split(" [")[0] or "wrk"
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "preset": preset, "nproc": os.cpu_count(), "cpu": cpu,
-        "python": platform.python_version(), "kernel": platform.release(),
+        "preset": preset,
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
         "commit": cmd("git", "rev-parse", "--short", "HEAD") or "unknown",
         "dirty": bool(cmd("git", "status", "--porcelain", "--untracked-files=no")),
         "loadgen": wrk if use_wrk else "python (aiohttp)",
         "pinning": pinning,
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "settings": {k: v for k, v in vars(settings).items()},
-    }  # fmt: skip
+    }
 
 
 def raise_fd_limit() -> None:
@@ -150,10 +167,14 @@ def start_target(name: str, tag: str, ctx: dict[str, Any]) -> targets.Endpoint:
         return targets.Endpoint("direct", upstream_base, None, None)
     if name == "imagegate":
         return targets.start_imagegate(
-            workdir, upstream_base, cpus=ctx["gateway_cpus"], workers=ctx["workers"],
-            overrides=ctx["overrides"], env=ctx["gateway_env"],
+            workdir,
+            upstream_base,
+            cpus=ctx["gateway_cpus"],
+            workers=ctx["workers"],
+            overrides=ctx["overrides"],
+            env=ctx["gateway_env"],
             workspace_limits=ctx["workspace_limits"],
-        )  # fmt: skip
+        )
     return targets.start_litellm(workdir, ctx["litellm"], upstream_base, cpus=ctx["gateway_cpus"])
 
 
@@ -172,13 +193,24 @@ def run_target(name: str, scenario: Scenario, ctx: dict[str, Any], results: dict
         results["config_keys_missing"] = endpoint.info["config_keys_missing"]
     try:
         body, ctype = write_body(scenario, settings, out)
-        rows = measure(scenario, endpoint, settings, body, ctype, upstream=ctx["upstream"],
-                       loadgen_cpus=ctx["side_cpus"])  # fmt: skip
+        rows = measure(
+            scenario,
+            endpoint,
+            settings,
+            body,
+            ctype,
+            upstream=ctx["upstream"],
+            loadgen_cpus=ctx["side_cpus"],
+        )
         for row in rows:
             print(f"  {_line(row)}", flush=True)
         results["rows"].extend(rows)
-        if ctx["profile"] and name == "imagegate" and endpoint.proc is not None \
-                and scenario.kind == "throughput":  # fmt: skip
+        if (
+            ctx["profile"]
+            and name == "imagegate"
+            and endpoint.proc is not None
+            and scenario.kind == "throughput"
+        ):
             spec = load.Load(
                 url=endpoint.url(scenario.operation),
                 body_path=body,
@@ -188,8 +220,9 @@ def run_target(name: str, scenario: Scenario, ctx: dict[str, Any], results: dict
                 duration_s=max(3.0, settings.duration_s),
                 cpus=ctx["side_cpus"],
             )
-            summary = profile.record(endpoint.proc.pid, spec, out, scenario.name,
-                                     prefer_wrk=settings.prefer_wrk)  # fmt: skip
+            summary = profile.record(
+                endpoint.proc.pid, spec, out, scenario.name, prefer_wrk=settings.prefer_wrk
+            )
             print(f"  profile: {summary}", flush=True)
     finally:
         if settings.fresh_gateway:
@@ -210,12 +243,14 @@ def _line(row: dict[str, Any]) -> str:
     if "failed" in row:
         return f"{row['scenario']:7s} {row['target']:9s} FAILED: {row['failed']}"
     cpu = row.get("gw_cpu_ms_per_req")
-    return (f"{row['scenario']:7s} {row['target']:9s} c={row['conc']:<5d} rps={row['rps']:9.1f} "
-            f"p50={row['p50_ms']:9.3f} p99={row['p99_ms']:9.3f} errors="
-            f"{row['errors'] + row['non2xx']} cpu/req={cpu if cpu is not None else '-'} "
-            f"loop={row.get('gw_loop_cpu_ms_per_req', '-')} "
-            f"sys={row.get('gw_sys_cpu_ms_per_req', '-')} "
-            f"rss_peak={row.get('rss_peak_mb', '-')}")  # fmt: skip
+    return (
+        f"{row['scenario']:7s} {row['target']:9s} c={row['conc']:<5d} rps={row['rps']:9.1f} "
+        f"p50={row['p50_ms']:9.3f} p99={row['p99_ms']:9.3f} errors="
+        f"{row['errors'] + row['non2xx']} cpu/req={cpu if cpu is not None else '-'} "
+        f"loop={row.get('gw_loop_cpu_ms_per_req', '-')} "
+        f"sys={row.get('gw_sys_cpu_ms_per_req', '-')} "
+        f"rss_peak={row.get('rss_peak_mb', '-')}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,33 +268,55 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [BY_NAME[s] for s in names if s != "abuse"]
     litellm = targets.find_litellm(args.litellm)
     with_litellm = litellm is not None and preset != "smoke"  # smoke stays seconds-long
-    wanted = args.targets.split(",") if args.targets else \
-        ["direct", "imagegate", *(["litellm"] if with_litellm else [])]  # fmt: skip
+    wanted = (
+        args.targets.split(",")
+        if args.targets
+        else ["direct", "imagegate", *(["litellm"] if with_litellm else [])]
+    )
     if "litellm" in wanted and not litellm:
         print("litellm not found (--litellm PATH or LITELLM_BIN); skipping it", file=sys.stderr)
         wanted.remove("litellm")
     raise_fd_limit()
     signal.signal(signal.SIGTERM, on_sigterm)
     results: dict[str, Any] = {
-        "env": environment(preset, pinning, settings), "rows": [], "observed": {},
+        "env": environment(preset, pinning, settings),
+        "rows": [],
+        "observed": {},
         "scenario_titles": {s.name: s.title for s in chosen},
-        "floors": {s.name: s.floor for s in chosen}, "config_keys_missing": [],
-        "overrides": args.set, "workers": args.workers, "gateway_env": args.gateway_env,
+        "floors": {s.name: s.floor for s in chosen},
+        "config_keys_missing": [],
+        "overrides": args.set,
+        "workers": args.workers,
+        "gateway_env": args.gateway_env,
         "rate_limit": args.rate_limit,
-    }  # fmt: skip
+    }
     print(f"bench: {preset} preset, results in {out}", flush=True)
     shared: dict[str, targets.Endpoint] = {}
-    upstream = procs.start("upstream", [sys.executable, "-m", "bench.upstream", "--port", "0"],
-                           log_path=out / "upstream.log", cpus=side_cpus, cwd=ROOT)  # fmt: skip
+    upstream = procs.start(
+        "upstream",
+        [sys.executable, "-m", "bench.upstream", "--port", "0"],
+        log_path=out / "upstream.log",
+        cpus=side_cpus,
+        cwd=ROOT,
+    )
     try:
         port = int(procs.wait_ready_line(upstream, "READY "))
-        ctx = {"settings": settings, "out": out, "upstream": upstream, "upstream_port": port,
-               "gateway_cpus": gateway_cpus, "side_cpus": side_cpus, "workers": args.workers,
-               "litellm": litellm, "profile": args.profile, "shared": shared,
-               "keep_work": args.keep_work,
-               "overrides": args.set,
-               "gateway_env": dict(item.split("=", 1) for item in args.gateway_env),
-               "workspace_limits": RATE_LIMIT if args.rate_limit else None}  # fmt: skip
+        ctx = {
+            "settings": settings,
+            "out": out,
+            "upstream": upstream,
+            "upstream_port": port,
+            "gateway_cpus": gateway_cpus,
+            "side_cpus": side_cpus,
+            "workers": args.workers,
+            "litellm": litellm,
+            "profile": args.profile,
+            "shared": shared,
+            "keep_work": args.keep_work,
+            "overrides": args.set,
+            "gateway_env": dict(item.split("=", 1) for item in args.gateway_env),
+            "workspace_limits": RATE_LIMIT if args.rate_limit else None,
+        }
         for scenario in chosen:
             print(f"== {scenario.name}: {scenario.title}", flush=True)
             for name in scenario.targets:
@@ -288,8 +345,11 @@ def publish(
     results: dict[str, Any], out: Path, chart_path: Path, args: argparse.Namespace, preset: str
 ) -> None:
     """results.json + chart + summary in ``out``; docs/benchmarks.* on a full run (or --docs)."""
-    docs = None if args.no_docs else args.docs or (ROOT / "docs" / "benchmarks.md"
-                                                   if preset == "full" else None)  # fmt: skip
+    docs = (
+        None
+        if args.no_docs
+        else args.docs or (ROOT / "docs" / "benchmarks.md" if preset == "full" else None)
+    )
     if docs is not None:
         docs.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(chart_path, docs.with_suffix(".png"))

@@ -46,14 +46,31 @@ class Settings:
     @classmethod
     def preset(cls, name: str) -> Settings:
         if name == "quick":
-            return cls(duration_s=3.0, warmup_s=1.0, concurrency=(1, 32), soak_requests=500,
-                       soak_latency_ms=3_000, soak_ramp_s=1.0, big_edit_duration_s=8.0)  # fmt: skip
+            return cls(
+                duration_s=3.0,
+                warmup_s=1.0,
+                concurrency=(1, 32),
+                soak_requests=500,
+                soak_latency_ms=3_000,
+                soak_ramp_s=1.0,
+                big_edit_duration_s=8.0,
+            )
         if name == "smoke":
-            return cls(duration_s=0.4, warmup_s=0.0, concurrency=(2,), edit_bytes=64_000,
-                       big_edit_bytes=512_000, big_edit_concurrency=2, big_edit_duration_s=0.4,
-                       soak_requests=20,
-                       soak_latency_ms=300, soak_ramp_s=0.0, prefer_wrk=False, fresh_gateway=False,
-                       settle_s=0.1)  # fmt: skip
+            return cls(
+                duration_s=0.4,
+                warmup_s=0.0,
+                concurrency=(2,),
+                edit_bytes=64_000,
+                big_edit_bytes=512_000,
+                big_edit_concurrency=2,
+                big_edit_duration_s=0.4,
+                soak_requests=20,
+                soak_latency_ms=300,
+                soak_ramp_s=0.0,
+                prefer_wrk=False,
+                fresh_gateway=False,
+                settle_s=0.1,
+            )
         return cls()
 
     def with_(self, **changes: Any) -> Settings:
@@ -71,21 +88,51 @@ class Scenario:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("small", "small JSON generation (~1 KB b64)", "generations", "throughput",
-             ("direct", "imagegate", "litellm"), "small"),
-    Scenario("large", "1.5 MB b64 response", "generations", "throughput",
-             ("direct", "imagegate", "litellm"), "large"),
-    Scenario("url", "url response (image store path)", "generations", "throughput",
-             ("direct", "imagegate"), "url"),
-    Scenario("edit", "1 MB multipart edit", "edits", "throughput",
-             ("direct", "imagegate", "litellm"), "edit"),
-    Scenario("edit20", "20 MB multipart edits at 10 concurrent", "edits", "memory",
-             ("imagegate",), "edit20"),
-    Scenario("cache", "cache hit (memory)", "generations", "throughput",
-             ("imagegate",), "small"),
-    Scenario("soak", "soak: 2,000 in-flight 10 s requests", "generations", "soak",
-             ("imagegate",), "soak"),
-)  # fmt: skip
+    Scenario(
+        "small",
+        "small JSON generation (~1 KB b64)",
+        "generations",
+        "throughput",
+        ("direct", "imagegate", "litellm"),
+        "small",
+    ),
+    Scenario(
+        "large",
+        "1.5 MB b64 response",
+        "generations",
+        "throughput",
+        ("direct", "imagegate", "litellm"),
+        "large",
+    ),
+    Scenario(
+        "url",
+        "url response (image store path)",
+        "generations",
+        "throughput",
+        ("direct", "imagegate"),
+        "url",
+    ),
+    Scenario(
+        "edit",
+        "1 MB multipart edit",
+        "edits",
+        "throughput",
+        ("direct", "imagegate", "litellm"),
+        "edit",
+    ),
+    Scenario(
+        "edit20",
+        "20 MB multipart edits at 10 concurrent",
+        "edits",
+        "memory",
+        ("imagegate",),
+        "edit20",
+    ),
+    Scenario("cache", "cache hit (memory)", "generations", "throughput", ("imagegate",), "small"),
+    Scenario(
+        "soak", "soak: 2,000 in-flight 10 s requests", "generations", "soak", ("imagegate",), "soak"
+    ),
+)
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
@@ -107,8 +154,13 @@ def image_bytes(n: int) -> bytes:
 
 
 def multipart_edit(model: str, image_size: int) -> bytes:
-    fields = {"model": model, "prompt": "add a small red hat", "n": "1", "size": "256x256",
-              "response_format": "b64_json"}  # fmt: skip
+    fields = {
+        "model": model,
+        "prompt": "add a small red hat",
+        "n": "1",
+        "size": "256x256",
+        "response_format": "b64_json",
+    }
     parts = [
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
         for k, v in fields.items()

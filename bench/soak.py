@@ -78,18 +78,27 @@ def main(argv: list[str] | None = None) -> int:
         started.append(upstream)
         port = procs.wait_ready_line(upstream, "READY ")
         endpoint = targets.start_imagegate(
-            work / "gateway", f"http://127.0.0.1:{port}/v1", cpus=None, workers=args.workers,
+            work / "gateway",
+            f"http://127.0.0.1:{port}/v1",
+            cpus=None,
+            workers=args.workers,
             overrides=["providers.openai.pool_size=0"],  # 0: as many connections as calls
-        )  # fmt: skip
+        )
         assert endpoint.proc is not None
         started.append(endpoint.proc)
         body = work / "body.json"
         body.write_bytes(generation(f"openai/slow-{args.latency_ms}", "256x256", "b64_json"))
         spec = load.Load(
-            url=endpoint.url("generations"), body_path=body, content_type="application/json",
-            auth=endpoint.auth, concurrency=args.requests, duration_s=0, count=args.requests,
-            ramp_s=args.ramp_s, timeout_s=args.latency_ms / 1000 + 120,
-        )  # fmt: skip
+            url=endpoint.url("generations"),
+            body_path=body,
+            content_type="application/json",
+            auth=endpoint.auth,
+            concurrency=args.requests,
+            duration_s=0,
+            count=args.requests,
+            ramp_s=args.ramp_s,
+            timeout_s=args.latency_ms / 1000 + 120,
+        )
         pid = endpoint.proc.pid
         rss_idle, cpu0 = procs.rss_bytes(pid), procs.cpu_seconds(pid)
         with procs.RssSampler(pid) as sampler:
@@ -97,17 +106,28 @@ def main(argv: list[str] | None = None) -> int:
         cpu1 = procs.settle_cpu(pid)
         stats = _upstream_stats(port)
         report = {
-            "when": stamp, "requests": args.requests, "latency_ms": args.latency_ms,
-            "ramp_s": args.ramp_s, "workers": args.workers, "fd_limit": [soft, hard],
-            "ok": result.requests, "non2xx": result.non2xx, "errors": result.errors,
-            "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "max_ms": result.max_ms,
-            "wall_s": result.duration_s, "upstream_max_in_flight": stats.get("max_in_flight"),
-            "rss_idle_mb": round(rss_idle / MB, 1), "rss_peak_mb": round(sampler.peak / MB, 1),
+            "when": stamp,
+            "requests": args.requests,
+            "latency_ms": args.latency_ms,
+            "ramp_s": args.ramp_s,
+            "workers": args.workers,
+            "fd_limit": [soft, hard],
+            "ok": result.requests,
+            "non2xx": result.non2xx,
+            "errors": result.errors,
+            "p50_ms": result.p50_ms,
+            "p99_ms": result.p99_ms,
+            "max_ms": result.max_ms,
+            "wall_s": result.duration_s,
+            "upstream_max_in_flight": stats.get("max_in_flight"),
+            "rss_idle_mb": round(rss_idle / MB, 1),
+            "rss_peak_mb": round(sampler.peak / MB, 1),
             "rss_per_request_kb": round((sampler.peak - rss_idle) / 1024 / args.requests, 1),
             "gw_cpu_s": round(cpu1 - cpu0, 2),
             "gw_cpu_ms_per_req": round((cpu1 - cpu0) * 1000 / max(result.requests, 1), 3),
-            "max_rss_mb": args.max_rss_mb, "cpus": os.cpu_count(),
-        }  # fmt: skip
+            "max_rss_mb": args.max_rss_mb,
+            "cpus": os.cpu_count(),
+        }
     finally:
         signal.alarm(0)
         for proc in reversed(started):

@@ -46,9 +46,9 @@ class Endpoint:
             self.proc.stop()
 
 
-def fit_to_model(raw: dict[str, Any], model: type[BaseModel], path: str = "") -> tuple[
-    dict[str, Any], list[str]
-]:  # fmt: skip
+def fit_to_model(
+    raw: dict[str, Any], model: type[BaseModel], path: str = ""
+) -> tuple[dict[str, Any], list[str]]:
     """Keep the keys ``model`` knows (recursing into strict sections); list the rest."""
     kept: dict[str, Any] = {}
     dropped: list[str] = []
@@ -86,7 +86,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> None:
 
 def imagegate_config(
     workdir: Path, port: int, upstream_base: str, workers: int, overrides: list[str] | None = None
-) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+) -> tuple[dict[str, Any], list[str]]:
     """The all-features-on config, fitted to the installed ``Config``."""
     from imagegate.config import Config
 
@@ -138,8 +138,14 @@ def start_imagegate(
     path = workdir / "imagegate.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     argv = [sys.executable, "-m", "imagegate.cli", "serve", "--config", str(path)]
-    proc = procs.start("imagegate", argv, log_path=workdir / "imagegate.log", cpus=cpus,
-                       env={**clean_env(), **(env or {})}, cwd=workdir)  # fmt: skip
+    proc = procs.start(
+        "imagegate",
+        argv,
+        log_path=workdir / "imagegate.log",
+        cpus=cpus,
+        env={**clean_env(), **(env or {})},
+        cwd=workdir,
+    )
     try:
         procs.wait_http(proc, f"http://127.0.0.1:{port}/health", timeout_s=60)
     except BaseException:
@@ -147,19 +153,27 @@ def start_imagegate(
         raise
     if workspace_limits:  # e.g. a rate limit every request is checked against (never hit)
         limit_workspace(f"http://127.0.0.1:{port}", workspace_limits)
-    info = {"config_keys_missing": dropped, "workers": workers, "cpus": cpus,
-            "overrides": overrides or [], "env": env or {},
-            "workspace_limits": workspace_limits or {}}  # fmt: skip
-    return Endpoint("imagegate", f"http://127.0.0.1:{port}/v2/router", f"Bearer {BENCH_KEY}",
-                    proc, info)  # fmt: skip
+    info = {
+        "config_keys_missing": dropped,
+        "workers": workers,
+        "cpus": cpus,
+        "overrides": overrides or [],
+        "env": env or {},
+        "workspace_limits": workspace_limits or {},
+    }
+    return Endpoint(
+        "imagegate", f"http://127.0.0.1:{port}/v2/router", f"Bearer {BENCH_KEY}", proc, info
+    )
 
 
 def limit_workspace(base: str, limits: dict[str, Any]) -> None:
     """PATCH the bench key's workspace (``default``) before any image request."""
     request = urllib.request.Request(
-        f"{base}/v2/admin/workspaces/default", data=json.dumps(limits).encode(), method="PATCH",
+        f"{base}/v2/admin/workspaces/default",
+        data=json.dumps(limits).encode(),
+        method="PATCH",
         headers={"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=30) as resp:
         resp.read()
 
@@ -195,25 +209,52 @@ def start_litellm(workdir: Path, binary: str, upstream_base: str, *, cpus: str |
     workdir.mkdir(parents=True, exist_ok=True)
     port = procs.free_port()
     models = [
-        {"model_name": name, "litellm_params": {"model": name, "api_base": upstream_base,
-         "api_key": UPSTREAM_KEY}, "model_info": {"mode": "image_generation"}}
+        {
+            "model_name": name,
+            "litellm_params": {"model": name, "api_base": upstream_base, "api_key": UPSTREAM_KEY},
+            "model_info": {"mode": "image_generation"},
+        }
         for name in ("openai/dall-e-2", "openai/gpt-image-1")
-    ]  # fmt: skip
+    ]
     config = {
         "model_list": models,
-        "litellm_settings": {"num_retries": 0, "drop_params": True, "telemetry": False,
-                             "callbacks": [], "success_callback": [], "cache": False},
-        "general_settings": {"master_key": LITELLM_KEY, "disable_spend_logs": True,
-                             "store_model_in_db": False, "background_health_checks": False},
-    }  # fmt: skip
+        "litellm_settings": {
+            "num_retries": 0,
+            "drop_params": True,
+            "telemetry": False,
+            "callbacks": [],
+            "success_callback": [],
+            "cache": False,
+        },
+        "general_settings": {
+            "master_key": LITELLM_KEY,
+            "disable_spend_logs": True,
+            "store_model_in_db": False,
+            "background_health_checks": False,
+        },
+    }
     path = workdir / "litellm.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {**clean_env(), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
-           "LITELLM_TELEMETRY": "False", "DISABLE_ADMIN_UI": "True"}  # fmt: skip
+    env = {
+        **clean_env(),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_ADMIN_UI": "True",
+    }
     for name in ("DATABASE_URL", "REDIS_HOST", "REDIS_URL"):
         env.pop(name, None)
-    argv = [binary, "--config", str(path), "--host", "127.0.0.1", "--port", str(port),
-            "--num_workers", "1"]  # fmt: skip
+    argv = [
+        binary,
+        "--config",
+        str(path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
     proc = procs.start("litellm", argv, log_path=workdir / "litellm.log", cpus=cpus, env=env)
     try:
         procs.wait_http(proc, f"http://127.0.0.1:{port}/health/liveliness", timeout_s=120)

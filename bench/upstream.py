@@ -186,9 +186,13 @@ class Connection(asyncio.Protocol):
         length = sum(len(part) for part in body)
         head = (
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
-            % (status, REASONS.get(status, b"OK"), length,
-               b"" if keep_alive else b"Connection: close\r\n")
-        )  # fmt: skip
+            % (
+                status,
+                REASONS.get(status, b"OK"),
+                length,
+                b"" if keep_alive else b"Connection: close\r\n",
+            )
+        )
         return (head, *body)
 
     def _next(self) -> None:

@@ -78,10 +78,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeOpen
     """One fake OpenAI and one gateway (with api_keys [GATEWAY_KEY]) per test module."""
     tmp = tmp_path_factory.mktemp("sdk")
     with FakeOpenAI() as fake:
-        config = load_config(env={}, overrides={
-            "data_dir": str(tmp), "storage": {"path": str(tmp / "blobs")},
-            "api_keys": [GATEWAY_KEY], "providers": fake.providers(),
-        })  # fmt: skip
+        config = load_config(
+            env={},
+            overrides={
+                "data_dir": str(tmp),
+                "storage": {"path": str(tmp / "blobs")},
+                "api_keys": [GATEWAY_KEY],
+                "providers": fake.providers(),
+            },
+        )
         with live_gateway(config) as gw:
             yield fake, gw
 

@@ -73,16 +73,25 @@ def serve(tmp: Path, providers: dict[str, Any], **extra: Any) -> Iterator[Served
     """``imagegate serve`` on a free port with ``providers``; stopped by its own PID."""
     port = free_port()
     config = {
-        "host": "127.0.0.1", "port": port, "api_keys": [ADMIN_KEY], "providers": providers,
+        "host": "127.0.0.1",
+        "port": port,
+        "api_keys": [ADMIN_KEY],
+        "providers": providers,
         "routing": {"backoff_base_s": 0.01, "max_retry_after_s": 0.1},
-        "data_dir": str(tmp / "data"), "access_log": False, **extra,
-    }  # fmt: skip
+        "data_dir": str(tmp / "data"),
+        "access_log": False,
+        **extra,
+    }
     path = tmp / "imagegate.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = subprocess.Popen(
-        [IMAGEGATE, "serve", "--config", str(path)], cwd=tmp, env=serve_env(tmp),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [IMAGEGATE, "serve", "--config", str(path)],
+        cwd=tmp,
+        env=serve_env(tmp),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

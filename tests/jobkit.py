@@ -130,8 +130,12 @@ class GatedOpenAI:
                 self.in_flight -= 1
         n = int(body.get("n") or 1)
         data = [{"b64_json": base64.b64encode(png(i)).decode()} for i in range(n)]
-        usage = {"input_tokens": 10, "output_tokens": 20 * n, "total_tokens": 10 + 20 * n,
-                 "input_tokens_details": {"text_tokens": 10, "image_tokens": 0}}  # fmt: skip
+        usage = {
+            "input_tokens": 10,
+            "output_tokens": 20 * n,
+            "total_tokens": 10 + 20 * n,
+            "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
+        }
         return web.json_response({"created": int(time.time()), "data": data, "usage": usage})
 
 
@@ -193,8 +197,11 @@ class Fleet:
         self._logs.append(log)
         proc = subprocess.Popen(
             [IMAGEGATE, "serve", "--config", str(config), "--port", str(port)],
-            cwd=self.tmp, env=self.env(), stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
+            cwd=self.tmp,
+            env=self.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         self.procs[name] = proc
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -232,9 +239,13 @@ class Fleet:
     def cli(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
         """``imagegate <args> --config <name's config>``."""
         return subprocess.run(
-            [IMAGEGATE, *args, "--config", str(self.tmp / f"{name}.yaml")], cwd=self.tmp,
-            env=self.env(), capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [IMAGEGATE, *args, "--config", str(self.tmp / f"{name}.yaml")],
+            cwd=self.tmp,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
 
 @dataclass
@@ -249,8 +260,13 @@ class Client:
         return {"Authorization": f"Bearer {self.key}"} if self.key else {}
 
     def submit(self, body: dict[str, Any], op: str = "generations", **kw: Any) -> httpx.Response:
-        return httpx.post(f"{self.url}/v2/jobs/images/{op}", json=body if op == "generations"
-                          else None, headers=self.headers, timeout=30, **kw)  # fmt: skip
+        return httpx.post(
+            f"{self.url}/v2/jobs/images/{op}",
+            json=body if op == "generations" else None,
+            headers=self.headers,
+            timeout=30,
+            **kw,
+        )
 
     def get(self, job_id: str) -> httpx.Response:
         return httpx.get(f"{self.url}/v2/jobs/{job_id}", headers=self.headers, timeout=30)
@@ -272,8 +288,12 @@ class Client:
 
 def member_key(url: str, admin: str, workspace: str) -> str:
     """A new member key of ``workspace`` (created when new), made through the admin API."""
-    r = httpx.post(f"{url}/v2/admin/keys", json={"workspace": workspace, "name": "t"},
-                   headers={"Authorization": f"Bearer {admin}"}, timeout=30)  # fmt: skip
+    r = httpx.post(
+        f"{url}/v2/admin/keys",
+        json={"workspace": workspace, "name": "t"},
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
     key: str = r.json()["key"]
     return key

@@ -37,8 +37,7 @@ def free_port() -> int:
 def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment for an ``imagegate`` subprocess: ours without IMAGEGATE_*/OPENAI_*
     (they would override the test's config), data and blobs under ``tmp_path``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IMAGEGATE_", "OPENAI_"))}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEGATE_", "OPENAI_"))}
     env["IMAGEGATE_DATA_DIR"] = str(tmp_path / "data")
     env["IMAGEGATE_STORAGE_PATH"] = str(tmp_path / "blobs")
     env.update(extra)
@@ -67,9 +66,14 @@ class LiveGateway:
 
     def __enter__(self) -> LiveGateway:
         cfg = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", access_log=False,
-            loop="asyncio", lifespan="on",
-        )  # fmt: skip
+            self.app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            access_log=False,
+            loop="asyncio",
+            lifespan="on",
+        )
         self._server = uvicorn.Server(cfg)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._server.run, daemon=True)

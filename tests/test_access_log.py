@@ -204,13 +204,27 @@ def test_client_disconnect_is_499(captured: Captured, make_config: Any) -> None:
 def test_nothing_secret_or_base64(captured: Captured, make_config: Any) -> None:
     config = make_config(api_keys=[KEY])
     with live_gateway(config) as gw:
-        b64 = post(gw, GEN, headers=AUTH, json={
-            "model": "placeholder/x", "prompt": PROMPT, "response_format": "b64_json",
-        })  # fmt: skip
-        url = post(gw, GEN, headers=AUTH, json={
-            "model": "placeholder/x", "prompt": PROMPT, "response_format": "url",
-            "orq": {"identity": {"id": "user-7", "display_name": "Ada"}},
-        })  # fmt: skip
+        b64 = post(
+            gw,
+            GEN,
+            headers=AUTH,
+            json={
+                "model": "placeholder/x",
+                "prompt": PROMPT,
+                "response_format": "b64_json",
+            },
+        )
+        url = post(
+            gw,
+            GEN,
+            headers=AUTH,
+            json={
+                "model": "placeholder/x",
+                "prompt": PROMPT,
+                "response_format": "url",
+                "orq": {"identity": {"id": "user-7", "display_name": "Ada"}},
+            },
+        )
         signed = url.json()["data"][0]["url"]
         assert "sig=" in signed
         image = httpx.get(signed, timeout=10)
@@ -304,8 +318,13 @@ def test_unhandled_error_logs_500_and_lifespan_flushes() -> None:
     middleware = AccessLogMiddleware(broken, log_format="json", writer=writer)
 
     async def run() -> None:
-        scope = {"type": "http", "method": "POST", "path": "/x", "raw_path": b"/x?sig=1",
-                 "headers": []}  # fmt: skip
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/x",
+            "raw_path": b"/x?sig=1",
+            "headers": [],
+        }
 
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": b"abc", "more_body": False}

@@ -8,6 +8,7 @@ that checks the (made-up) wire format: so the page cannot drift from what works.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import types
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from imagekit import alpha_mask, image_of, png
 from live import EDITS, GEN, live_gateway, post
 
 from imagegate.providers import registry
+from imagegate.providers.core.spec import Calls, Errors, Inputs, Models, ProviderSpec
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "adding-a-provider.md"
 FIELDS = {"model", "prompt", "count", "width", "height", "seed", "format", "image", "mask"}
@@ -120,8 +122,9 @@ def test_what_the_runner_does_for_it(fake: FakePixelpost, make_config: Any) -> N
     image = ("in.png", png(), "image/png")
     with live_gateway(make_config(providers=fake.providers())) as gw:
         refused = post(gw, GEN, json={"model": "pixelpost/pp-sketch", "prompt": "p"})
-        not_sent = post(gw, EDITS, data={"model": "pixelpost/pp-sketch", "prompt": "p"},
-                        files={"image": image})  # fmt: skip
+        not_sent = post(
+            gw, EDITS, data={"model": "pixelpost/pp-sketch", "prompt": "p"}, files={"image": image}
+        )
         unknown = post(gw, GEN, json={"model": "pixelpost/pp-other", "prompt": "p"})
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["code"] == "content_policy_violation"
@@ -129,3 +132,22 @@ def test_what_the_runner_does_for_it(fake: FakePixelpost, make_config: Any) -> N
         assert r.status_code == 400, r.text
         assert r.json()["error"]["code"] == "unsupported_engine"
     assert len(fake.requests) == 1
+
+
+def test_the_page_names_every_field_of_a_spec() -> None:
+    """The page's table names each field of ``ProviderSpec`` and of its parts (as
+    ``part.field``, or inside the part's ``Part(...)`` in the table): a field added to the
+    spec without a word on the page fails here."""
+    table = "\n".join(line for line in DOC.read_text().splitlines() if line.startswith("| "))
+    missing = [f.name for f in dataclasses.fields(ProviderSpec) if f"`{f.name}" not in table]
+    for part, kind in (
+        ("calls", Calls),
+        ("models", Models),
+        ("inputs", Inputs),
+        ("errors", Errors),
+    ):
+        shown = " ".join(re.findall(rf"`{kind.__name__}\(([^`]*)\)`", table))
+        for f in dataclasses.fields(kind):
+            if f"`{part}.{f.name}`" not in table and not re.search(rf"\b{f.name}\b", shown):
+                missing.append(f"{part}.{f.name}")
+    assert missing == []

@@ -131,16 +131,22 @@ def test_admin_creates_workspaces(http: httpx.Client) -> None:
     assert r.json()["key_limits"] == {"rpm": None, "images_per_min": None, "concurrent": None}
     error(
         http.patch("/v2/admin/workspaces/team-a", headers=admin, json={"id": "team-b"}),
-        400, "invalid_request_body", "id",
-    )  # fmt: skip
+        400,
+        "invalid_request_body",
+        "id",
+    )
     error(http.patch("/v2/admin/workspaces/nope", headers=admin, json={}), 404, "not_found")
     error(http.get("/v2/admin/workspaces/NOT%20AN%20ID", headers=admin), 404, "not_found")
 
 
 def test_keys_are_shown_once_and_listed_by_prefix(http: httpx.Client) -> None:
     admin = bearer(ADMIN)
-    body = {"workspace": "team-k", "name": "ci", "limits": {"rpm": 10},
-            "budget": {"usd": 2, "period": "day"}}  # fmt: skip
+    body = {
+        "workspace": "team-k",
+        "name": "ci",
+        "limits": {"rpm": 10},
+        "budget": {"usd": 2, "period": "day"},
+    }
     r = http.post("/v2/admin/keys", headers=admin, json=body)
     assert r.status_code == 201, r.text
     created = r.json()
@@ -170,8 +176,12 @@ def test_keys_are_shown_once_and_listed_by_prefix(http: httpx.Client) -> None:
     one = http.get(f"/v2/admin/keys/{created['id']}", headers=admin)
     assert one.status_code == 200 and "key" not in one.json() and key not in one.text
 
-    error(http.get("/v2/admin/keys", headers=admin, params={"workspace": "Bad Id"}),
-          400, "invalid_request_body", "workspace")  # fmt: skip
+    error(
+        http.get("/v2/admin/keys", headers=admin, params={"workspace": "Bad Id"}),
+        400,
+        "invalid_request_body",
+        "workspace",
+    )
     for payload, param in [
         ({"name": "x"}, "workspace"),
         ({"workspace": "w"}, "name"),
@@ -211,8 +221,11 @@ def test_member_keys_are_refused_on_admin_routes(http: httpx.Client) -> None:
         assert r.json()["error"]["type"] == "permission_error"
     assert http.get("/v2/admin/workspaces/mine", headers=bearer(ADMIN)).status_code == 404
     # a member naming another workspace is refused; its own is fine
-    error(http.get("/v2/traces", headers={**member, "x-imagegate-workspace": "default"}),
-          403, "forbidden")  # fmt: skip
+    error(
+        http.get("/v2/traces", headers={**member, "x-imagegate-workspace": "default"}),
+        403,
+        "forbidden",
+    )
     assert http.get("/v2/traces", headers={**member, "x-imagegate-workspace": "team-m"}).is_success
     # a managed admin key may use the admin API
     boss = bearer(make_key(http, "team-m", "boss", role="admin"))
@@ -223,8 +236,9 @@ def test_member_keys_are_refused_on_admin_routes(http: httpx.Client) -> None:
 
 def test_a_revoked_key_is_refused_on_its_next_request(http: httpx.Client) -> None:
     admin = bearer(ADMIN)
-    created = http.post("/v2/admin/keys", headers=admin,
-                        json={"workspace": "team-r", "name": "temp"}).json()  # fmt: skip
+    created = http.post(
+        "/v2/admin/keys", headers=admin, json={"workspace": "team-r", "name": "temp"}
+    ).json()
     key = bearer(created["key"])
     body = {"model": "placeholder/x", "prompt": "a", "size": "32x32"}
     assert http.post(GEN, headers=key, json=body).status_code == 200
@@ -238,8 +252,7 @@ def test_a_revoked_key_is_refused_on_its_next_request(http: httpx.Client) -> Non
     error(http.get("/v2/traces", headers=key), 401, "invalid_api_key")
     listed = http.get("/v2/admin/keys", headers=admin, params={"workspace": "team-r"}).json()
     assert listed["data"][0]["revoked_at"] == revoked["revoked_at"]
-    error(http.post("/v2/admin/keys/key_0000000000000000/revoke", headers=admin),
-          404, "not_found")  # fmt: skip
+    error(http.post("/v2/admin/keys/key_0000000000000000/revoke", headers=admin), 404, "not_found")
 
 
 def test_usage_sums_match_the_traces(http: httpx.Client) -> None:
@@ -264,8 +277,15 @@ def test_usage_sums_match_the_traces(http: httpx.Client) -> None:
 
     def expected(field: str) -> dict[str | None, dict[str, Any]]:
         rows: dict[str | None, dict[str, Any]] = defaultdict(
-            lambda: {"requests": 0, "images": 0, "cost_usd": 0.0, "unpriced": 0, "errors": 0,
-                     "cache_hits": 0})  # fmt: skip
+            lambda: {
+                "requests": 0,
+                "images": 0,
+                "cost_usd": 0.0,
+                "unpriced": 0,
+                "errors": 0,
+                "cache_hits": 0,
+            }
+        )
         for t in traces:
             group = t["served_model"] or t["requested_model"] if field == "model" else t[field]
             row = rows[group]
@@ -280,14 +300,15 @@ def test_usage_sums_match_the_traces(http: httpx.Client) -> None:
             row["cache_hits"] += t["cache"] == "hit"
         return dict(rows)
 
-    for group_by, field in (("key", "api_key_id"), ("identity", "identity_id"),
-                            ("model", "model")):  # fmt: skip
+    for group_by, field in (("key", "api_key_id"), ("identity", "identity_id"), ("model", "model")):
         r = http.get("/v2/usage", headers=bearer(second), params={"group_by": group_by})
         assert r.status_code == 200, r.text
         usage = r.json()
         assert (usage["object"], usage["workspace"], usage["group_by"]) == (
-            "list", "team-u", group_by,
-        )  # fmt: skip
+            "list",
+            "team-u",
+            group_by,
+        )
         assert usage["from"] is None and usage["to"] is None
         got = {row.pop("group"): row for row in usage["data"]}
         assert got == expected(field), group_by
@@ -309,10 +330,18 @@ def test_usage_sums_match_the_traces(http: httpx.Client) -> None:
     assert window["to"] == "2000-01-02T00:00:00.000Z"
     since_2000 = http.get("/v2/usage", headers=bearer(first), params={"from": "2000-01-01"})
     assert sum(row["requests"] for row in since_2000.json()["data"]) == 4
-    for params, param in (({"group_by": "day"}, "group_by"), ({"from": "nan"}, "from"),
-                          ({"to": "²"}, "to"), ({"from": "1" * 5000}, "from")):  # fmt: skip
-        error(http.get("/v2/usage", headers=bearer(first), params=params),
-              400, "invalid_request_body", param)  # fmt: skip
+    for params, param in (
+        ({"group_by": "day"}, "group_by"),
+        ({"from": "nan"}, "from"),
+        ({"to": "²"}, "to"),
+        ({"from": "1" * 5000}, "from"),
+    ):
+        error(
+            http.get("/v2/usage", headers=bearer(first), params=params),
+            400,
+            "invalid_request_body",
+            param,
+        )
 
 
 def test_another_workspace_sees_nothing_and_changes_nothing(
@@ -323,27 +352,44 @@ def test_another_workspace_sees_nothing_and_changes_nothing(
     config = make_config(api_keys=[ADMIN], database_url=database_url)
     with live_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=30) as http:
         a, b = bearer(make_key(http, "ws-a", "a")), bearer(make_key(http, "ws-b", "b"))
-        prompt = {"id": "poster", "name": "Poster", "template": "A: {{input}}",
-                  "model": "placeholder/a-model", "parameters": {"size": "32x32"}}  # fmt: skip
+        prompt = {
+            "id": "poster",
+            "name": "Poster",
+            "template": "A: {{input}}",
+            "model": "placeholder/a-model",
+            "parameters": {"size": "32x32"},
+        }
         assert http.post("/v2/prompts", headers=a, json=prompt).status_code == 201
         second = {"template": "A2: {{input}}", "model": "placeholder/a-model"}
         r = http.post("/v2/prompts/poster/versions", headers=a, json=second)
         assert r.status_code == 201 and r.json()["version"] == 2
-        body = {"model": "placeholder/x", "prompt": "fox", "size": "16x16",
-                "identity": {"id": "alice", "display_name": "Alice A", "email": "a@ex.io"},
-                "thread": {"id": "th", "tags": ["a"]},
-                "orq": {"prompt": {"id": "poster", "version": "latest"}}}  # fmt: skip
+        body = {
+            "model": "placeholder/x",
+            "prompt": "fox",
+            "size": "16x16",
+            "identity": {"id": "alice", "display_name": "Alice A", "email": "a@ex.io"},
+            "thread": {"id": "th", "tags": ["a"]},
+            "orq": {"prompt": {"id": "poster", "version": "latest"}},
+        }
         r = http.post(GEN, headers=a, json=body)
         assert r.status_code == 200 and r.headers["x-orq-model"] == "placeholder/a-model"
         trace_id = r.headers["x-orq-trace-id"]
 
         def snapshot() -> dict[str, Any]:
             """Everything A can read of its objects."""
-            paths = [f"/v2/traces/{trace_id}", "/v2/traces", "/v2/identities",
-                     "/v2/identities/alice", "/v2/threads/th", "/v2/prompts",
-                     "/v2/prompts/poster", "/v2/prompts/poster/versions",
-                     "/v2/prompts/poster/versions/latest", "/v2/prompts/poster/versions/1",
-                     "/v2/usage"]  # fmt: skip
+            paths = [
+                f"/v2/traces/{trace_id}",
+                "/v2/traces",
+                "/v2/identities",
+                "/v2/identities/alice",
+                "/v2/threads/th",
+                "/v2/prompts",
+                "/v2/prompts/poster",
+                "/v2/prompts/poster/versions",
+                "/v2/prompts/poster/versions/latest",
+                "/v2/prompts/poster/versions/1",
+                "/v2/usage",
+            ]
             out = {}
             for path in paths:
                 got = http.get(path, headers=a)
@@ -370,10 +416,15 @@ def test_another_workspace_sees_nothing_and_changes_nothing(
         same_as_missing("/v2/prompts/poster", "/v2/prompts/nobody")
         same_as_missing("/v2/prompts/poster/versions", "/v2/prompts/nobody/versions")
         for version in ("latest", "1", "2"):
-            same_as_missing(f"/v2/prompts/poster/versions/{version}",
-                            f"/v2/prompts/nobody/versions/{version}")  # fmt: skip
-        same_as_missing("/v2/prompts/poster/versions", "/v2/prompts/nobody/versions",
-                        "POST", json={"template": "B: {{input}}"})  # fmt: skip
+            same_as_missing(
+                f"/v2/prompts/poster/versions/{version}", f"/v2/prompts/nobody/versions/{version}"
+            )
+        same_as_missing(
+            "/v2/prompts/poster/versions",
+            "/v2/prompts/nobody/versions",
+            "POST",
+            json={"template": "B: {{input}}"},
+        )
         for path in ("/v2/traces", "/v2/identities", "/v2/prompts"):
             assert http.get(path, headers=b).json()["data"] == [], path
         listed = http.get("/v2/traces", headers=b, params={"identity_id": "alice"}).json()
@@ -383,8 +434,11 @@ def test_another_workspace_sees_nothing_and_changes_nothing(
         # B's own objects with the same ids are B's: A's stay as they were
         mine = {"id": "poster", "template": "B: {{input}}", "model": "placeholder/b-model"}
         assert http.post("/v2/prompts", headers=b, json=mine).status_code == 201
-        b_body = {**body, "identity": {"id": "alice", "display_name": "Mallory"},
-                  "thread": {"id": "th", "tags": ["b"]}}  # fmt: skip
+        b_body = {
+            **body,
+            "identity": {"id": "alice", "display_name": "Mallory"},
+            "thread": {"id": "th", "tags": ["b"]},
+        }
         r = http.post(GEN, headers=b, json=b_body)
         assert r.status_code == 200 and r.headers["x-orq-model"] == "placeholder/b-model"
         assert http.get("/v2/identities/alice", headers=b).json()["display_name"] == "Mallory"
@@ -422,8 +476,9 @@ def test_changed_limits_apply_at_once(http: httpx.Client) -> None:
     key = bearer(make_key(http, "team-l", "app"))
     body = {"model": "placeholder/x", "prompt": "a", "size": "16x16"}
     assert http.post(GEN, headers=key, json=body).status_code == 200  # caches "no limits"
-    r = http.patch("/v2/admin/workspaces/team-l", headers=bearer(ADMIN),
-                   json={"key_limits": {"rpm": 1}})  # fmt: skip
+    r = http.patch(
+        "/v2/admin/workspaces/team-l", headers=bearer(ADMIN), json={"key_limits": {"rpm": 1}}
+    )
     assert r.status_code == 200, r.text
     first = http.post(GEN, headers=key, json=body)
     assert first.status_code == 200, first.text

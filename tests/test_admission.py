@@ -446,12 +446,17 @@ def to_now(clock: Callable[[], float]) -> int:
 
 
 def test_metrics_render_the_admission_counters_only_when_given() -> None:
-    args: dict[str, Any] = {"cache": {}, "cache_backend_errors": None,
-                            "blob_background_failures": 0, "writer": None}  # fmt: skip
+    args: dict[str, Any] = {
+        "cache": {},
+        "cache_backend_errors": None,
+        "blob_background_failures": 0,
+        "writer": None,
+    }
     plain = render(Metrics(), **args)
     assert "admission" not in plain
-    text = render(Metrics(), **args, admission={"fail_open": 2, "rate_limited": 5,
-                                                "budget_refused": 1})  # fmt: skip
+    text = render(
+        Metrics(), **args, admission={"fail_open": 2, "rate_limited": 5, "budget_refused": 1}
+    )
     assert text.startswith(plain.rstrip("\n"))
     lines = text.splitlines()
     assert "imagegate_admission_rate_limited_total 5" in lines

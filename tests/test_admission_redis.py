@@ -102,14 +102,18 @@ class CountingEvalsha:
 
 async def test_one_round_trip_per_operation(adm: Admission) -> None:
     assert isinstance(adm.backend, RedisBackend)
-    rates = [RateCheck("key", "ws:key:k", RateLimits(rpm=10, images_per_min=40, concurrent=4)),
-             RateCheck("identity", "ws:identity:i", RateLimits(rpm=5, concurrent=2))]  # fmt: skip
+    rates = [
+        RateCheck("key", "ws:key:k", RateLimits(rpm=10, images_per_min=40, concurrent=4)),
+        RateCheck("identity", "ws:identity:i", RateLimits(rpm=5, concurrent=2)),
+    ]
 
     async def seed(since: float) -> float:
         return 0.0
 
-    budgets = [BudgetCheck("ws", "ws:ws", Budget(1.0), seed),
-               BudgetCheck("key", "ws:key:k", Budget(1.0, "day"), seed)]  # fmt: skip
+    budgets = [
+        BudgetCheck("ws", "ws:ws", Budget(1.0), seed),
+        BudgetCheck("key", "ws:key:k", Budget(1.0, "day"), seed),
+    ]
     await (await adm.admit(rates, 4, 60)).release()  # loads the scripts if Redis lacks them
     await adm.reserve(budgets, 0.1, allow_unpriced=True)  # first use: ask, seed, reserve
     counter = CountingEvalsha(adm.backend)
@@ -134,8 +138,10 @@ async def test_keys_expire_with_their_state(adm: Admission, prefix: str) -> None
     await adm.reserve([day], 0.5, allow_unpriced=True)
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        ttl = {key.decode().removeprefix(prefix): client.pttl(key)
-               for key in client.scan_iter(match=prefix + "*")}  # fmt: skip
+        ttl = {
+            key.decode().removeprefix(prefix): client.pttl(key)
+            for key in client.scan_iter(match=prefix + "*")
+        }
     finally:
         client.close()
     # GCRA state: until it is back to full (+1 s margin); slots: the lease; budget: window + 2 h
@@ -161,8 +167,9 @@ async def test_unreachable_redis_fails_open_and_counts() -> None:
         async def seed(since: float) -> float:
             return 0.0
 
-        reservation = await adm.reserve([BudgetCheck("b", "ws:ws", Budget(0.0), seed)], 1.0,
-                                        allow_unpriced=True)  # fmt: skip
+        reservation = await adm.reserve(
+            [BudgetCheck("b", "ws:ws", Budget(0.0), seed)], 1.0, allow_unpriced=True
+        )
         await reservation.settle(1.0)
         assert adm.fail_open == 4
         assert adm.redis_errors == 1  # then Redis is left alone for retry_after_s

@@ -104,8 +104,9 @@ def test_client_disconnect_cancels_quietly(
     with FakeOpenAI() as fake, live_gateway(make_config(providers=fake.providers())) as gw:
         fake.script(Reply(delay_s=0.8))
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(gw.url + GEN, json={"model": "openai/gpt-image-1", "prompt": "p"},
-                       timeout=0.3)  # fmt: skip
+            httpx.post(
+                gw.url + GEN, json={"model": "openai/gpt-image-1", "prompt": "p"}, timeout=0.3
+            )
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline and "client disconnected" not in caplog.text:
             time.sleep(0.02)

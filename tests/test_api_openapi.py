@@ -86,9 +86,17 @@ def test_openapi_declares_every_parameter_and_response_shape(make_config: Any) -
         return {p["name"] for p in params if p["in"] in where.split("|")}
 
     assert names("/v2/traces") == {
-        "limit", "cursor", "identity_id", "thread_id", "name", "model", "status", "cache",
-        "since", "until",
-    }  # fmt: skip
+        "limit",
+        "cursor",
+        "identity_id",
+        "thread_id",
+        "name",
+        "model",
+        "status",
+        "cache",
+        "since",
+        "until",
+    }
     assert names("/v2/identities") == names("/v2/prompts") == {"limit", "cursor"}
     assert names("/v2/files/{key}") == {"key", "expires", "sig"}
     assert names("/v2/prompts/{prompt_id}/versions/{version}") == {"prompt_id", "version"}
@@ -98,8 +106,9 @@ def test_openapi_declares_every_parameter_and_response_shape(make_config: Any) -
     for path, item in paths.items():
         for method, operation in item.items():
             headers = names(path, method, "header")
-            if path.startswith(("/v2/traces", "/v2/identities", "/v2/threads", "/v2/prompts",
-                                "/v2/usage")):  # fmt: skip
+            if path.startswith(
+                ("/v2/traces", "/v2/identities", "/v2/threads", "/v2/prompts", "/v2/usage")
+            ):
                 assert headers == {"x-imagegate-workspace"}, (method, path)
                 assert "403" in operation["responses"], (method, path)
             else:

@@ -51,16 +51,26 @@ def test_top_level_load_balancer_list_wins_over_orq_object(
     fake: FakeOpenAI, gw: LiveGateway
 ) -> None:
     orq_lb = {"type": "weight_based", "models": [{"model": "openai/dall-e-3", "weight": 1}]}
-    r = _post(gw, {"load_balancer": [{"type": "weight_based", "model": "openai/dall-e-2"}],
-                   "orq": {"load_balancer": orq_lb}})  # fmt: skip
+    r = _post(
+        gw,
+        {
+            "load_balancer": [{"type": "weight_based", "model": "openai/dall-e-2"}],
+            "orq": {"load_balancer": orq_lb},
+        },
+    )
     assert r.headers["x-orq-model"] == "openai/dall-e-2"
     _post(gw, {"orq": {"load_balancer": orq_lb}})
     assert [req.model for req in fake.requests] == ["dall-e-2", "dall-e-3"]
 
 
 def test_name_and_identity_precedence_on_the_trace(gw: LiveGateway, sink: NullSink) -> None:
-    _post(gw, {"name": "top-name", "orq": {"name": "orq-name", "contact": {"id": "c1"},
-                                           "identity": {"id": "i1"}}})  # fmt: skip
+    _post(
+        gw,
+        {
+            "name": "top-name",
+            "orq": {"name": "orq-name", "contact": {"id": "c1"}, "identity": {"id": "i1"}},
+        },
+    )
     trace = _trace(sink)
     assert (trace.name, trace.identity_id) == ("top-name", "i1")
     sink.records.clear()
@@ -70,6 +80,16 @@ def test_name_and_identity_precedence_on_the_trace(gw: LiveGateway, sink: NullSi
 
 
 def test_nulls_never_reach_the_provider(fake: FakeOpenAI, gw: LiveGateway) -> None:
-    _post(gw, {"n": None, "size": None, "quality": None, "orq": None, "retry": None,
-               "metadata": None, "user": "u-1"})  # fmt: skip
+    _post(
+        gw,
+        {
+            "n": None,
+            "size": None,
+            "quality": None,
+            "orq": None,
+            "retry": None,
+            "metadata": None,
+            "user": "u-1",
+        },
+    )
     assert fake.requests[0].json == {"model": "gpt-image-1", "prompt": "p", "user": "u-1"}

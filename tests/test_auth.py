@@ -25,8 +25,11 @@ BODY = {"model": "placeholder/x", "prompt": "p", "size": "16x16"}
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
     tmp = tmp_path_factory.mktemp("auth")
     digest = hashlib.sha256(HASHED.encode()).hexdigest()
-    overrides = {"data_dir": str(tmp), "storage": {"path": str(tmp / "blobs")},
-                 "api_keys": [CLEAR, f"sha256:{digest}"]}  # fmt: skip
+    overrides = {
+        "data_dir": str(tmp),
+        "storage": {"path": str(tmp / "blobs")},
+        "api_keys": [CLEAR, f"sha256:{digest}"],
+    }
     with live_gateway(load_config(env={}, overrides=overrides)) as server:
         yield server
 

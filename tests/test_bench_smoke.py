@@ -26,8 +26,12 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[typ
     out = tmp_path_factory.mktemp("bench")
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--smoke", "--no-docs", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     results["_out"] = str(out)
@@ -77,8 +81,10 @@ def test_outputs_written(smoke: dict) -> None:  # type: ignore[type-arg]
 
 def test_docs_section_rewritten_in_place(tmp_path: Path) -> None:
     doc = tmp_path / "benchmarks.md"
-    doc.write_text(f"# Title\n\nhand-written intro\n\n{report.BEGIN}\nold table\n{report.END}\n"
-                   "\n## Analysis\nkept\n")  # fmt: skip
+    doc.write_text(
+        f"# Title\n\nhand-written intro\n\n{report.BEGIN}\nold table\n{report.END}\n"
+        "\n## Analysis\nkept\n"
+    )
     report.write_docs(doc, "new table")
     text = doc.read_text()
     assert "old table" not in text and "new table" in text

@@ -189,9 +189,12 @@ def s3_config(url: str, bucket: str, **extra: Any) -> StorageConfig:
 
 def make_bucket(url: str) -> tuple[Any, str]:
     client = boto3.client(
-        "s3", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )  # fmt: skip
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     bucket = f"imagegate-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
     return client, bucket
@@ -232,10 +235,14 @@ def test_gateway_serves_images_from_s3(make_config: Any, moto_url: str) -> None:
     with live_gateway(make_config(storage=storage)) as gw:
         r = httpx.post(
             f"{gw.url}/v2/router/images/generations",
-            json={"model": "placeholder/x", "prompt": "s3", "size": "32x32",
-                  "response_format": "url"},
+            json={
+                "model": "placeholder/x",
+                "prompt": "s3",
+                "size": "32x32",
+                "response_format": "url",
+            },
             timeout=10,
-        )  # fmt: skip
+        )
         assert r.status_code == 200, r.text
         image = httpx.get(r.json()["data"][0]["url"], timeout=10)
     assert image.status_code == 200

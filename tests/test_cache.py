@@ -20,8 +20,14 @@ from imagegate.request import ImageRequest, UploadedFile
 
 
 def upload(data: bytes, name: str = "a.png", field: str = "image") -> UploadedFile:
-    return UploadedFile(field=field, filename=name, kind="png", size=len(data),
-                        sha256=hashlib.sha256(data).hexdigest(), data=data)  # fmt: skip
+    return UploadedFile(
+        field=field,
+        filename=name,
+        kind="png",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        data=data,
+    )
 
 
 BASE: dict[str, Any] = {
@@ -165,15 +171,21 @@ def test_manifest_roundtrip_holds_keys_not_bytes() -> None:
     key = hashlib.sha256(b"img").hexdigest()
     served = Served(
         images=[StoredImage("url", key=key, data=b"img" * 1000, revised_prompt="r")],
-        model="a/b", created=123, usage={"total_tokens": 3}, extras={"size": "32x32"},
-    )  # fmt: skip
+        model="a/b",
+        created=123,
+        usage={"total_tokens": 3},
+        extras={"size": "32x32"},
+    )
     raw = manifest.encode(served)
     assert len(raw) < 400 and b"imgimg" not in raw
     back = manifest.decode(raw)
     assert back is not None
     assert (back.model, back.created, back.usage, back.extras) == (
-        "a/b", 123, {"total_tokens": 3}, {"size": "32x32"},
-    )  # fmt: skip
+        "a/b",
+        123,
+        {"total_tokens": 3},
+        {"size": "32x32"},
+    )
     assert [(i.key, i.source, i.revised_prompt, i.data) for i in back.images] == [
         (key, "url", "r", None)
     ]

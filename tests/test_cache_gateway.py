@@ -47,10 +47,15 @@ def cache_config(backend: str, prefix: str) -> dict[str, Any]:
 def gen(
     url: str, ttl: int = 60, headers: dict[str, str] | None = None, **body: Any
 ) -> httpx.Response:
-    payload = {"model": MODEL, "prompt": "a cached fox",
-               "cache": {"type": "exact_match", "ttl": ttl}, **body}  # fmt: skip
-    return httpx.post(f"{url}/v2/router/images/generations", json=payload, headers=headers,
-                      timeout=10)  # fmt: skip
+    payload = {
+        "model": MODEL,
+        "prompt": "a cached fox",
+        "cache": {"type": "exact_match", "ttl": ttl},
+        **body,
+    }
+    return httpx.post(
+        f"{url}/v2/router/images/generations", json=payload, headers=headers, timeout=10
+    )
 
 
 def image_of(item: dict[str, Any]) -> bytes:
@@ -137,10 +142,19 @@ def test_hit_answers_in_the_format_the_second_request_asks(
 
 
 def edit(url: str, image: bytes, **fields: str) -> httpx.Response:
-    data = {"model": MODEL, "prompt": "same prompt", "response_format": "b64_json",
-            "orq": '{"cache": {"type": "exact_match", "ttl": 60}}', **fields}  # fmt: skip
-    return httpx.post(f"{url}/v2/router/images/edits", data=data,
-                      files={"image": ("in.png", image, "image/png")}, timeout=10)  # fmt: skip
+    data = {
+        "model": MODEL,
+        "prompt": "same prompt",
+        "response_format": "b64_json",
+        "orq": '{"cache": {"type": "exact_match", "ttl": 60}}',
+        **fields,
+    }
+    return httpx.post(
+        f"{url}/v2/router/images/edits",
+        data=data,
+        files={"image": ("in.png", image, "image/png")},
+        timeout=10,
+    )
 
 
 def test_edits_with_different_image_bytes_never_collide(
@@ -156,8 +170,11 @@ def test_edits_with_different_image_bytes_never_collide(
             b_again = edit(gw.url, second_in)
     assert [r.status_code for r in (a, b, a_again, b_again)] == [200] * 4
     assert [r.headers["x-orq-cache"] for r in (a, b, a_again, b_again)] == [
-        "MISS", "MISS", "HIT", "HIT",
-    ]  # fmt: skip
+        "MISS",
+        "MISS",
+        "HIT",
+        "HIT",
+    ]
     assert fake.calls == 2
     assert [blob_key(f.data) for f in fake.requests[0].files] == [blob_key(first_in)]
     out = [base64.b64decode(r.json()["data"][0]["b64_json"]) for r in (a, b, a_again, b_again)]
@@ -170,11 +187,16 @@ def test_spooled_edits_are_keyed_by_their_bytes(make_config: Any, redis_prefix: 
     first_in = png("big-1") + os.urandom(200_000)
     second_in = first_in[:-1] + bytes([first_in[-1] ^ 1])  # one bit differs, at the very end
     with ImageServer("url") as fake:
-        config = make_config(providers=fake.providers(), cache=cache_config("redis", redis_prefix),
-                             uploads={"spool_bytes": 1024})  # fmt: skip
+        config = make_config(
+            providers=fake.providers(),
+            cache=cache_config("redis", redis_prefix),
+            uploads={"spool_bytes": 1024},
+        )
         with live_gateway(config) as gw:
-            statuses = [edit(gw.url, image).headers["x-orq-cache"]
-                        for image in (first_in, second_in, first_in, second_in)]  # fmt: skip
+            statuses = [
+                edit(gw.url, image).headers["x-orq-cache"]
+                for image in (first_in, second_in, first_in, second_in)
+            ]
     assert statuses == ["MISS", "MISS", "HIT", "HIT"]
     assert fake.calls == 2
 
@@ -185,14 +207,21 @@ async def test_concurrent_identical_requests_make_one_upstream_call(
     with ImageServer("url", delay_s=0.3) as fake:
         config = make_config(providers=fake.providers(), cache=cache_config("redis", redis_prefix))
         with live_gateway(config) as gw:
-            payload = {"model": MODEL, "prompt": "ten at once",
-                       "cache": {"type": "exact_match", "ttl": 60}}  # fmt: skip
+            payload = {
+                "model": MODEL,
+                "prompt": "ten at once",
+                "cache": {"type": "exact_match", "ttl": 60},
+            }
             async with httpx.AsyncClient(timeout=10) as client:
-                responses = await asyncio.gather(*(
-                    client.post(f"{gw.url}/v2/router/images/generations",
-                                json={**payload, "response_format": ("url", "b64_json")[i % 2]})
-                    for i in range(10)
-                ))  # fmt: skip
+                responses = await asyncio.gather(
+                    *(
+                        client.post(
+                            f"{gw.url}/v2/router/images/generations",
+                            json={**payload, "response_format": ("url", "b64_json")[i % 2]},
+                        )
+                        for i in range(10)
+                    )
+                )
                 images = []
                 for r in responses:
                     item = r.json()["data"][0]
@@ -222,17 +251,25 @@ def test_errors_are_never_cached(make_config: Any, redis_prefix: str, backend: s
 def test_cache_is_scoped_by_workspace(make_config: Any, redis_prefix: str) -> None:
     """Keys of one workspace share its cache; a key of another workspace never sees it."""
     with ImageServer("b64") as fake:
-        config = make_config(providers=fake.providers(), api_keys=["sk-one", "sk-two"],
-                             cache=cache_config("redis", redis_prefix))  # fmt: skip
+        config = make_config(
+            providers=fake.providers(),
+            api_keys=["sk-one", "sk-two"],
+            cache=cache_config("redis", redis_prefix),
+        )
         with live_gateway(config) as gw:
             one = {"Authorization": "Bearer sk-one"}
             two = {"Authorization": "Bearer sk-two"}
-            made = httpx.post(f"{gw.url}/v2/admin/keys", headers=one, timeout=10,
-                              json={"workspace": "team-b", "name": "b"})  # fmt: skip
+            made = httpx.post(
+                f"{gw.url}/v2/admin/keys",
+                headers=one,
+                timeout=10,
+                json={"workspace": "team-b", "name": "b"},
+            )
             assert made.status_code == 201, made.text
             other = {"Authorization": f"Bearer {made.json()['key']}"}
-            seq = [gen(gw.url, headers=h).headers["x-orq-cache"]
-                   for h in (one, one, two, other, other)]  # fmt: skip
+            seq = [
+                gen(gw.url, headers=h).headers["x-orq-cache"] for h in (one, one, two, other, other)
+            ]
     assert seq == ["MISS", "HIT", "HIT", "MISS", "HIT"]
     assert fake.calls == 2
 

@@ -25,8 +25,12 @@ MODEL = "urlprov/dall-e-2"
 
 
 def gen(url: str) -> httpx.Response:
-    payload = {"model": MODEL, "prompt": "fox", "response_format": "url",
-               "cache": {"type": "exact_match", "ttl": 60}}  # fmt: skip
+    payload = {
+        "model": MODEL,
+        "prompt": "fox",
+        "response_format": "url",
+        "cache": {"type": "exact_match", "ttl": 60},
+    }
     return httpx.post(f"{url}/v2/router/images/generations", json=payload, timeout=10)
 
 
@@ -34,10 +38,22 @@ def gen(url: str) -> httpx.Response:
 def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--daemonize", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.2)
 
     def answers() -> bool:
@@ -112,8 +128,9 @@ async def test_backend_recovers_after_backoff(
 ) -> None:
     _, port = own_redis
     now = [0.0]
-    backend = RedisBackend(f"redis://127.0.0.1:{free_port()}/0", prefix="t:", retry_after_s=5,
-                           clock=lambda: now[0])  # fmt: skip
+    backend = RedisBackend(
+        f"redis://127.0.0.1:{free_port()}/0", prefix="t:", retry_after_s=5, clock=lambda: now[0]
+    )
     assert await backend.get("k") is None
     assert backend.errors == 1 and not backend.available
     assert await backend.get("k") is None

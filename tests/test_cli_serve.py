@@ -22,9 +22,13 @@ IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
 
 def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [IMAGEGATE, *args], cwd=tmp_path, env=serve_env(tmp_path, **env),
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        [IMAGEGATE, *args],
+        cwd=tmp_path,
+        env=serve_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 @pytest.fixture
@@ -42,9 +46,13 @@ def _start(
     procs: list[subprocess.Popen[str]], args: list[str], tmp_path: Path, port: int, **env: str
 ) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [IMAGEGATE, "serve", *args], cwd=tmp_path, env=serve_env(tmp_path, **env),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [IMAGEGATE, "serve", *args],
+        cwd=tmp_path,
+        env=serve_env(tmp_path, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     procs.append(proc)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -79,9 +87,16 @@ def test_make_run_path_answers_the_readme_curl_and_stops_on_sigterm(
 def test_env_overrides_reach_the_server(tmp_path: Path, serve: list[subprocess.Popen[str]]) -> None:
     port = free_port()
     with FakeOpenAI() as fake:
-        _start(serve, [], tmp_path, port, IMAGEGATE_PORT=str(port),
-               IMAGEGATE_API_KEYS="sk-one,sk-two", OPENAI_API_KEY=fake.api_key,
-               OPENAI_BASE_URL=fake.url + "/v1")  # fmt: skip
+        _start(
+            serve,
+            [],
+            tmp_path,
+            port,
+            IMAGEGATE_PORT=str(port),
+            IMAGEGATE_API_KEYS="sk-one,sk-two",
+            OPENAI_API_KEY=fake.api_key,
+            OPENAI_BASE_URL=fake.url + "/v1",
+        )
         url = f"http://127.0.0.1:{port}/v1/images/generations"
         body = {"model": "openai/gpt-image-1", "prompt": "p"}
         assert httpx.post(url, json=body).status_code == 401
@@ -140,9 +155,13 @@ def test_port_0_serves_on_the_port_it_names(
     tmp_path: Path, serve: list[subprocess.Popen[str]]
 ) -> None:
     proc = subprocess.Popen(
-        [IMAGEGATE, "serve", "--port", "0"], cwd=tmp_path, env=serve_env(tmp_path),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [IMAGEGATE, "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=serve_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     serve.append(proc)
     assert proc.stderr is not None
     for line in proc.stderr:  # ends at the latest when the process does
@@ -174,8 +193,12 @@ def test_port_0_serves_on_the_port_it_names(
 def test_an_unusable_data_dir_is_one_line(tmp_path: Path, data_dir: str, says: str) -> None:
     (tmp_path / "a-file").write_text("")
     where = data_dir.format(tmp=tmp_path)
-    done = _run(["serve", "--port", str(free_port())], tmp_path,
-                IMAGEGATE_DATA_DIR=where, IMAGEGATE_API_KEYS="sk-x")  # fmt: skip
+    done = _run(
+        ["serve", "--port", str(free_port())],
+        tmp_path,
+        IMAGEGATE_DATA_DIR=where,
+        IMAGEGATE_API_KEYS="sk-x",
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("imagegate: " + says.format(tmp=tmp_path))

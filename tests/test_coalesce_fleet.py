@@ -55,18 +55,32 @@ def fleet(tmp_path: Path, fake: GatedOpenAI, moto_url: str) -> Iterator[list[Rep
     prefix = f"igtest:cache:{uuid.uuid4().hex[:12]}:"
     bucket = f"imagegate-{uuid.uuid4().hex[:12]}"
     s3 = {"region": "us-east-1", "access_key_id": "testing", "secret_access_key": "testing"}
-    boto3.client("s3", endpoint_url=moto_url, region_name=s3["region"],
-                 aws_access_key_id="testing", aws_secret_access_key="testing",
-                 ).create_bucket(Bucket=bucket)  # fmt: skip
+    boto3.client(
+        "s3",
+        endpoint_url=moto_url,
+        region_name=s3["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=bucket)
     with fresh_schema() as database_url:
-        config = write_config(tmp_path / "imagegate.yaml", {
-            "data_dir": str(tmp_path / "data"), "database_url": database_url,
-            "signing_key": "coalesce-fleet-signing-key-0123456789",
-            "providers": fake.providers(), "redis_url": REDIS_URL,
-            "cache": {"backend": "redis", "redis_url": REDIS_URL, "prefix": prefix,
-                      "flight_lease_s": 2, "flight_poll_s": 0.1},
-            "storage": {"backend": "s3", "bucket": bucket, "endpoint_url": moto_url, **s3},
-        })  # fmt: skip
+        config = write_config(
+            tmp_path / "imagegate.yaml",
+            {
+                "data_dir": str(tmp_path / "data"),
+                "database_url": database_url,
+                "signing_key": "coalesce-fleet-signing-key-0123456789",
+                "providers": fake.providers(),
+                "redis_url": REDIS_URL,
+                "cache": {
+                    "backend": "redis",
+                    "redis_url": REDIS_URL,
+                    "prefix": prefix,
+                    "flight_lease_s": 2,
+                    "flight_poll_s": 0.1,
+                },
+                "storage": {"backend": "s3", "bucket": bucket, "endpoint_url": moto_url, **s3},
+            },
+        )
         replicas = [Replica(config, tmp_path) for _ in range(3)]  # they start together
         try:
             for replica in replicas:
@@ -82,8 +96,12 @@ def fleet(tmp_path: Path, fake: GatedOpenAI, moto_url: str) -> Iterator[list[Rep
 
 
 def body(prompt: str) -> dict[str, Any]:
-    return {"model": "openai/gpt-image-1", "prompt": prompt, "response_format": "b64_json",
-            "orq": {"cache": {"type": "exact_match", "ttl": 600}}}  # fmt: skip
+    return {
+        "model": "openai/gpt-image-1",
+        "prompt": prompt,
+        "response_format": "b64_json",
+        "orq": {"cache": {"type": "exact_match", "ttl": 600}},
+    }
 
 
 def send(url: str, prompt: str) -> httpx.Response:
@@ -94,8 +112,11 @@ def spread(
     pool: concurrent.futures.Executor, replicas: list[Replica], prompt: str
 ) -> list[tuple[int, concurrent.futures.Future[httpx.Response]]]:
     """``PER_REPLICA`` identical requests on each replica, all at once."""
-    return [(i, pool.submit(send, replica.url, prompt))
-            for _ in range(PER_REPLICA) for i, replica in enumerate(replicas)]  # fmt: skip
+    return [
+        (i, pool.submit(send, replica.url, prompt))
+        for _ in range(PER_REPLICA)
+        for i, replica in enumerate(replicas)
+    ]
 
 
 def all_waiting(replicas: list[Replica]) -> bool:
@@ -126,8 +147,9 @@ def test_thirty_requests_on_three_replicas_make_one_upstream_call(
     assert len(images) == 1 and fake.arrived == len(fake.requests) == 1
     caches = sorted(r.headers["x-orq-cache"] for r in responses)
     assert caches == ["HIT"] * 29 + ["MISS"]
-    assert sum(metric(r.url, 'imagegate_cache_flights_total{outcome="followed"}')
-               for r in fleet) == 2  # fmt: skip
+    assert (
+        sum(metric(r.url, 'imagegate_cache_flights_total{outcome="followed"}') for r in fleet) == 2
+    )
     # the answer is cached for the fleet: a later request anywhere makes no call
     assert image_of(send(fleet[2].url, "one call for the whole fleet")) in images
     assert fake.arrived == 1
@@ -140,8 +162,9 @@ def test_a_leader_killed_mid_call_is_replaced_by_exactly_one_follower(
         sent = spread(pool, fleet, "the leader dies")
         wait_until(lambda: all_waiting(fleet), "30 requests on three flights, one leading")
         assert fake.arrived == 1
-        leader = next(i for i, r in enumerate(fleet)
-                      if metric(r.url, "imagegate_cache_flights_leading") == 1)  # fmt: skip
+        leader = next(
+            i for i, r in enumerate(fleet) if metric(r.url, "imagegate_cache_flights_leading") == 1
+        )
         fleet[leader].signal(signal.SIGKILL)
         fleet[leader].proc.wait(timeout=30)
         survivors = [r for i, r in enumerate(fleet) if i != leader]
@@ -156,25 +179,33 @@ def test_a_leader_killed_mid_call_is_replaced_by_exactly_one_follower(
     assert len(answered) == 2 * PER_REPLICA
     assert len({image_of(r) for r in answered}) == 1
     assert fake.arrived == 2
-    took_over = [metric(r.url, 'imagegate_cache_flights_total{outcome="took_over"}')
-                 for r in survivors]  # fmt: skip
+    took_over = [
+        metric(r.url, 'imagegate_cache_flights_total{outcome="took_over"}') for r in survivors
+    ]
     assert sorted(took_over) == [0, 1]
 
 
 # --- two gateways in this process stand for two replicas (each its own cache layer) --------
 def two_gateways(make_config: Any, fake: GatedOpenAI, redis_url: str) -> list[Any]:
     prefix = f"igtest:cache:{uuid.uuid4().hex[:12]}:"
-    config = make_config(providers=fake.providers(), cache={
-        "backend": "redis", "redis_url": redis_url, "prefix": prefix, "flight_poll_s": 0.05,
-    })  # fmt: skip
+    config = make_config(
+        providers=fake.providers(),
+        cache={
+            "backend": "redis",
+            "redis_url": redis_url,
+            "prefix": prefix,
+            "flight_poll_s": 0.05,
+        },
+    )
     return [live_gateway(config), live_gateway(config)]
 
 
 def test_a_failed_leader_frees_the_key_and_one_follower_calls(
     make_config: Any, fake: GatedOpenAI
 ) -> None:
-    fake.script(Reply(400, body={"error": {"message": "bad luck", "code": "invalid"}}),
-                key="gpt-image-1")  # fmt: skip
+    fake.script(
+        Reply(400, body={"error": {"message": "bad luck", "code": "invalid"}}), key="gpt-image-1"
+    )
     first, second = two_gateways(make_config, fake, REDIS_URL)
     with first as a, second as b, concurrent.futures.ThreadPoolExecutor(2) as pool:
         on_a = pool.submit(send, a.url, "a failing leader")

@@ -18,16 +18,21 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_file_then_env_then_overrides(tmp_path: Path) -> None:
-    path = _write(tmp_path, "port: 9000\nhost: 127.0.0.1\nproviders:\n  openai:\n"
-                            "    api_key: sk-file\n    base_url: http://file/v1\n")  # fmt: skip
+    path = _write(
+        tmp_path,
+        "port: 9000\nhost: 127.0.0.1\nproviders:\n  openai:\n"
+        "    api_key: sk-file\n    base_url: http://file/v1\n",
+    )
     config = load_config(path, env={})
     assert config.port == 9000
     assert config.providers["openai"].api_key == "sk-file"
     env = {
-        "IMAGEGATE_PORT": "9100", "IMAGEGATE_HOST": "0.0.0.0",
-        "IMAGEGATE_API_KEYS": " sk-a , sk-b,, ", "OPENAI_API_KEY": "sk-env",
+        "IMAGEGATE_PORT": "9100",
+        "IMAGEGATE_HOST": "0.0.0.0",
+        "IMAGEGATE_API_KEYS": " sk-a , sk-b,, ",
+        "OPENAI_API_KEY": "sk-env",
         "OPENAI_BASE_URL": "http://127.0.0.1:1/v1",
-    }  # fmt: skip
+    }
     config = load_config(path, env=env)
     assert (config.port, config.host) == (9100, "0.0.0.0")
     assert config.api_keys == ["sk-a", "sk-b"]
@@ -129,19 +134,27 @@ def test_provider_keys_from_env_and_blobs_under_data_dir() -> None:
 
 # --- env references ----------------------------------------------------------------------------
 def test_env_references_expand_in_every_string_value(tmp_path: Path) -> None:
-    path = _write(tmp_path, (
-        "port: ${PORT}\n"
-        "api_keys: ['${GW_KEY}', 'plain']\n"
-        "public_url: https://${HOST:-img.example}/x\n"
-        "providers:\n"
-        "  mylab:\n"
-        "    type: openai-compatible\n"
-        "    base_url: http://${LAB_HOST}:8000/v1\n"
-        "    api_key: ${MYLAB_KEY}\n"
-        "    headers: {X-Literal: '$${NOT_A_REF}', X-Empty: '${EMPTY:-fallback}'}\n"
-    ))  # fmt: skip
-    env = {"PORT": "9001", "GW_KEY": "sk-gw", "LAB_HOST": "10.0.0.5", "MYLAB_KEY": "k-lab",
-           "EMPTY": ""}  # fmt: skip
+    path = _write(
+        tmp_path,
+        (
+            "port: ${PORT}\n"
+            "api_keys: ['${GW_KEY}', 'plain']\n"
+            "public_url: https://${HOST:-img.example}/x\n"
+            "providers:\n"
+            "  mylab:\n"
+            "    type: openai-compatible\n"
+            "    base_url: http://${LAB_HOST}:8000/v1\n"
+            "    api_key: ${MYLAB_KEY}\n"
+            "    headers: {X-Literal: '$${NOT_A_REF}', X-Empty: '${EMPTY:-fallback}'}\n"
+        ),
+    )
+    env = {
+        "PORT": "9001",
+        "GW_KEY": "sk-gw",
+        "LAB_HOST": "10.0.0.5",
+        "MYLAB_KEY": "k-lab",
+        "EMPTY": "",
+    }
     config = load_config(path, env=env)
     assert config.port == 9001
     assert config.api_keys == ["sk-gw", "plain"]
@@ -159,13 +172,15 @@ def test_env_reference_values_are_not_expanded_again(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("providers:\n  mylab:\n    type: openai-compatible\n    api_key: ${MYLAB_KEY}\n",
-         "providers.mylab.api_key: environment variable MYLAB_KEY is not set"),
+        (
+            "providers:\n  mylab:\n    type: openai-compatible\n    api_key: ${MYLAB_KEY}\n",
+            "providers.mylab.api_key: environment variable MYLAB_KEY is not set",
+        ),
         ("api_keys: [ok, '${NOPE}']\n", "api_keys.1: environment variable NOPE is not set"),
         ("public_url: ${1BAD}\n", "public_url: bad env reference"),
         ("public_url: x${OPEN\n", "public_url: unclosed"),
     ],
-)  # fmt: skip
+)
 def test_bad_env_reference_names_the_key_and_variable(
     tmp_path: Path, text: str, message: str
 ) -> None:
@@ -206,13 +221,16 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("log_level: loud\n", {}, "log_level:"),
         ("", {"IMAGEGATE_LOG_LEVEL": "loud"}, "log_level:"),
-        ("providers:\n  mylab: {type: openai-compatible, bse_url: http://x/v1}\n", {},
-         "providers.mylab.bse_url: unknown key for type openai-compatible "
-         "(did you mean base_url?)"),
+        (
+            "providers:\n  mylab: {type: openai-compatible, bse_url: http://x/v1}\n",
+            {},
+            "providers.mylab.bse_url: unknown key for type openai-compatible "
+            "(did you mean base_url?)",
+        ),
         ("providers:\n  mylab: {type: nosuch}\n", {}, "providers.mylab.type: unknown provider"),
         ("providers:\n  azure: {api_key: k}\n", {}, "providers.azure.base_url: required"),
     ],
-)  # fmt: skip
+)
 def test_serve_refuses_bad_config_with_one_line_exit_2(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -236,19 +254,25 @@ def test_serve_refuses_bad_config_with_one_line_exit_2(
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"type": "openai-compatible", "bse_url": "http://x"},
-         "providers.p.bse_url: unknown key for type openai-compatible (did you mean base_url?)"),
-        ({"type": "fal", "api_key": "k", "queue_ulr": "http://q"},
-         "providers.p.queue_ulr: unknown key for type fal (did you mean queue_url?)"),
+        (
+            {"type": "openai-compatible", "bse_url": "http://x"},
+            "providers.p.bse_url: unknown key for type openai-compatible (did you mean base_url?)",
+        ),
+        (
+            {"type": "fal", "api_key": "k", "queue_ulr": "http://q"},
+            "providers.p.queue_ulr: unknown key for type fal (did you mean queue_url?)",
+        ),
         ({"type": "openai", "zzz": 1}, "providers.p.zzz: unknown key for type openai (accepted: "),
         ({"type": "nosuch"}, "providers.p.type: unknown provider type 'nosuch' (known: azure, "),
         ({"base_url": "http://x"}, "providers.p: no adapter is named 'p'; add type: (one of "),
         ({"type": "azure", "api_key": "k"}, "providers.p.base_url: required for type azure"),
         # a static token names no project (an entry with nothing may use ADC's)
-        ({"type": "vertex", "access_token": "t"},
-         "providers.p: type vertex needs one of project_id, project with an access_token"),
+        (
+            {"type": "vertex", "access_token": "t"},
+            "providers.p: type vertex needs one of project_id, project with an access_token",
+        ),
     ],
-)  # fmt: skip
+)
 def test_provider_entries_are_strict(entry: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(env={}, overrides={"providers": {"p": entry}})
@@ -264,13 +288,18 @@ def test_every_adapter_declares_its_keys() -> None:
 def test_documented_adapter_options_are_accepted() -> None:
     providers = {
         "vertex": {"project_id": "p", "credentials_file": "/x.json", "parameters": {}},
-        "bedrock": {"region": "eu-west-1", "access_key_id": "a", "secret_access_key": "s",
-                    "session_token": "t", "image_strength": 0.4},
+        "bedrock": {
+            "region": "eu-west-1",
+            "access_key_id": "a",
+            "secret_access_key": "s",
+            "session_token": "t",
+            "image_strength": 0.4,
+        },
         "fal": {"api_key": "k", "mode": "sync", "queue_url": "http://q", "poll_interval_s": 1},
         "bfl": {"api_key": "k", "poll_interval_s": 1, "safety_tolerance": 2},
         "azure": {"base_url": "https://r.openai.azure.com", "access_token": "t"},
         "off": {"type": "azure", "enabled": False},  # a disabled entry needs nothing
-    }  # fmt: skip
+    }
     config = load_config(env={}, overrides={"providers": providers})
     assert config.providers["fal"].option("queue_url") == "http://q"
 
@@ -289,10 +318,14 @@ def test_keyless_entries_are_unavailable_and_written_ones_warned_about(
     monkeypatch.setattr(registry_module, "_WARNED", set())
 
     with pytest.raises(ConfigError, match="GEMINI_API_KEY is not set"):
-        load_config(_write(tmp_path, "providers: {google: {api_key: '${GEMINI_API_KEY}'}}\n"),
-                    env={})  # fmt: skip
-    path = _write(tmp_path, "providers:\n  google: {api_key: '${GEMINI_API_KEY:-}',"
-                            " base_url: https://generativelanguage.googleapis.com}\n")  # fmt: skip
+        load_config(
+            _write(tmp_path, "providers: {google: {api_key: '${GEMINI_API_KEY}'}}\n"), env={}
+        )
+    path = _write(
+        tmp_path,
+        "providers:\n  google: {api_key: '${GEMINI_API_KEY:-}',"
+        " base_url: https://generativelanguage.googleapis.com}\n",
+    )
     with caplog.at_level("WARNING", logger="imagegate.providers.registry"):
         registry = Registry(load_config(path, env={}))
         Registry(load_config(path, env={}))  # startup builds two: still one line
@@ -357,27 +390,52 @@ def test_traces_reads_the_database_next_to_the_config_and_filters_by_error_code(
     async def record() -> None:
         store = open_store(load_config(path))
         try:
-            await store.write_batch([
-                TraceRecord(new_trace_id(), "generations", "limited", status=429,
-                            error_code="rate_limit_exceeded", requested_model="openai/dall-e-3"),
-                TraceRecord(new_trace_id(), "generations", "served", status=200,
-                            requested_model="openai/dall-e-3", served_model="placeholder/fox"),
-                TraceRecord(new_trace_id(), "generations", "refused", status=400,
-                            error_code="content_policy_violation", requested_model="xai/x"),
-            ])  # fmt: skip
+            await store.write_batch(
+                [
+                    TraceRecord(
+                        new_trace_id(),
+                        "generations",
+                        "limited",
+                        status=429,
+                        error_code="rate_limit_exceeded",
+                        requested_model="openai/dall-e-3",
+                    ),
+                    TraceRecord(
+                        new_trace_id(),
+                        "generations",
+                        "served",
+                        status=200,
+                        requested_model="openai/dall-e-3",
+                        served_model="placeholder/fox",
+                    ),
+                    TraceRecord(
+                        new_trace_id(),
+                        "generations",
+                        "refused",
+                        status=400,
+                        error_code="content_policy_violation",
+                        requested_model="xai/x",
+                    ),
+                ]
+            )
         finally:
             await store.close()
 
     asyncio.run(record())
-    code, out, err = _cli(["traces", "--config", str(path), "--status", "rate_limit_exceeded"],
-                          capsys)  # fmt: skip
+    code, out, err = _cli(
+        ["traces", "--config", str(path), "--status", "rate_limit_exceeded"], capsys
+    )
     assert code == 0, err
     assert err.strip() == f"imagegate: reading {conf / 'state' / 'imagegate.db'}"
     header, *rows = out.strip().splitlines()
     assert header.split()[4:8] == ["STATUS", "ERROR", "MODEL", "SERVED"]
     assert len(rows) == 1 and rows[0].split()[3:8] == [
-        "limited", "429", "rate_limit_exceeded", "openai/dall-e-3", "-"
-    ]  # fmt: skip
+        "limited",
+        "429",
+        "rate_limit_exceeded",
+        "openai/dall-e-3",
+        "-",
+    ]
     code, out, _ = _cli(["traces", "--config", str(path), "--status", "200"], capsys)
     assert code == 0 and "placeholder/fox" in out and "limited" not in out
     code, _, err = _cli(["traces", "--config", str(path), "--status", "bogus"], capsys)

@@ -11,8 +11,16 @@ import yaml
 from imagegate.cli import main
 from imagegate.configshow import mask_url
 
-SECRETS = ("sk-file-secret", "sk-env-secret", "pepper-secret", "sign-secret", "pg-secret",
-           "aws-secret", "bearer-secret", "gw-key-secret")  # fmt: skip
+SECRETS = (
+    "sk-file-secret",
+    "sk-env-secret",
+    "pepper-secret",
+    "sign-secret",
+    "pg-secret",
+    "aws-secret",
+    "bearer-secret",
+    "gw-key-secret",
+)
 
 
 @pytest.fixture

@@ -83,11 +83,19 @@ def test_retried_twice_then_fallback_shows_three_attempts(
 ) -> None:
     key = gw.new_key("routing")
     fake.script("a/m1", fail(503), fail(503))
-    r = gw.call(key, {
-        "model": "a/m1", "prompt": "a lighthouse at dusk", "response_format": "b64_json",
-        "orq": {"retry": {"count": 1, "on_codes": [503]}, "fallbacks": [{"model": "b/m2"}],
-                "name": "lighthouse"},
-    })  # fmt: skip
+    r = gw.call(
+        key,
+        {
+            "model": "a/m1",
+            "prompt": "a lighthouse at dusk",
+            "response_format": "b64_json",
+            "orq": {
+                "retry": {"count": 1, "on_codes": [503]},
+                "fallbacks": [{"model": "b/m2"}],
+                "name": "lighthouse",
+            },
+        },
+    )
     assert r.status_code == 200, r.text
     trace_id = r.headers["x-orq-trace-id"]
     sign_in(page, gw.url, key)
@@ -95,10 +103,13 @@ def test_retried_twice_then_fallback_shows_three_attempts(
     attempts = page.locator("tr.attempt")
     assert attempts.count() == 3
     cells = [
-        (a.locator("td").nth(1).inner_text(), a.locator(".attempt-status").inner_text(),
-         a.locator(".attempt-next").inner_text())
+        (
+            a.locator("td").nth(1).inner_text(),
+            a.locator(".attempt-status").inner_text(),
+            a.locator(".attempt-next").inner_text(),
+        )
         for a in attempts.all()
-    ]  # fmt: skip
+    ]
     assert cells == [("a/m1", "503", "retry"), ("a/m1", "503", "fallback"), ("b/m2", "200", "done")]
     assert page.locator("svg.timeline rect.bar-bad").count() == 2
     assert page.locator("svg.timeline rect.bar-ok").count() == 1
@@ -151,8 +162,9 @@ def test_prompt_versions_diff(gw: Served, page: Any) -> None:
     diff = page.locator("pre.diff")
     assert diff.locator(".del").all_text_contents() == ["removed: - a poster of {{input}}"]
     assert diff.locator(".ins").all_text_contents() == [
-        "added: + a watercolor poster of {{input}}", "added: + soft light",
-    ]  # fmt: skip
+        "added: + a watercolor poster of {{input}}",
+        "added: + soft light",
+    ]
     screenshot(page, "prompt")
 
 
@@ -195,9 +207,13 @@ def test_second_workspace_sees_none_of_it(gw: Served, page: Any) -> None:
     sign_in(page, gw.url, key_b)
     assert "alpha secret" not in page.content()
     assert page.locator("tr.trace-row").count() == 0
-    for path in (f"/console/traces/{trace_id}", f"/console/traces/{trace_id}/images/0/thumb",
-                 f"/console/traces/{trace_id}/images/0", "/console/threads/t-alpha",
-                 "/console/identities/id-alpha"):  # fmt: skip
+    for path in (
+        f"/console/traces/{trace_id}",
+        f"/console/traces/{trace_id}/images/0/thumb",
+        f"/console/traces/{trace_id}/images/0",
+        "/console/threads/t-alpha",
+        "/console/identities/id-alpha",
+    ):
         response = page.goto(gw.url + path)
         assert response is not None and response.status == 404, path
     page.goto(f"{gw.url}/console/traces?q=alpha")

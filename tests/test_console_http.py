@@ -51,22 +51,30 @@ def csrf_of(html: str) -> str:
 def sign_in(gw: LiveGateway, key: str) -> httpx.Client:
     client = httpx.Client(base_url=gw.url, timeout=15, follow_redirects=False)
     page = client.get("/console/sign-in")
-    r = client.post("/console/sign-in", data={"csrf": csrf_of(page.text), "key": key,
-                                              "next": "/console/traces"})  # fmt: skip
+    r = client.post(
+        "/console/sign-in", data={"csrf": csrf_of(page.text), "key": key, "next": "/console/traces"}
+    )
     assert r.status_code == 303, r.text
     return client
 
 
 def new_key(gw: LiveGateway, workspace: str, role: str = "member") -> tuple[str, str]:
-    r = httpx.post(f"{gw.url}/v2/admin/keys", headers={"authorization": f"Bearer {ADMIN}"},
-                   json={"workspace": workspace, "name": "t", "role": role})  # fmt: skip
+    r = httpx.post(
+        f"{gw.url}/v2/admin/keys",
+        headers={"authorization": f"Bearer {ADMIN}"},
+        json={"workspace": workspace, "name": "t", "role": role},
+    )
     assert r.status_code == 201, r.text
     return r.json()["key"], r.json()["id"]
 
 
 def generate(gw: LiveGateway, key: str, **orq: Any) -> str:
-    r = httpx.post(gw.url + GEN, headers={"authorization": f"Bearer {key}"}, timeout=30,
-                   json={"model": "placeholder/sketch", "prompt": "a fox", "orq": orq})  # fmt: skip
+    r = httpx.post(
+        gw.url + GEN,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+        json={"model": "placeholder/sketch", "prompt": "a fox", "orq": orq},
+    )
     assert r.status_code == 200, r.text
     return r.headers["x-orq-trace-id"]
 
@@ -91,8 +99,10 @@ def test_sign_in_cookie_flags_and_security_headers(gw: LiveGateway) -> None:
     bad = client.post("/console/sign-in", data={"csrf": csrf_of(page.text), "key": "sk-wrong"})
     assert bad.status_code == 401 and "not valid" in bad.text
     page = client.get("/console/sign-in")
-    r = client.post("/console/sign-in", data={"csrf": csrf_of(page.text), "key": ADMIN,
-                                              "next": "//evil.example/x"})  # fmt: skip
+    r = client.post(
+        "/console/sign-in",
+        data={"csrf": csrf_of(page.text), "key": ADMIN, "next": "//evil.example/x"},
+    )
     assert r.status_code == 303 and r.headers["location"] == "/console/traces"
     cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(COOKIE + "="))
     flags = {part.strip().lower() for part in cookie.split(";")[1:]}
@@ -108,8 +118,11 @@ def test_cookie_is_secure_behind_https(make_config: Any) -> None:
         page = httpx.get(gw.url + "/console/sign-in")
         pre = page.headers["set-cookie"]  # Secure: an http client would not send it back
         assert "secure" in pre.lower()
-        r = httpx.post(gw.url + "/console/sign-in", data={"csrf": csrf_of(page.text), "key": ADMIN},
-                       headers={"cookie": pre.split(";")[0]})  # fmt: skip
+        r = httpx.post(
+            gw.url + "/console/sign-in",
+            data={"csrf": csrf_of(page.text), "key": ADMIN},
+            headers={"cookie": pre.split(";")[0]},
+        )
         cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(COOKIE + "="))
         assert "secure" in cookie.lower()
 
@@ -122,46 +135,68 @@ def test_forms_without_a_valid_csrf_token_are_refused(gw: LiveGateway) -> None:
     assert (
         client.post("/console/prompts", data={**body, "csrf": token[:-2] + "xx"}).status_code == 403
     )
-    cross = client.post("/console/prompts", data={**body, "csrf": token},
-                        headers={"origin": "https://evil.example"})  # fmt: skip
+    cross = client.post(
+        "/console/prompts", data={**body, "csrf": token}, headers={"origin": "https://evil.example"}
+    )
     assert cross.status_code == 403
     ok = client.post("/console/prompts", data={**body, "csrf": token})
     assert ok.status_code == 303 and ok.headers["location"] == "/console/prompts/p1"
     # another session's token is not this one's
     other = sign_in(gw, ADMIN)
-    assert other.post("/console/prompts", data={"id": "p2", "template": "x", "csrf": token}) \
-        .status_code == 403  # fmt: skip
+    assert (
+        other.post(
+            "/console/prompts", data={"id": "p2", "template": "x", "csrf": token}
+        ).status_code
+        == 403
+    )
     # the sign-in form: no token, or a token without its cookie
     fresh = httpx.Client(base_url=gw.url, timeout=15)
     assert fresh.post("/console/sign-in", data={"key": ADMIN}).status_code == 403
     page_token = csrf_of(fresh.get("/console/sign-in").text)
     stranger = httpx.Client(base_url=gw.url, timeout=15)
-    assert stranger.post("/console/sign-in", data={"key": ADMIN, "csrf": page_token}) \
-        .status_code == 403  # fmt: skip
+    assert (
+        stranger.post("/console/sign-in", data={"key": ADMIN, "csrf": page_token}).status_code
+        == 403
+    )
 
 
 def test_workspaces_do_not_see_each_other(gw: LiveGateway) -> None:
     key_a, _ = new_key(gw, "ws-a")
     key_b, _ = new_key(gw, "ws-b")
     trace_id = generate(gw, key_a, thread={"id": "t-a"}, identity={"id": "who-a"})
-    r = httpx.post(f"{gw.url}/v2/prompts", headers={"authorization": f"Bearer {key_a}"},
-                   json={"id": "pa", "template": "x {{input}}"})  # fmt: skip
+    r = httpx.post(
+        f"{gw.url}/v2/prompts",
+        headers={"authorization": f"Bearer {key_a}"},
+        json={"id": "pa", "template": "x {{input}}"},
+    )
     assert r.status_code == 201
     a, b = sign_in(gw, key_a), sign_in(gw, key_b)
-    paths = [f"/console/traces/{trace_id}", f"/console/traces/{trace_id}/images/0",
-             f"/console/traces/{trace_id}/images/0/thumb", "/console/threads/t-a",
-             "/console/identities/who-a", "/console/prompts/pa"]  # fmt: skip
+    paths = [
+        f"/console/traces/{trace_id}",
+        f"/console/traces/{trace_id}/images/0",
+        f"/console/traces/{trace_id}/images/0/thumb",
+        "/console/threads/t-a",
+        "/console/identities/who-a",
+        "/console/prompts/pa",
+    ]
     for path in paths:
         assert a.get(path).status_code == 200, path
         assert b.get(path).status_code == 404, path
     assert trace_id in a.get("/console/traces").text
-    for path in ("/console/traces", "/console/threads", "/console/identities", "/console/prompts",
-                 "/console/traces?thread=t-a", "/console/usage"):  # fmt: skip
+    for path in (
+        "/console/traces",
+        "/console/threads",
+        "/console/identities",
+        "/console/prompts",
+        "/console/traces?thread=t-a",
+        "/console/usage",
+    ):
         text = b.get(path).text
         assert trace_id not in text and "who-a" not in text and "t-a<" not in text, path
     token = csrf_of(b.get("/console/traces").text)  # a member may not switch workspace
-    assert b.post("/console/workspace", data={"csrf": token, "workspace": "ws-a"}).status_code \
-        == 403  # fmt: skip
+    assert (
+        b.post("/console/workspace", data={"csrf": token, "workspace": "ws-a"}).status_code == 403
+    )
     admin = sign_in(gw, ADMIN)  # an admin may, and then sees ws-a's trace
     token = csrf_of(admin.get("/console/traces").text)
     assert trace_id not in admin.get("/console/traces").text
@@ -174,8 +209,9 @@ def test_revoked_key_and_forged_or_expired_sessions_end(gw: LiveGateway) -> None
     key, key_id = new_key(gw, "ws-r")
     client = sign_in(gw, key)
     assert client.get("/console/traces").status_code == 200
-    r = httpx.post(f"{gw.url}/v2/admin/keys/{key_id}/revoke",
-                   headers={"authorization": f"Bearer {ADMIN}"})  # fmt: skip
+    r = httpx.post(
+        f"{gw.url}/v2/admin/keys/{key_id}/revoke", headers={"authorization": f"Bearer {ADMIN}"}
+    )
     assert r.status_code == 200
     gone = client.get("/console/traces")
     assert gone.status_code == 303 and gone.headers["location"].startswith("/console/sign-in")
@@ -207,16 +243,26 @@ def _huge_png(width: int, height: int) -> bytes:
             struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
         )
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))  # fmt: skip
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _stored_trace(gw: LiveGateway, data: bytes) -> str:
     """A trace of workspace ``default`` whose one output image is ``data``, written through
     stores of our own on the gateway's database and blob directory."""
     key = blob_key(data)
-    trace = TraceRecord(id=new_trace_id(), operation="generations", name="t", status=200,
-                        output_blobs=[key], prompt="stored")  # fmt: skip
+    trace = TraceRecord(
+        id=new_trace_id(),
+        operation="generations",
+        name="t",
+        status=200,
+        output_blobs=[key],
+        prompt="stored",
+    )
 
     async def put() -> None:
         blobs, store = make_store(gw.config.storage), open_store(gw.config)
@@ -272,16 +318,24 @@ def test_playground_runs_an_edit_with_an_upload(gw: LiveGateway) -> None:
     client = sign_in(gw, ADMIN)
     token = csrf_of(client.get("/console/playground").text)
     upload = solid((64, 48), (10, 200, 30))
-    fields = {"csrf": token, "operation": "edits", "model": "placeholder/edit",
-              "prompt": "make it blue", "retry_count": "1", "thread": "pg"}  # fmt: skip
-    r = client.post("/console/playground", data=fields,
-                    files={"image": ("in.png", upload, "image/png")})  # fmt: skip
+    fields = {
+        "csrf": token,
+        "operation": "edits",
+        "model": "placeholder/edit",
+        "prompt": "make it blue",
+        "retry_count": "1",
+        "thread": "pg",
+    }
+    r = client.post(
+        "/console/playground", data=fields, files={"image": ("in.png", upload, "image/png")}
+    )
     assert r.status_code == 303, r.text
     trace_id = r.headers["location"].split("trace=")[1]
     page = client.get(f"/console/traces/{trace_id}")
     assert page.status_code == 200 and "edits" in page.text and "make it blue" in page.text
     assert client.get(f"/console/traces/{trace_id}/images/0").headers["content-type"] == "image/png"
     missing = dict(fields, csrf="")
-    r = client.post("/console/playground", data=missing,
-                    files={"image": ("in.png", upload, "image/png")})  # fmt: skip
+    r = client.post(
+        "/console/playground", data=missing, files={"image": ("in.png", upload, "image/png")}
+    )
     assert r.status_code == 403

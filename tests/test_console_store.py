@@ -45,11 +45,18 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 def trace(i: int, **fields: Any) -> TraceRecord:
     base: dict[str, Any] = {
-        "id": new_trace_id(), "operation": "generations", "name": "images.generations",
-        "started_at": T0 + i, "status": 200, "n": 1, "duration_ms": 100.0,
-        "requested_model": "placeholder/sketch", "served_model": "placeholder/sketch",
-        "prompt": f"prompt {i}", "workspace_id": "ws",
-    }  # fmt: skip
+        "id": new_trace_id(),
+        "operation": "generations",
+        "name": "images.generations",
+        "started_at": T0 + i,
+        "status": 200,
+        "n": 1,
+        "duration_ms": 100.0,
+        "requested_model": "placeholder/sketch",
+        "served_model": "placeholder/sketch",
+        "prompt": f"prompt {i}",
+        "workspace_id": "ws",
+    }
     base.update(fields)
     return TraceRecord(**base)
 
@@ -71,12 +78,18 @@ async def test_keyset_pages_cover_every_trace_once_newest_first(store: SqlStore)
 async def test_filters(store: SqlStore) -> None:
     rows = [
         trace(1, prompt="A Red Fox in 100% snow_storm", identity_id="ada", thread_id="th"),
-        trace(2, prompt="a blue whale", status=502, error_code="provider_error",
-              served_model=None, requested_model="openai/dall-e-3"),
+        trace(
+            2,
+            prompt="a blue whale",
+            status=502,
+            error_code="provider_error",
+            served_model=None,
+            requested_model="openai/dall-e-3",
+        ),
         trace(3, served_model="b/m2", requested_model="a/m1", cache="hit", prompt_id="p1"),
         trace(4, prompt="a red fox again", status=429, started_at=T0 + DAY),
         trace(5, prompt="the 100x snow", identity_id="bob"),
-    ]  # fmt: skip
+    ]
     await store.write_batch(rows)
 
     async def ids(**kw: Any) -> list[str]:
@@ -106,15 +119,19 @@ async def test_filters(store: SqlStore) -> None:
 
 
 async def test_identity_and_thread_totals(store: SqlStore) -> None:
-    await store.write_batch([
-        IdentityUpsert("ada", T0, workspace_id="ws"), IdentityUpsert("bob", T0, workspace_id="ws"),
-        ThreadUpsert("t1", T0, workspace_id="ws"), ThreadUpsert("t2", T0 + 50, workspace_id="ws"),
-        ThreadUpsert("t3", T0 + 50, workspace_id="ws"),
-        trace(1, identity_id="ada", n=2, cost_usd=0.5, thread_id="t1"),
-        trace(2, identity_id="ada", status=500, cost_usd=None, thread_id="t1"),
-        trace(3, identity_id="bob", cost_usd=0.25, thread_id="t2"),
-        trace(4, identity_id="ada", workspace_id="other", cost_usd=9.0),
-    ])  # fmt: skip
+    await store.write_batch(
+        [
+            IdentityUpsert("ada", T0, workspace_id="ws"),
+            IdentityUpsert("bob", T0, workspace_id="ws"),
+            ThreadUpsert("t1", T0, workspace_id="ws"),
+            ThreadUpsert("t2", T0 + 50, workspace_id="ws"),
+            ThreadUpsert("t3", T0 + 50, workspace_id="ws"),
+            trace(1, identity_id="ada", n=2, cost_usd=0.5, thread_id="t1"),
+            trace(2, identity_id="ada", status=500, cost_usd=None, thread_id="t1"),
+            trace(3, identity_id="bob", cost_usd=0.25, thread_id="t2"),
+            trace(4, identity_id="ada", workspace_id="other", cost_usd=9.0),
+        ]
+    )
     totals = await store.identity_totals_many("ws", ["ada", "bob", "nobody"])
     assert set(totals) == {"ada", "bob"}
     ada = totals["ada"]
@@ -132,9 +149,16 @@ async def test_usage_per_day_and_model_with_percentiles(store: SqlStore) -> None
     day1 = [
         trace(int(DAY) + 1, status=502, served_model=None, duration_ms=2500.0),
         trace(int(DAY) + 2, cache="hit", cost_usd=0.0, duration_ms=None),
-        trace(int(DAY) + 3, cache="miss", cost_usd=0.04, n=3, requested_model="o/x",
-              served_model="o/x", duration_ms=40.0),
-    ]  # fmt: skip
+        trace(
+            int(DAY) + 3,
+            cache="miss",
+            cost_usd=0.04,
+            n=3,
+            requested_model="o/x",
+            served_model="o/x",
+            duration_ms=40.0,
+        ),
+    ]
     await store.write_batch([*day0, *day1, trace(5, workspace_id="other")])
     by_day = await store.usage_by("ws", "day", T0, T0 + 2 * DAY)
     first, second = int(T0 // DAY), int(T0 // DAY) + 1

@@ -371,8 +371,10 @@ def test_malformed_params_are_400_or_404_never_500(
             assert r.status_code == 400, (path, query, r.text)
             error = r.json()["error"]
             assert (error["param"], error["code"], error["type"]) == (
-                param, "invalid_request_body", "invalid_request_error",
-            ), (path, query)  # fmt: skip
+                param,
+                "invalid_request_body",
+                "invalid_request_error",
+            ), (path, query)
         for path in bad_paths:
             r = http.get(path, headers=auth)
             assert r.status_code == 404, (path, r.text)

@@ -85,8 +85,10 @@ def test_every_gateway_setting_in_compose_is_a_config_key(tmp_path: Path) -> Non
     gateways = gateway_services()
     assert len(gateways) >= 2
     for name, service in gateways.items():
-        env = {**image_env(), **{k: interpolate(str(v), OPERATOR_ENV)
-                                 for k, v in service["environment"].items()}}  # fmt: skip
+        env = {
+            **image_env(),
+            **{k: interpolate(str(v), OPERATOR_ENV) for k, v in service["environment"].items()},
+        }
         mounts = dict(reversed(v.split(":")[:2]) for v in service["volumes"])
         config_file = DEPLOY / mounts[env["IMAGEGATE_CONFIG"]]
         env["IMAGEGATE_DATA_DIR"] = str(tmp_path / name)  # the image's path, here

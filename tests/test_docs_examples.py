@@ -17,8 +17,9 @@ import yaml
 from imagegate.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"),
-               *(ROOT / "docs" / "providers").glob("*.md")])  # fmt: skip
+DOCS = sorted(
+    [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "docs" / "providers").glob("*.md")]
+)
 BLOCK = re.compile(r"^```yaml[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 FRAGMENT = re.compile(r"^#\s*fragment of:\s*([\w.]+)\s*$")

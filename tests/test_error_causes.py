@@ -43,41 +43,85 @@ def openai_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeOp
     tmp = tmp_path_factory.mktemp("causes")
     with FakeOpenAI() as fake:
         overrides = {
-            "data_dir": str(tmp), "storage": {"path": str(tmp / "blobs")},
+            "data_dir": str(tmp),
+            "storage": {"path": str(tmp / "blobs")},
             "providers": fake.providers(),
-        }  # fmt: skip
+        }
         with live_gateway(load_config(env={}, overrides=overrides)) as gw:
             yield fake, gw
 
 
 def openai_error(message: str, code: str | None = None, param: str | None = None) -> Any:
-    return {"error": {"message": message, "type": "invalid_request_error", "param": param,
-                      "code": code}}  # fmt: skip
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    }
 
 
 @pytest.mark.parametrize(
     ("status", "body", "code", "etype", "param"),
     [
-        (400, openai_error("Invalid value: 'ultra'. Supported values are: 'low', 'high'.",
-                           "invalid_value", "quality"),
-         "provider_invalid_request", "invalid_request_error", "quality"),
-        (400, openai_error("Billing hard limit has been reached"),
-         "provider_invalid_request", "invalid_request_error", None),
-        (404, openai_error("The model 'gpt-image-9' does not exist", "model_not_found", "model"),
-         "provider_not_found", "invalid_request_error", "model"),
-        (422, {"detail": "prompt: field required"},
-         "provider_invalid_request", "invalid_request_error", None),
-        (401, openai_error("Incorrect API key provided", "invalid_api_key"),
-         "provider_credential_invalid", "authentication_error", None),
-        (403, openai_error("You are not allowed to use this model"),
-         "insufficient_scope", "permission_error", None),
-        (429, openai_error("Rate limit reached", "rate_limit_exceeded"),
-         "rate_limit_exceeded", "rate_limit_error", None),
-        (400, openai_error("Your request was rejected by the safety system.",
-                           "moderation_blocked"),
-         "content_policy_violation", "invalid_request_error", None),
+        (
+            400,
+            openai_error(
+                "Invalid value: 'ultra'. Supported values are: 'low', 'high'.",
+                "invalid_value",
+                "quality",
+            ),
+            "provider_invalid_request",
+            "invalid_request_error",
+            "quality",
+        ),
+        (
+            400,
+            openai_error("Billing hard limit has been reached"),
+            "provider_invalid_request",
+            "invalid_request_error",
+            None,
+        ),
+        (
+            404,
+            openai_error("The model 'gpt-image-9' does not exist", "model_not_found", "model"),
+            "provider_not_found",
+            "invalid_request_error",
+            "model",
+        ),
+        (
+            422,
+            {"detail": "prompt: field required"},
+            "provider_invalid_request",
+            "invalid_request_error",
+            None,
+        ),
+        (
+            401,
+            openai_error("Incorrect API key provided", "invalid_api_key"),
+            "provider_credential_invalid",
+            "authentication_error",
+            None,
+        ),
+        (
+            403,
+            openai_error("You are not allowed to use this model"),
+            "insufficient_scope",
+            "permission_error",
+            None,
+        ),
+        (
+            429,
+            openai_error("Rate limit reached", "rate_limit_exceeded"),
+            "rate_limit_exceeded",
+            "rate_limit_error",
+            None,
+        ),
+        (
+            400,
+            openai_error("Your request was rejected by the safety system.", "moderation_blocked"),
+            "content_policy_violation",
+            "invalid_request_error",
+            None,
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_provider_refusal_keeps_status_and_message_under_a_provider_code(
     openai_gw: tuple[FakeOpenAI, LiveGateway],
     status: int,
@@ -109,8 +153,9 @@ def test_our_own_validation_stays_invalid_request_body(
 def test_a_bedrock_validation_exception_is_the_providers(make_config: Any) -> None:
     with FakeBedrock() as fake, live_gateway(make_config(providers=fake.providers())) as gw:
         fake.script(aws_error(400, "ValidationException", "height must be a multiple of 64"))
-        r = post(gw, GEN, json={"model": "bedrock/amazon.titan-image-generator-v2:0",
-                                "prompt": "a fox"})  # fmt: skip
+        r = post(
+            gw, GEN, json={"model": "bedrock/amazon.titan-image-generator-v2:0", "prompt": "a fox"}
+        )
         err = error(r, 400)
         assert err["code"] == "provider_invalid_request"
         assert "height must be a multiple of 64" in err["message"]
@@ -133,17 +178,27 @@ def not_configured(r: httpx.Response, *words: str) -> dict[str, Any]:
 def test_azure_without_base_url_is_503_not_configured(tmp_path: Path) -> None:
     """``load_config`` refuses such an entry at startup; a ``Config`` built in code (library
     use) still reaches the adapter, which must blame the entry, not the caller's key."""
-    config = Config.model_validate({
-        "data_dir": str(tmp_path / "data"), "storage": {"path": str(tmp_path / "blobs")},
-        "providers": {"azure": {"api_key": "azure-key"}},
-    })  # fmt: skip
+    config = Config.model_validate(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "storage": {"path": str(tmp_path / "blobs")},
+            "providers": {"azure": {"api_key": "azure-key"}},
+        }
+    )
     with live_gateway(config) as gw:
         r = post(gw, GEN, json={"model": "azure/gpt-image-1", "prompt": "a fox"})
         not_configured(r, "azure", "base_url")
         # a 503 falls back like any other: the caller still gets an image
-        r = post(gw, GEN, json={"model": "azure/gpt-image-1", "prompt": "a fox",
-                                "size": "64x64",
-                                "fallbacks": [{"model": "placeholder/x"}]})  # fmt: skip
+        r = post(
+            gw,
+            GEN,
+            json={
+                "model": "azure/gpt-image-1",
+                "prompt": "a fox",
+                "size": "64x64",
+                "fallbacks": [{"model": "placeholder/x"}],
+            },
+        )
         assert r.status_code == 200, r.text
         assert r.headers["x-orq-model"] == "placeholder/x"
 
@@ -171,10 +226,17 @@ def test_vertex_without_credentials_is_503(make_config: Any) -> None:
 def test_bedrock_without_aws_credentials_is_503(
     make_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                 "AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                 "AWS_CONTAINER_CREDENTIALS_FULL_URI"):  # fmt: skip
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
@@ -257,17 +319,29 @@ def test_models_that_make_no_images_say_why(make_config: Any) -> None:
 def test_an_entry_written_without_its_key_is_the_operators_503(tmp_path: Path) -> None:
     """An Azure entry in the config with an endpoint but no key: the caller's key is fine, the
     gateway's config is not — 503 provider_not_configured, never a 401 or a 400 on the model."""
-    config = load_config(env={}, overrides={
-        "data_dir": str(tmp_path / "d"), "storage": {"path": str(tmp_path / "b")},
-        "api_keys": ["sk-caller"],
-        "providers": {"azure": {"base_url": "http://127.0.0.1:9/openai"}},
-    })  # fmt: skip
+    config = load_config(
+        env={},
+        overrides={
+            "data_dir": str(tmp_path / "d"),
+            "storage": {"path": str(tmp_path / "b")},
+            "api_keys": ["sk-caller"],
+            "providers": {"azure": {"base_url": "http://127.0.0.1:9/openai"}},
+        },
+    )
     with live_gateway(config) as gw:
-        r = post(gw, GEN, headers={"Authorization": "Bearer sk-caller"},
-                 json={"model": "azure/dall-e-3", "prompt": "a fox"})  # fmt: skip
+        r = post(
+            gw,
+            GEN,
+            headers={"Authorization": "Bearer sk-caller"},
+            json={"model": "azure/dall-e-3", "prompt": "a fox"},
+        )
         err = error(r, 503)
         assert err["code"] == "provider_not_configured" and "azure" in err["message"]
         # A provider nobody configured at all stays the caller's 400 (wrong model name).
-        r = post(gw, GEN, headers={"Authorization": "Bearer sk-caller"},
-                 json={"model": "together/flux", "prompt": "a fox"})  # fmt: skip
+        r = post(
+            gw,
+            GEN,
+            headers={"Authorization": "Bearer sk-caller"},
+            json={"model": "together/flux", "prompt": "a fox"},
+        )
         assert error(r, 400)["code"] == "unsupported_engine"

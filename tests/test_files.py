@@ -13,8 +13,13 @@ from imagegate.blobs import blob_key
 
 
 def image_url(gw_url: str, **body: object) -> str:
-    payload = {"model": "placeholder/x", "prompt": "file", "size": "32x32",
-               "response_format": "url", **body}  # fmt: skip
+    payload = {
+        "model": "placeholder/x",
+        "prompt": "file",
+        "size": "32x32",
+        "response_format": "url",
+        **body,
+    }
     r = httpx.post(f"{gw_url}/v2/router/images/generations", json=payload, timeout=10)
     assert r.status_code == 200, r.text
     url: str = r.json()["data"][0]["url"]
@@ -111,9 +116,11 @@ def test_malformed_query_params_are_400_without_a_traceback(
             r = httpx.get(f"{gw.url}/v2/files/{key}?{query}")
             assert r.status_code == 400, (query, r.text)
             assert r.json()["error"] == {
-                "message": r.json()["error"]["message"], "type": "invalid_request_error",
-                "param": param, "code": "invalid_request_body",
-            }, query  # fmt: skip
+                "message": r.json()["error"]["message"],
+                "type": "invalid_request_error",
+                "param": param,
+                "code": "invalid_request_body",
+            }, query
         # a well-formed, correctly signed URL for a key never stored is still a 404
         assert httpx.get(f"{gw.url}/v2/files/{key}?expires=9999999999&sig={sig}").status_code == 404
         # a key with a trailing newline or in upper case names no file

@@ -85,12 +85,20 @@ def s3() -> Iterator[dict[str, Any]]:
     url = f"http://{host}:{port}"
     bucket = f"imagegate-fleet-{uuid.uuid4().hex[:8]}"
     boto3.client(
-        "s3", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    ).create_bucket(Bucket=bucket)  # fmt: skip
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=bucket)
     try:
-        yield {"backend": "s3", "bucket": bucket, "endpoint_url": url,
-               "access_key_id": "testing", "secret_access_key": "testing"}  # fmt: skip
+        yield {
+            "backend": "s3",
+            "bucket": bucket,
+            "endpoint_url": url,
+            "access_key_id": "testing",
+            "secret_access_key": "testing",
+        }
     finally:
         server.stop()
 
@@ -105,12 +113,15 @@ def fleet(
     tmp = tmp_path_factory.mktemp("fleet")
     run = uuid.uuid4().hex[:10]
     shared = {
-        "database_url": cluster.dsn, "redis_url": REDIS_URL, "storage": s3,
-        "signing_key": "fleet-signing-key-0123456789abcdef", "providers": fake.providers(),
+        "database_url": cluster.dsn,
+        "redis_url": REDIS_URL,
+        "storage": s3,
+        "signing_key": "fleet-signing-key-0123456789abcdef",
+        "providers": fake.providers(),
         "cache": {"backend": "redis", "redis_url": REDIS_URL, "prefix": f"igtest:{run}:c:"},
         "idempotency": {"prefix": f"igtest:{run}:i:"},
         "lifecycle": {"shutdown_grace_s": GRACE_S},
-    }  # fmt: skip
+    }
     configs = [
         write_config(tmp / f"replica-{i}.yaml", {**shared, "data_dir": str(tmp / f"data-{i}")})
         for i in range(3)
@@ -167,8 +178,12 @@ def test_postgresql_restarted_under_load_loses_no_trace(fleet: Fleet) -> None:
     finally:
         fleet.cluster.start()
     phase("after", 15)
-    wait_until(lambda: len(fleet.trace_ids_in_db(ids)) == len(ids), "every trace written",
-               timeout_s=120, every_s=0.2)  # fmt: skip
+    wait_until(
+        lambda: len(fleet.trace_ids_in_db(ids)) == len(ids),
+        "every trace written",
+        timeout_s=120,
+        every_s=0.2,
+    )
     assert len(set(ids)) == 60
 
 

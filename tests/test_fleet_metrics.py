@@ -35,9 +35,13 @@ def sample(text: str, line_start: str) -> float:
 
 
 def test_metrics_sum_every_worker(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "imagegate.yaml", {
-        "data_dir": str(tmp_path / "data"), "storage": {"path": str(tmp_path / "blobs")},
-    })  # fmt: skip
+    config = write_config(
+        tmp_path / "imagegate.yaml",
+        {
+            "data_dir": str(tmp_path / "data"),
+            "storage": {"path": str(tmp_path / "blobs")},
+        },
+    )
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     replica = Replica(config, tmp_path, "--workers", "2", env={"TMPDIR": str(scratch)})
@@ -49,8 +53,9 @@ def test_metrics_sum_every_worker(tmp_path: Path) -> None:
 
         wait_until(lambda: sample(metrics(), "imagegate_metrics_workers") == 2, "both workers")
         for i in range(30):
-            answer = httpx.post(f"{replica.url}{GEN}", json={**BODY, "prompt": f"fox {i}"},
-                                timeout=60)  # fmt: skip
+            answer = httpx.post(
+                f"{replica.url}{GEN}", json={**BODY, "prompt": f"fox {i}"}, timeout=60
+            )
             assert answer.status_code == 200, answer.text
         expected = (
             'imagegate_requests_total{operation="generations",status="200"}',
@@ -92,14 +97,19 @@ def test_a_counter_past_a_million_is_printed_in_full() -> None:
     for _ in range(3):
         metrics.observe(trace)
     metrics.requests[("generations", "200")] = 1_234_567
-    text = render(metrics, cache={}, cache_backend_errors=None, blob_background_failures=0,
-                  writer=None)  # fmt: skip
+    text = render(
+        metrics, cache={}, cache_backend_errors=None, blob_background_failures=0, writer=None
+    )
     assert 'imagegate_requests_total{operation="generations",status="200"} 1234567' in text
 
 
 def test_a_gone_worker_keeps_its_counts_but_not_its_gauges(tmp_path: Path) -> None:
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead_pid = int(gone.stdout)  # a process that has exited
     counter = '# HELP c_total A counter.\n# TYPE c_total counter\nc_total{a="x"} 5\n'
     gauge = "# HELP g A gauge.\n# TYPE g gauge\ng 7\n"

@@ -22,10 +22,21 @@ async def _echo_server() -> tuple[web.AppRunner, str, list[dict[str, Any]]]:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             assert isinstance(part, aiohttp.BodyPartReader)
-            parts.append((part.name or "", part.filename,
-                          part.headers.get("Content-Type"), await part.read()))  # fmt: skip
-        seen.append({"parts": parts, "length": request.content_length,
-                     "chunked": request.headers.get("Transfer-Encoding")})  # fmt: skip
+            parts.append(
+                (
+                    part.name or "",
+                    part.filename,
+                    part.headers.get("Content-Type"),
+                    await part.read(),
+                )
+            )
+        seen.append(
+            {
+                "parts": parts,
+                "length": request.content_length,
+                "chunked": request.headers.get("Transfer-Encoding"),
+            }
+        )
         return web.json_response({"ok": True})
 
     app = web.Application(client_max_size=10 * 1024 * 1024)
@@ -41,7 +52,7 @@ async def _echo_server() -> tuple[web.AppRunner, str, list[dict[str, Any]]]:
 async def test_a_real_multipart_server_reads_back_every_field_and_file() -> None:
     image = UploadedFile("image", 'we"ird\r\nname.png', "png", len(PNG), data=PNG)
     mask = UploadedFile("mask", "mask.png", "png", 8, data=PNG[:8])
-    fields = [("model", "dall-e-2"), ("prompt", "a hat, \"quoted\"\r\nand ünïcode"), ("n", "2")]
+    fields = [("model", "dall-e-2"), ("prompt", 'a hat, "quoted"\r\nand ünïcode'), ("n", "2")]
     body = form_body(fields, [("image[]", image), ("image[]", image), ("mask", mask)])
     assert body is not None
     runner, url, seen = await _echo_server()

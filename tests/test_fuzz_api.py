@@ -31,17 +31,64 @@ ALIASES = "^/(v3/router|v2/gateway|v2/proxy|v1)/images/"
 # Text that looks numeric to Python but not to int()/float() (or to PostgreSQL): superscript
 # and Arabic-Indic digits, NUL, over 4300 digits, nan/inf... drawn for every parameter below
 # and, now and then, for any string in a body, so the defensive parsing stays enforced.
-HOSTILE = ["²", "١٢", "𝟙", "\x00", "a\x00b", "\x1b", "\u0085", "1" * 5000, "9" * 20, "nan",
-           "1e999", "-1", "", " 1", "1.5", "0x10", "latest\n", "ＡＢＣ",
-           "²x²", "١٦x١٦", "16x16"]  # fmt: skip
+HOSTILE = [
+    "²",
+    "١٢",
+    "𝟙",
+    "\x00",
+    "a\x00b",
+    "\x1b",
+    "\u0085",
+    "1" * 5000,
+    "9" * 20,
+    "nan",
+    "1e999",
+    "-1",
+    "",
+    " 1",
+    "1.5",
+    "0x10",
+    "latest\n",
+    "ＡＢＣ",
+    "²x²",
+    "١٦x١٦",
+    "16x16",
+]
 # Integers past 64 bits (SQLite, PostgreSQL and orjson stop there).
 HUGE = [2**63, -(2**63) - 1, 10**30]
 HOSTILE_PARAMS = [
-    ("query", n) for n in ("limit", "cursor", "status", "cache", "since", "until", "expires",
-                           "sig", "identity_id", "thread_id", "name", "model", "group_by",
-                           "from", "to", "workspace")
-] + [("path", n) for n in ("key", "version", "trace_id", "identity_id", "thread_id",
-                           "prompt_id", "workspace_id", "key_id")]  # fmt: skip
+    ("query", n)
+    for n in (
+        "limit",
+        "cursor",
+        "status",
+        "cache",
+        "since",
+        "until",
+        "expires",
+        "sig",
+        "identity_id",
+        "thread_id",
+        "name",
+        "model",
+        "group_by",
+        "from",
+        "to",
+        "workspace",
+    )
+] + [
+    ("path", n)
+    for n in (
+        "key",
+        "version",
+        "trace_id",
+        "identity_id",
+        "thread_id",
+        "prompt_id",
+        "workspace_id",
+        "key_id",
+    )
+]
 CONFIG = schemathesis.Config.from_dict(
     {
         "seed": 20260101,
@@ -110,9 +157,14 @@ class ErrorLog(logging.Handler):
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    config = load_config(env={}, overrides={
-        "data_dir": str(tmp), "storage": {"path": str(tmp / "blobs")}, "api_keys": [KEY],
-    })  # fmt: skip
+    config = load_config(
+        env={},
+        overrides={
+            "data_dir": str(tmp),
+            "storage": {"path": str(tmp / "blobs")},
+            "api_keys": [KEY],
+        },
+    )
     with live_gateway(config) as gw:
         yield gw
 

@@ -77,9 +77,12 @@ def test_an_unreachable_database_fails_readiness(make_config: Any) -> None:
 
 def test_an_unreachable_blob_store_fails_readiness(make_config: Any) -> None:
     storage = {
-        "backend": "s3", "bucket": "b", "endpoint_url": f"http://127.0.0.1:{free_port()}",
-        "access_key_id": "k", "secret_access_key": "s",
-    }  # fmt: skip
+        "backend": "s3",
+        "bucket": "b",
+        "endpoint_url": f"http://127.0.0.1:{free_port()}",
+        "access_key_id": "k",
+        "secret_access_key": "s",
+    }
     with live_gateway(make_config(storage=storage)) as gw:
         ready = get(gw.url, "/health/ready")
     assert ready.status_code == 503

@@ -59,9 +59,11 @@ def png_with_header(width: int, height: int, idat: bytes, *, bit_depth: int = 8)
     """A grayscale PNG declaring ``width`` x ``height`` around the given IDAT bytes."""
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat)
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
         + png_chunk(b"IEND", b"")
-    )  # fmt: skip
+    )
 
 
 def truncated_huge_png(side: int = 13_000) -> bytes:
@@ -99,14 +101,15 @@ def webp_vp8x(width: int, height: int) -> bytes:
 def form(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> bytes:
     out = b""
     for name, value in fields.items():
-        out += (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                f"{value}\r\n").encode()  # fmt: skip
+        out += (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        ).encode()
     for name, filename, data in files:
         out += (
             f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
             f'filename="{filename}"\r\nContent-Type: image/png\r\n\r\n'
         ).encode() + data
-        out += b"\r\n"  # fmt: skip
+        out += b"\r\n"
     return out + f"--{BOUNDARY}--\r\n".encode()
 
 
@@ -164,8 +167,9 @@ def gateway(make_config: Any, uploads_dir: Path) -> Iterator[Callable[..., LiveG
     def start(providers: dict[str, Any] | None = None, **limits: Any) -> LiveGateway:
         config = make_config(
             uploads={"spool_bytes": 1024, "tmp_dir": str(uploads_dir)},
-            limits=limits, providers=providers or {},
-        )  # fmt: skip
+            limits=limits,
+            providers=providers or {},
+        )
         cm = live_gateway(config)
         stack.append(cm)
         return cm.__enter__()
@@ -243,15 +247,18 @@ def test_spool_budget_exhausted_is_503_with_retry_after(
 ) -> None:
     gw = gateway(max_spooled_bytes=100_000, body_idle_timeout_s=60)
     head = form({"model": "placeholder/x", "prompt": "p"}, [])[: -len(f"--{BOUNDARY}--\r\n")]
-    head += (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; '
-             'filename="a.png"\r\nContent-Type: image/png\r\n\r\n').encode()  # fmt: skip
+    head += (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; '
+        'filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+    ).encode()
     stalled = RawClient(gw)
     try:
         stalled.send_head(EDITS, MULTIPART, len(head) + 200_000)
         stalled.send(head + png() + b"\0" * 70_000)  # then nothing more: held in flight
         wait_for(lambda: held_bytes() >= 60_000, "the stalled upload's bytes on disk")
-        second = form({"model": "placeholder/x", "prompt": "p"},
-                      [("image", "b.png", png() + b"\0" * 60_000)])  # fmt: skip
+        second = form(
+            {"model": "placeholder/x", "prompt": "p"}, [("image", "b.png", png() + b"\0" * 60_000)]
+        )
         r = post(gw, EDITS, content=second, headers={"content-type": MULTIPART})
         assert error_of(r) == (503, "service_unavailable", None)
         assert r.headers["retry-after"] == "5"
@@ -267,9 +274,11 @@ def test_spool_budget_exhausted_is_503_with_retry_after(
 
 @pytest.mark.parametrize(
     ("limits", "message"),
-    [({"body_idle_timeout_s": 0.3}, "no request body data for 0.3 s"),
-     ({"body_timeout_s": 0.3}, "the request body took longer than 0.3 s")],
-)  # fmt: skip
+    [
+        ({"body_idle_timeout_s": 0.3}, "no request body data for 0.3 s"),
+        ({"body_timeout_s": 0.3}, "the request body took longer than 0.3 s"),
+    ],
+)
 def test_slowloris_json_is_408(
     gateway: Callable[..., LiveGateway], limits: dict[str, float], message: str
 ) -> None:
@@ -282,8 +291,12 @@ def test_slowloris_json_is_408(
     finally:
         client.close()
     assert status == 408
-    assert body["error"] == {"message": message, "type": "timeout_error", "param": "body",
-                             "code": "request_timeout"}  # fmt: skip
+    assert body["error"] == {
+        "message": message,
+        "type": "timeout_error",
+        "param": "body",
+        "code": "request_timeout",
+    }
     assert "x-orq-trace-id" in headers
 
 
@@ -291,8 +304,10 @@ def test_slowloris_multipart_is_408_and_leaves_no_temp_file(
     gateway: Callable[..., LiveGateway], uploads_dir: Path
 ) -> None:
     gw = gateway(body_idle_timeout_s=0.3)
-    head = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; '
-            'filename="a.png"\r\nContent-Type: image/png\r\n\r\n').encode()  # fmt: skip
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; '
+        'filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+    ).encode()
     client = RawClient(gw)
     try:
         client.send_head(EDITS, MULTIPART, len(head) + 100_000)
@@ -301,8 +316,10 @@ def test_slowloris_multipart_is_408_and_leaves_no_temp_file(
     finally:
         client.close()
     assert (status, body["error"]["code"], body["error"]["type"]) == (
-        408, "request_timeout", "timeout_error",
-    )  # fmt: skip
+        408,
+        "request_timeout",
+        "timeout_error",
+    )
     assert list(uploads_dir.iterdir()) == []
     assert held_bytes() == 0
 
@@ -349,10 +366,13 @@ def test_decompression_bomb_image_is_400_before_decode_and_upstream(
 
 @pytest.mark.parametrize(
     "data",
-    [jpeg_with_header(20_000, 20_000), jpeg_with_header(20_000, 20_000, app_bytes=150_000),
-     webp_vp8x(20_000, 20_000)],
+    [
+        jpeg_with_header(20_000, 20_000),
+        jpeg_with_header(20_000, 20_000, app_bytes=150_000),
+        webp_vp8x(20_000, 20_000),
+    ],
     ids=["jpeg", "jpeg-header-past-64k", "webp"],
-)  # fmt: skip
+)
 def test_huge_jpeg_and_webp_are_400(
     gateway: Callable[..., LiveGateway], openai_fake: FakeOpenAI, data: bytes
 ) -> None:
@@ -371,11 +391,18 @@ def test_placeholder_cap_is_the_configured_one(gateway: Callable[..., LiveGatewa
 
 @pytest.mark.parametrize(
     ("fmt", "mode", "options"),
-    [("PNG", "RGBA", {}), ("PNG", "1", {}), ("JPEG", "RGB", {}),
-     ("JPEG", "RGB", {"progressive": True}), ("JPEG", "L", {"exif": b"Exif\0\0" + b"\0" * 5000}),
-     ("WEBP", "RGB", {}), ("WEBP", "RGB", {"lossless": True}), ("WEBP", "RGBA", {}),
-     ("WEBP", "RGB", {"exif": b"Exif\0\0" + b"\0" * 64})],
-)  # fmt: skip
+    [
+        ("PNG", "RGBA", {}),
+        ("PNG", "1", {}),
+        ("JPEG", "RGB", {}),
+        ("JPEG", "RGB", {"progressive": True}),
+        ("JPEG", "L", {"exif": b"Exif\0\0" + b"\0" * 5000}),
+        ("WEBP", "RGB", {}),
+        ("WEBP", "RGB", {"lossless": True}),
+        ("WEBP", "RGBA", {}),
+        ("WEBP", "RGB", {"exif": b"Exif\0\0" + b"\0" * 64}),
+    ],
+)
 @pytest.mark.parametrize("size", [(1, 1), (333, 17), (1000, 2001)])
 def test_header_probe_agrees_with_pillow(
     fmt: str, mode: str, options: dict[str, Any], size: tuple[int, int]
@@ -414,8 +441,9 @@ class GatedUpstream:
             self.arrived.set()
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self.release.wait, SAFETY_S)
-            return web.json_response({"error": {"message": "busy"}}, status=429,
-                                     headers={"Retry-After": "0"})  # fmt: skip
+            return web.json_response(
+                {"error": {"message": "busy"}}, status=429, headers={"Retry-After": "0"}
+            )
         picture = base64.b64encode(png(3)).decode()
         return web.json_response({"created": 1, "data": [{"b64_json": picture}]})
 
@@ -426,8 +454,15 @@ def test_coalesced_flight_keeps_the_leaders_uploads_when_the_leader_leaves(
     upstream = GatedUpstream()
     image = png() + bytes(range(256)) * 40  # ~10 KB: spooled past spool_bytes
     orq = {"retry": {"count": 1, "on_codes": [429]}, "cache": {"type": "exact_match"}}
-    body = form({"model": "openai/dall-e-2", "prompt": "p", "response_format": "b64_json",
-                 "orq": orjson.dumps(orq).decode()}, [("image", "a.png", image)])  # fmt: skip
+    body = form(
+        {
+            "model": "openai/dall-e-2",
+            "prompt": "p",
+            "response_format": "b64_json",
+            "orq": orjson.dumps(orq).decode(),
+        },
+        [("image", "a.png", image)],
+    )
     with upstream.server, ThreadPoolExecutor(1) as pool:
         providers = {"openai": {"api_key": "k", "base_url": upstream.server.url + "/v1"}}
         gw = gateway(providers=providers)
@@ -437,8 +472,9 @@ def test_coalesced_flight_keeps_the_leaders_uploads_when_the_leader_leaves(
             leader.send_head(EDITS, MULTIPART, len(body))
             leader.send(body)
             assert upstream.arrived.wait(SAFETY_S), "the leader's call never reached upstream"
-            follower = pool.submit(post, gw, EDITS, content=body,
-                                   headers={"content-type": MULTIPART})  # fmt: skip
+            follower = pool.submit(
+                post, gw, EDITS, content=body, headers={"content-type": MULTIPART}
+            )
             wait_for(lambda: inflight.waiters() == 2, "the follower to join the flight")
         finally:
             leader.close()

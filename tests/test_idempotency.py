@@ -137,15 +137,23 @@ def test_the_key_with_another_body_is_422(db_world: World) -> None:
     finished = keyed(gw, "k-reused", {**BODY, "prompt": "a hare"})  # after it finished
     for r in (running, finished):
         assert r.status_code == 422, r.text
-        assert r.json() == {"error": {
-            "message": r.json()["error"]["message"], "type": "invalid_request_error",
-            "param": "Idempotency-Key", "code": "idempotency_key_reused"}}  # fmt: skip
+        assert r.json() == {
+            "error": {
+                "message": r.json()["error"]["message"],
+                "type": "invalid_request_error",
+                "param": "Idempotency-Key",
+                "code": "idempotency_key_reused",
+            }
+        }
         assert r.headers["x-orq-trace-id"]
     # a body that differs only in key order or in an absent-vs-1 ``n`` is the same request
     same = keyed(gw, "k-reused", {"prompt": BODY["prompt"], "n": 1, "model": BODY["model"]})
     assert same.status_code == 200 and same.headers["idempotent-replayed"] == "true"
-    other_format = keyed(gw, "k-reused", {**BODY, "response_format": "url", "model":
-                                          "openai/gpt-image-1", "orq": {"name": "x"}})  # fmt: skip
+    other_format = keyed(
+        gw,
+        "k-reused",
+        {**BODY, "response_format": "url", "model": "openai/gpt-image-1", "orq": {"name": "x"}},
+    )
     assert other_format.status_code == 422
     assert len(fake.requests) == 1
 
@@ -166,12 +174,14 @@ def test_base64_sent_with_line_breaks_is_replayed_as_sent(world: World) -> None:
     gw, fake = world
     wrapped = base64.encodebytes(png(3)).decode()  # a newline every 76 characters
     fake.script(Reply(200, {"created": 1700000000, "data": [{"b64_json": wrapped}]}))
-    first = keyed(gw, "wrapped", {"model": "openai/dall-e-2", "prompt": "x",
-                                  "response_format": "b64_json"})  # fmt: skip
+    first = keyed(
+        gw, "wrapped", {"model": "openai/dall-e-2", "prompt": "x", "response_format": "b64_json"}
+    )
     assert first.status_code == 200, first.text
     assert first.json()["data"][0]["b64_json"] == wrapped
-    again = keyed(gw, "wrapped", {"model": "openai/dall-e-2", "prompt": "x",
-                                  "response_format": "b64_json"})  # fmt: skip
+    again = keyed(
+        gw, "wrapped", {"model": "openai/dall-e-2", "prompt": "x", "response_format": "b64_json"}
+    )
     assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
     assert len(fake.requests) == 1
 
@@ -190,8 +200,12 @@ def test_a_5xx_is_not_kept_and_a_retry_runs_again(world: World) -> None:
 
 def test_a_4xx_is_kept_and_replayed(db_world: World) -> None:
     gw, fake = db_world
-    refusal = {"message": "your prompt was refused", "type": "invalid_request_error",
-               "param": "prompt", "code": "moderation_blocked"}  # fmt: skip
+    refusal = {
+        "message": "your prompt was refused",
+        "type": "invalid_request_error",
+        "param": "prompt",
+        "code": "moderation_blocked",
+    }
     fake.script(Reply(400, {"error": refusal}))
     first = keyed(gw, "refused")
     assert first.status_code == 400, first.text
@@ -209,8 +223,12 @@ def test_keys_are_scoped_per_workspace(open_world: Callable[..., World]) -> None
     gw, fake = open_world(api_keys=[ADMIN])
     keys = []
     for ws in ("idem-a", "idem-b"):
-        r = httpx.post(f"{gw.url}/v2/admin/keys", json={"workspace": ws, "name": "app"},
-                       headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)  # fmt: skip
+        r = httpx.post(
+            f"{gw.url}/v2/admin/keys",
+            json={"workspace": ws, "name": "app"},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=10,
+        )
         assert r.status_code == 201, r.text
         keys.append({"Authorization": f"Bearer {r.json()['key']}"})
     a = keyed(gw, "shared-key", BODY, headers=keys[0])
@@ -226,9 +244,14 @@ def test_keys_are_scoped_per_workspace(open_world: Callable[..., World]) -> None
 
 @pytest.mark.parametrize(
     ("value", "why"),
-    [("k" * 10_000, "characters"), ("k" * 256, "characters"), ("", "characters"),
-     (b"caf\xc3\xa9", "printable ASCII"), ("tab\there", "printable ASCII")],
-)  # fmt: skip
+    [
+        ("k" * 10_000, "characters"),
+        ("k" * 256, "characters"),
+        ("", "characters"),
+        (b"caf\xc3\xa9", "printable ASCII"),
+        ("tab\there", "printable ASCII"),
+    ],
+)
 def test_a_hostile_key_is_a_400_naming_the_header(world: World, value: Any, why: str) -> None:
     gw, fake = world
     r = httpx.post(f"{gw.url}{GEN}", json=BODY, headers={"Idempotency-Key": value}, timeout=10)
@@ -250,9 +273,13 @@ def test_multipart_edits_compare_uploads_by_digest(world: World) -> None:
     gw, fake = world
 
     def edit(png: bytes) -> httpx.Response:
-        return httpx.post(f"{gw.url}{EDITS}", headers={"Idempotency-Key": "edit-1"}, timeout=60,
-                          data={"model": "openai/gpt-image-1", "prompt": "add a hat"},
-                          files={"image": ("in.png", png, "image/png")})  # fmt: skip
+        return httpx.post(
+            f"{gw.url}{EDITS}",
+            headers={"Idempotency-Key": "edit-1"},
+            timeout=60,
+            data={"model": "openai/gpt-image-1", "prompt": "add a hat"},
+            files={"image": ("in.png", png, "image/png")},
+        )
 
     first, again = edit(png(5)), edit(png(5))
     assert first.status_code == 200, first.text
@@ -306,7 +333,7 @@ def test_the_official_clients_send_the_key_as_documented(world: World) -> None:
                 model="openai/gpt-image-1",
                 prompt="a kite on orq",
                 http_headers={"Idempotency-Key": "sdk-2"},
-            )  # fmt: skip
+            )
             for _ in range(2)
         ]
     assert answers[0] == answers[1]

@@ -42,11 +42,18 @@ class Fleet:
         self.tmp = tmp
         self.prefix = f"igtest:idem:{uuid.uuid4().hex[:12]}:"
         self.config = tmp / "imagegate.yaml"
-        self.config.write_text(yaml.safe_dump({
-            "data_dir": str(tmp / "data"), "storage": {"path": str(tmp / "blobs")},
-            "signing_key": "idem-fleet-signing-key-0123456789", "providers": fake.providers(),
-            "redis_url": REDIS_URL, "idempotency": {"prefix": self.prefix, **idempotency},
-        }))  # fmt: skip
+        self.config.write_text(
+            yaml.safe_dump(
+                {
+                    "data_dir": str(tmp / "data"),
+                    "storage": {"path": str(tmp / "blobs")},
+                    "signing_key": "idem-fleet-signing-key-0123456789",
+                    "providers": fake.providers(),
+                    "redis_url": REDIS_URL,
+                    "idempotency": {"prefix": self.prefix, **idempotency},
+                }
+            )
+        )
         self.procs: list[subprocess.Popen[bytes]] = []
         self.urls: list[str] = []
 
@@ -57,8 +64,11 @@ class Fleet:
             log = self.tmp / f"serve-{port}.log"
             proc = subprocess.Popen(
                 [IMAGEGATE, "serve", "--config", str(self.config), "--port", str(port)],
-                cwd=self.tmp, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
-            )  # fmt: skip
+                cwd=self.tmp,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(log, "wb"),
+            )
             self.procs.append(proc)
             url = f"http://127.0.0.1:{port}"
 
@@ -117,8 +127,9 @@ def fleet_of(tmp_path: Path, fake: GatedOpenAI) -> Iterator[Callable[..., Fleet]
 
 
 def keyed(url: str, key: str, body: dict[str, Any] | None = None) -> httpx.Response:
-    return httpx.post(f"{url}{GEN}", json=body or BODY, headers={"Idempotency-Key": key},
-                      timeout=60)  # fmt: skip
+    return httpx.post(
+        f"{url}{GEN}", json=body or BODY, headers={"Idempotency-Key": key}, timeout=60
+    )
 
 
 def test_a_replay_and_a_wait_work_across_two_processes(

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from databases import on_database
+from fakes.replicate import FakeReplicate
 from jobkit import MODEL, WHSEC, Client, GatedOpenAI, member_key, png
 from live import LiveGateway
 from waiting import wait_until
@@ -36,10 +37,11 @@ def upstream() -> Iterator[GatedOpenAI]:
 
 def gateway(make_config: Any, upstream: GatedOpenAI, **jobs: Any) -> LiveGateway:
     config = make_config(
-        api_keys=[ADMIN], providers=upstream.providers(),
+        api_keys=[ADMIN],
+        providers=upstream.providers(),
         jobs={"poll_interval_s": 0.05, **jobs},
         webhooks={"secrets": {"main": WHSEC}, "default_secret": "main"},
-    )  # fmt: skip
+    )
     return LiveGateway(config)
 
 
@@ -73,8 +75,9 @@ def test_the_answer_is_kept_by_blob_key_and_given_as_asked(
         done = wait_until(lambda: api.finished(job["id"]), "the job ends")
         urls = [item["url"] for item in done["result"]["data"]]
         assert [httpx.get(u, timeout=10).content for u in urls] == [png(0), png(1)]
-        trace = httpx.get(f"{gw.url}/v2/traces/{done['trace_id']}",
-                          headers=api.headers, timeout=10).json()  # fmt: skip
+        trace = httpx.get(
+            f"{gw.url}/v2/traces/{done['trace_id']}", headers=api.headers, timeout=10
+        ).json()
     assert any(n.startswith(f"job {job['id']}: run 1") for n in trace["notes"]), trace["notes"]
     assert trace["status"] == 200
 
@@ -97,10 +100,12 @@ def test_an_edit_job_keeps_its_upload_until_it_ends(
     with gateway(make_config, upstream) as gw:
         api = Client(gw.url, ADMIN)
         r = httpx.post(
-            f"{gw.url}/v2/jobs/images/edits", headers=api.headers, timeout=30,
+            f"{gw.url}/v2/jobs/images/edits",
+            headers=api.headers,
+            timeout=30,
             data={"model": MODEL, "prompt": "make it blue"},
             files={"image": ("in.png", image, "image/png")},
-        )  # fmt: skip
+        )
         assert r.status_code == 202, r.text
         job = r.json()
         wait_until(lambda: upstream.calls == 1, "the edit reaches upstream")
@@ -141,6 +146,38 @@ def test_cancel_a_queued_job_and_a_running_one(make_config: Any, upstream: Gated
         follow = api.submit(BODY).json()["id"]  # the worker is free again
         assert wait_until(lambda: api.finished(follow))["status"] == "succeeded"
     assert upstream.calls == 2
+
+
+def test_cancelling_a_polling_job_cancels_the_replicate_prediction(make_config: Any) -> None:
+    """DELETE on a job whose provider polls (Replicate) cancels the upstream prediction: the
+    cancelled run's poll loop fires ``POST urls.cancel``
+    (https://replicate.com/docs/reference/http#predictions.cancel) and polls no more."""
+    with FakeReplicate() as fake:
+        fake.never_finish = True
+        config = make_config(
+            api_keys=[ADMIN],
+            providers=fake.providers(),
+            jobs={"poll_interval_s": 0.05, "lease_s": 600},
+        )
+        # a long lease: the cancel must reach the run at once, not at a lease renewal
+        with LiveGateway(config) as gw:
+            api = Client(gw.url, ADMIN)
+            r = api.submit({"model": "replicate/black-forest-labs/flux-schnell", "prompt": "p"})
+            assert r.status_code == 202, r.text
+            job_id = r.json()["id"]
+            wait_until(lambda: fake.polls() >= 2, "the job polls its prediction")
+            cancelled = api.cancel(job_id)
+            assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+            wait_until(lambda: fake.cancels, "the prediction is cancelled upstream")
+            polls = len(fake.received(method="GET", path="/predictions/pred-1"))
+            assert api.job(job_id)["runs"][0]["outcome"] == "cancelled"
+            # a barrier, not a sleep: a later job on the same gateway polls its own prediction
+            # twice; a poll loop that survived the cancel would have polled pred-1 meanwhile
+            fake.never_finish, fake.running_polls = False, 2
+            later = api.submit({"model": "replicate/black-forest-labs/flux-schnell", "prompt": "q"})
+            assert wait_until(lambda: api.finished(later.json()["id"]))["status"] == "succeeded"
+            assert len(fake.received(method="GET", path="/predictions/pred-1")) == polls
+    assert fake.cancels == ["pred-1"] and fake.violations == []
 
 
 def test_jobs_are_private_to_their_workspace(make_config: Any, upstream: GatedOpenAI) -> None:
@@ -232,22 +269,29 @@ def test_hostile_ids_and_callers(make_config: Any, upstream: GatedOpenAI) -> Non
             assert api.cancel(job_id).status_code == 404
         assert Client(gw.url).submit(BODY).status_code == 401
         assert Client(gw.url, "sk-wrong").get("job_x").status_code == 401
-        r = httpx.post(f"{gw.url}/v2/jobs/images/generations", content=b"{not json",
-                       headers={**api.headers, "content-type": "application/json"})  # fmt: skip
+        r = httpx.post(
+            f"{gw.url}/v2/jobs/images/generations",
+            content=b"{not json",
+            headers={**api.headers, "content-type": "application/json"},
+        )
         assert r.status_code == 400 and r.json()["error"]["param"] == "body"
 
 
 def test_an_upload_over_the_pixel_cap_is_refused_at_submit(
     make_config: Any, upstream: GatedOpenAI, tmp_path: Path
 ) -> None:
-    config = make_config(api_keys=[ADMIN], providers=upstream.providers(),
-                         limits={"max_image_pixels": 16})  # fmt: skip
+    config = make_config(
+        api_keys=[ADMIN], providers=upstream.providers(), limits={"max_image_pixels": 16}
+    )
     with LiveGateway(config) as gw:
         api = Client(gw.url, ADMIN)
         r = httpx.post(
-            f"{gw.url}/v2/jobs/images/edits", headers=api.headers, timeout=30,
-            data={"model": MODEL, "prompt": "p"}, files={"image": ("in.png", png(1), "image/png")},
-        )  # fmt: skip
+            f"{gw.url}/v2/jobs/images/edits",
+            headers=api.headers,
+            timeout=30,
+            data={"model": MODEL, "prompt": "p"},
+            files={"image": ("in.png", png(1), "image/png")},
+        )
         listed = httpx.get(f"{gw.url}/v2/jobs", headers=api.headers, timeout=10).json()
     assert r.status_code in (400, 413) and r.json()["error"]["param"] == "image", r.text
     assert listed["data"] == [] and upstream.calls == 0

@@ -51,7 +51,7 @@ def fleet(tmp_path: Path, upstream: GatedOpenAI, database_url: str | None) -> It
             "secrets": {"main": WHSEC},
             "default_secret": "main",
             "backoff_base_s": 0.05,
-        },  # fmt: skip
+        },
     }
     if database_url:
         doc["database_url"] = database_url
@@ -61,8 +61,12 @@ def fleet(tmp_path: Path, upstream: GatedOpenAI, database_url: str | None) -> It
 
 
 def body(receiver: Receiver) -> dict[str, Any]:
-    return {"model": MODEL, "prompt": "a fox", "response_format": "b64_json",
-            "orq": {"webhook": {"url": receiver.url}}}  # fmt: skip
+    return {
+        "model": MODEL,
+        "prompt": "a fox",
+        "response_format": "b64_json",
+        "orq": {"webhook": {"url": receiver.url}},
+    }
 
 
 def messages(receiver: Receiver) -> list[dict[str, Any]]:
@@ -104,8 +108,9 @@ def test_a_killed_workers_job_completes_on_another_replica_after_its_lease(
     assert [r["worker"].split(":")[1] for r in runs] == [str(fleet.pid(n)) for n in "ab"]
     assert upstream.calls == 2  # once per lease
     assert [m["data"]["id"] for m in messages(receiver)] == [job_id]
-    trace = httpx.get(f"{b.url}/v2/traces/{runs[1]['trace_id']}", headers=b.headers,
-                      timeout=10).json()  # fmt: skip
+    trace = httpx.get(
+        f"{b.url}/v2/traces/{runs[1]['trace_id']}", headers=b.headers, timeout=10
+    ).json()
     assert any("this is a rerun" in n and runs[0]["trace_id"] in n for n in trace["notes"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -10,14 +11,16 @@ from typing import Any
 
 import boto3
 import pytest
+from databases import fresh_schema
 from jobkit import png
 from moto.server import ThreadedMotoServer
+from waiting import DEADLINE_S, until
 
 from imagegate.blobs import BlobStore, LocalBlobStore, S3BlobStore, blob_key
 from imagegate.config import StorageConfig
 from imagegate.jobs.inputs import InputsLost, delete_inputs, load_inputs, save_inputs
 from imagegate.request import UploadedFile
-from imagegate.store import SqlStore
+from imagegate.store import SqlStore, StoreUnavailable
 from imagegate.store.jobrecords import Job, QueueFull
 from imagegate.store.postgres import PostgresDriver
 from imagegate.store.sqlite import SqliteDriver
@@ -45,17 +48,29 @@ async def stores(tmp_path: Path, database_url: str | None) -> AsyncIterator[list
 
 def job(workspace: str, n: int, webhook: bool = False) -> Job:
     return Job(
-        id=f"job_{NOW + n:020.3f}", workspace_id=workspace, operation="generations",
-        status="queued", body={"model": "m", "prompt": str(n)}, inputs=[],
-        caller={"role": "member", "key_id": None}, created_at=NOW + n, updated_at=NOW + n,
+        id=f"job_{NOW + n:020.3f}",
+        workspace_id=workspace,
+        operation="generations",
+        status="queued",
+        body={"model": "m", "prompt": str(n)},
+        inputs=[],
+        caller={"role": "member", "key_id": None},
+        created_at=NOW + n,
+        updated_at=NOW + n,
         webhook_url="https://example.com/h" if webhook else None,
         webhook_secret_id="main" if webhook else None,
-    )  # fmt: skip
+    )
 
 
 def run_of(owner: str) -> Any:
-    return lambda j: {"run": j.runs + 1, "worker": owner, "trace_id": f"t{j.runs}",
-                      "started_at": NOW, "ended_at": None, "outcome": None}  # fmt: skip
+    return lambda j: {
+        "run": j.runs + 1,
+        "worker": owner,
+        "trace_id": f"t{j.runs}",
+        "started_at": NOW,
+        "ended_at": None,
+        "outcome": None,
+    }
 
 
 async def claim(store: SqlStore, owner: str, now: float, limit: int, **kw: Any) -> list[Job]:
@@ -137,6 +152,91 @@ async def test_the_queue_bound_and_cancel(stores: list[SqlStore]) -> None:
     await one.insert_job(job("a", 4), 2)  # a cancelled job no longer counts
 
 
+async def test_purge_takes_finished_jobs_past_retention_and_their_deliveries(
+    stores: list[SqlStore],
+) -> None:
+    one, two = stores
+    unfinished, hooked, cancelled, done = (
+        job("a", 0),
+        job("a", 1, webhook=True),
+        job("a", 2),
+        job("b", 3),
+    )
+    cancelled.inputs = [
+        {"field": "image", "filename": "a.png", "kind": "png", "size": 1, "key": "k" * 64}
+    ]
+    for j in (unfinished, hooked, cancelled, done):
+        await one.insert_job(j, 100)
+    await one.cancel_job("a", cancelled.id, NOW + 5)
+    running = {j.id: j for j in await claim(one, "w", NOW + 6, 4)}
+    for j, ended in ((running[hooked.id], NOW + 10), (running[done.id], NOW + 20)):
+        j.status, j.http_status, j.result = "succeeded", 200, {"data": []}
+        assert await one.finish_job(j, "w", ended) is not None
+    assert await two.purge_jobs(NOW + 5, 10) == {}  # nothing ended before the cutoff
+    assert await two.purge_jobs(NOW + 100, 1) == {cancelled.id: cancelled.inputs}  # oldest
+    assert await one.get_job("a", cancelled.id) is None
+    assert list(await two.purge_jobs(NOW + 100, 10)) == [done.id]  # hooked: message pending
+    [message] = await one.claim_deliveries("s", NOW + 30, 10.0, 5)
+    assert message.job_id == hooked.id
+    message.status = "delivered"
+    assert await one.record_delivery(message, "s")
+    assert list(await two.purge_jobs(NOW + 100, 10)) == [hooked.id]
+    assert await one.get_delivery("a", hooked.id) is None
+    assert await one.get_job("a", hooked.id) is None
+    assert await one.get_job("a", unfinished.id) is not None  # an unfinished job is never purged
+    assert [j.id for j in (await one.list_jobs("a", None, None, 10)).items] == [unfinished.id]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_schema() as url:
+        yield url
+
+
+async def test_a_claim_takes_the_next_job_while_another_claim_holds_a_row(pg_url: str) -> None:
+    """PostgreSQL: a claimer skips rows another claim has locked instead of waiting for it.
+
+    The first claim (in a thread of its own, on its own connection) stops inside its
+    transaction — rows locked — until the test lets it go; the second must return the next
+    job while the first transaction is still open (an ordering fact). Without ``SKIP LOCKED``
+    it waits on the first job's row lock and the deadline fails the test.
+    """
+    first, second = job("a", 0), job("b", 1)  # two workspaces: each claim its own advisory lock
+    setup = SqlStore(PostgresDriver(pg_url))
+    for j in (first, second):
+        await setup.insert_job(j, 100)
+    inside, let_go = threading.Event(), threading.Event()
+
+    def stop_inside(j: Job) -> dict[str, Any]:  # runs inside the first claim's transaction
+        inside.set()
+        let_go.wait(DEADLINE_S)
+        return run_of("holder")(j)
+
+    async def hold() -> list[Job]:
+        store = SqlStore(PostgresDriver(pg_url))
+        try:
+            return await store.claim_jobs(
+                "holder", NOW + 1, 10.0, 1, max_running=3, max_runs=3, new_run=stop_inside
+            )
+        finally:
+            await store.close()
+
+    holder = asyncio.get_running_loop().run_in_executor(None, asyncio.run, hold())
+    try:
+        await until(inside.is_set, "the first claim holds its row")
+        try:
+            took = await asyncio.wait_for(claim(setup, "other", NOW + 1, 1), DEADLINE_S)
+        except (TimeoutError, StoreUnavailable) as exc:  # the driver's own timeout, or ours
+            pytest.fail(f"the second claim waited for the first one's row lock ({exc!r})")
+        assert not let_go.is_set() and not holder.done()  # the first is still open
+    finally:
+        let_go.set()
+        held = await holder
+        await setup.close()
+    assert [j.id for j in held] == [first.id] and [j.id for j in took] == [second.id]
+    assert held[0].lease_owner == "holder" and took[0].lease_owner == "other"
+
+
 # --- uploads in the blob stores ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
@@ -155,13 +255,23 @@ async def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "s3":
         url = request.getfixturevalue("moto_url")
         bucket = f"imagegate-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                     aws_access_key_id="testing", aws_secret_access_key="testing",
-                     ).create_bucket(Bucket=bucket)  # fmt: skip
-        store = S3BlobStore(StorageConfig(
-            backend="s3", bucket=bucket, endpoint_url=url, region="us-east-1",
-            access_key_id="testing", secret_access_key="testing",
-        ))  # fmt: skip
+        boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket=bucket)
+        store = S3BlobStore(
+            StorageConfig(
+                backend="s3",
+                bucket=bucket,
+                endpoint_url=url,
+                region="us-east-1",
+                access_key_id="testing",
+                secret_access_key="testing",
+            )
+        )
     else:
         store = LocalBlobStore(tmp_path, pack_max_bytes=0 if request.param == "files" else 65536)
     yield store
@@ -171,8 +281,10 @@ async def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 async def test_uploads_are_kept_apart_from_the_same_image_and_deleted(blobs: BlobStore) -> None:
     image = png(5)
     await blobs.put(blob_key(image), image, "image/png")  # the same bytes, as an answer
-    uploads = [UploadedFile.from_bytes(image, "a.png"),
-               UploadedFile("mask", "m.png", "png", len(png(6)), data=png(6))]  # fmt: skip
+    uploads = [
+        UploadedFile.from_bytes(image, "a.png"),
+        UploadedFile("mask", "m.png", "png", len(png(6)), data=png(6)),
+    ]
     kept = await save_inputs(blobs, "job_1", uploads)
     assert all(k["key"] != blob_key(image) for k in kept)
     images, mask = await load_inputs(blobs, "job_1", kept)

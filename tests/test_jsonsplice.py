@@ -19,7 +19,7 @@ BIG = b64(300_000)
 OTHER = b64(200_000)
 
 BODIES = [
-    orjson.dumps({"created": 1, "data": [{"b64_json": BIG, "revised_prompt": "a \"b64_json\""}]}),
+    orjson.dumps({"created": 1, "data": [{"b64_json": BIG, "revised_prompt": 'a "b64_json"'}]}),
     orjson.dumps({"data": [{"b64_json": BIG}, {"b64_json": OTHER}, {"b64_json": "short"}]}),
     orjson.dumps({"predictions": [{"bytesBase64Encoded": BIG, "mimeType": "image/png"}]}),
     ('{ "data" : [ { "b64_json"  :\n "' + BIG + '" , "x": [1, 2.5, null, true] } ] }').encode(),

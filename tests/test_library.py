@@ -19,9 +19,14 @@ from imagegate.errors import InvalidRequest, UnsupportedEngine
 def _config(tmp_path: Path, yaml_text: str = "") -> imagegate.Config:
     path = tmp_path / "imagegate.yaml"
     path.write_text(yaml_text or "log_level: info\n")
-    return load_config(path, env={}, overrides={
-        "data_dir": str(tmp_path / "data"), "storage": {"path": str(tmp_path / "blobs")},
-    })  # fmt: skip
+    return load_config(
+        path,
+        env={},
+        overrides={
+            "data_dir": str(tmp_path / "data"),
+            "storage": {"path": str(tmp_path / "blobs")},
+        },
+    )
 
 
 def _upload(data: bytes, name: str = "in.png") -> UploadedFile:
@@ -49,8 +54,9 @@ def test_a_spooled_upload_is_hashed_from_its_file(tmp_path: Path) -> None:
 
 async def test_generate_in_process(tmp_path: Path) -> None:
     async with Gateway(_config(tmp_path)) as gw:
-        res = await gw.generate(model="placeholder/x", prompt="a fox", size="32x32",
-                                response_format="b64_json", n=2)  # fmt: skip
+        res = await gw.generate(
+            model="placeholder/x", prompt="a fox", size="32x32", response_format="b64_json", n=2
+        )
     assert len(res.data) == 2
     assert base64.b64decode(res.data[0]["b64_json"]).startswith(b"\x89PNG")
     assert res.model == "placeholder/x"
@@ -60,10 +66,16 @@ async def test_generate_in_process(tmp_path: Path) -> None:
 
 async def test_edit_and_vary_in_process(tmp_path: Path) -> None:
     async with Gateway(_config(tmp_path)) as gw:
-        edit = await gw.edit(images=[_upload(png(1))], model="placeholder/x",
-                             prompt="hat", size="32x32", response_format="b64_json")  # fmt: skip
-        vary = await gw.vary(image=_upload(png(2)), model="placeholder/x",
-                             size="256x256", response_format="b64_json")  # fmt: skip
+        edit = await gw.edit(
+            images=[_upload(png(1))],
+            model="placeholder/x",
+            prompt="hat",
+            size="32x32",
+            response_format="b64_json",
+        )
+        vary = await gw.vary(
+            image=_upload(png(2)), model="placeholder/x", size="256x256", response_format="b64_json"
+        )
     assert base64.b64decode(edit.data[0]["b64_json"]).startswith(b"\x89PNG")
     assert edit.body["size"] == "32x32"
     assert vary.body["size"] == "256x256"
@@ -71,11 +83,15 @@ async def test_edit_and_vary_in_process(tmp_path: Path) -> None:
 
 async def test_library_with_openai_provider_and_orq_options(tmp_path: Path) -> None:
     with FakeOpenAI() as fake:
-        yaml_text = (f"providers:\n  openai:\n    api_key: {fake.api_key}\n"
-                     f"    base_url: {fake.url}/v1\n")  # fmt: skip
+        yaml_text = (
+            f"providers:\n  openai:\n    api_key: {fake.api_key}\n    base_url: {fake.url}/v1\n"
+        )
         async with Gateway(_config(tmp_path, yaml_text)) as gw:
-            res = await gw.generate(prompt="a red fox", model="openai/gpt-image-1",
-                                    orq={"retry": {"count": 2, "on_codes": [429]}})  # fmt: skip
+            res = await gw.generate(
+                prompt="a red fox",
+                model="openai/gpt-image-1",
+                orq={"retry": {"count": 2, "on_codes": [429]}},
+            )
         assert fake.violations == []
         assert fake.requests[0].json == {"model": "gpt-image-1", "prompt": "a red fox"}
     assert base64.b64decode(res.data[0]["b64_json"]) == png(0)
@@ -92,7 +108,14 @@ async def test_library_errors_are_typed(tmp_path: Path) -> None:
 
 
 def test_public_api_exports() -> None:
-    for name in ("Gateway", "load_config", "CreateImageOrq", "CreateImageVariationOrq",
-                 "PostV2ProxyImagesGenerationsOrq", "CreateImageVariationRequestBody",
-                 "PublicIdentity", "GatewayError"):  # fmt: skip
+    for name in (
+        "Gateway",
+        "load_config",
+        "CreateImageOrq",
+        "CreateImageVariationOrq",
+        "PostV2ProxyImagesGenerationsOrq",
+        "CreateImageVariationRequestBody",
+        "PublicIdentity",
+        "GatewayError",
+    ):
         assert hasattr(imagegate, name), name

@@ -12,8 +12,13 @@ KEY = "sk-metrics"
 
 def test_metrics_count_requests_attempts_and_cache(make_config: Any) -> None:
     auth = {"Authorization": f"Bearer {KEY}"}
-    body = {"model": "placeholder/m", "prompt": "a fox", "size": "32x32",
-            "response_format": "b64_json", "cache": {"type": "exact_match", "ttl": 60}}  # fmt: skip
+    body = {
+        "model": "placeholder/m",
+        "prompt": "a fox",
+        "size": "32x32",
+        "response_format": "b64_json",
+        "cache": {"type": "exact_match", "ttl": 60},
+    }
     with (
         live_gateway(make_config(api_keys=[KEY])) as gw,
         httpx.Client(base_url=gw.url, headers=auth, timeout=30) as http,

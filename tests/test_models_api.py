@@ -26,19 +26,24 @@ ALIASES: dict[str, Any] = {
     "mix": {"models": ["openai/dall-e-3", "placeholder/mix"], "strategy": "fallback"},
 }
 _module, _, _attr = SPECS["bfl"].partition(":")
-BFL_MODELS = list(getattr(importlib.import_module(_module), _attr).models)
+BFL_MODELS = getattr(importlib.import_module(_module), _attr).models.names()
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
     tmp = tmp_path_factory.mktemp("models")
     with FakeOpenAI() as fake:
-        providers = {**fake.providers(), "bfl": {"api_key": "k"},
-                     "stability": {"enabled": False}}  # fmt: skip
-        config = load_config(env={}, overrides={
-            "data_dir": str(tmp), "storage": {"path": str(tmp / "blobs")}, "api_keys": [KEY],
-            "providers": providers, "models": ALIASES,
-        })  # fmt: skip
+        providers = {**fake.providers(), "bfl": {"api_key": "k"}, "stability": {"enabled": False}}
+        config = load_config(
+            env={},
+            overrides={
+                "data_dir": str(tmp),
+                "storage": {"path": str(tmp / "blobs")},
+                "api_keys": [KEY],
+                "providers": providers,
+                "models": ALIASES,
+            },
+        )
         with live_gateway(config) as server:
             yield server
 
@@ -54,9 +59,15 @@ def test_list_has_openais_shape_aliases_and_provider_models(client: openai.OpenA
     by_id = {m.id: m for m in page.data}
     assert page.object == "list" and all(m.object == "model" for m in page.data)
     expected = {
-        "house", "mix", "openai/dall-e-2", "openai/dall-e-3", "openai/gpt-image-1",
-        "openai/gpt-image-2", "placeholder/mix", *(f"bfl/{name}" for name in BFL_MODELS),
-    }  # fmt: skip
+        "house",
+        "mix",
+        "openai/dall-e-2",
+        "openai/dall-e-3",
+        "openai/gpt-image-1",
+        "openai/gpt-image-2",
+        "placeholder/mix",
+        *(f"bfl/{name}" for name in BFL_MODELS),
+    }
     assert expected <= set(by_id)
     assert not any(i.startswith("stability/") for i in by_id)  # disabled: not served here
     # the placeholder takes any name: only the one the config names is listed
@@ -66,8 +77,10 @@ def test_list_has_openais_shape_aliases_and_provider_models(client: openai.OpenA
     assert dalle3["operations"] == ["generations"] and dalle3["output_formats"] == ["png"]
     house = by_id["house"].model_dump()
     assert (house["owned_by"], house["kind"], house["models"]) == (
-        "imagegate", "alias", ["openai/gpt-image-1"],
-    )  # fmt: skip
+        "imagegate",
+        "alias",
+        ["openai/gpt-image-1"],
+    )
     assert house["params"] == {"output_format": "webp"} and house["output_formats"] == ["webp"]
     assert house["operations"] == ["edits", "generations"]
     mix = by_id["mix"].model_dump()
@@ -97,8 +110,10 @@ def test_unknown_ids_are_404_in_openais_error_shape(client: openai.OpenAI, model
     body = info.value.body
     assert isinstance(body, dict)
     assert (body["code"], body["type"], body["param"]) == (
-        "model_not_found", "invalid_request_error", "model",
-    )  # fmt: skip
+        "model_not_found",
+        "invalid_request_error",
+        "model",
+    )
     assert len(body["message"]) < 200
 
 
@@ -121,8 +136,12 @@ def test_auth_as_the_image_routes(gw: LiveGateway) -> None:
 def test_workspace_keys_see_the_gateways_models(gw: LiveGateway) -> None:
     """Workspaces have no model allow-list: a member key of another workspace lists the same
     models; naming a workspace it does not belong to is a 403, as on the image routes."""
-    made = httpx.post(f"{gw.url}/v2/admin/keys", headers=AUTH, timeout=10,
-                      json={"workspace": "team-m", "name": "ci", "role": "member"})  # fmt: skip
+    made = httpx.post(
+        f"{gw.url}/v2/admin/keys",
+        headers=AUTH,
+        timeout=10,
+        json={"workspace": "team-m", "name": "ci", "role": "member"},
+    )
     assert made.status_code == 201, made.text
     member = {"authorization": f"Bearer {made.json()['key']}"}
     mine = httpx.get(f"{gw.url}/v1/models", headers=member, timeout=10)

@@ -38,8 +38,11 @@ def tmp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def gw(tmp_dir: Path) -> Iterator[LiveGateway]:
     data = tmp_dir.parent / (tmp_dir.name + "-data")
     uploads = {"max_file_bytes": 200_000, "spool_bytes": 16_384, "tmp_dir": str(tmp_dir)}
-    overrides = {"data_dir": str(data), "storage": {"path": str(data / "blobs")},
-                 "uploads": uploads}  # fmt: skip
+    overrides = {
+        "data_dir": str(data),
+        "storage": {"path": str(data / "blobs")},
+        "uploads": uploads,
+    }
     with live_gateway(load_config(env={}, overrides=overrides)) as server:
         yield server
 
@@ -86,8 +89,7 @@ def test_spooled_upload_is_served_then_removed(gw: LiveGateway, tmp_dir: Path) -
         yield parts[1] + f"--{boundary}--\r\n".encode()
 
     headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
-    r = httpx.post(f"{gw.url}/v2/router/images/edits", content=body(), headers=headers,
-                   timeout=30)  # fmt: skip
+    r = httpx.post(f"{gw.url}/v2/router/images/edits", content=body(), headers=headers, timeout=30)
     assert r.status_code == 200, r.text
     assert [name.startswith("imagegate-") for name in seen] == [True]  # it was spooled
     assert len(r.json()["data"]) == 1
@@ -99,8 +101,9 @@ def test_text_file_as_image_is_400_unsupported_mimetype(gw: LiveGateway, tmp_dir
     r = _edit(gw, [("image", ("notes.png", text, "image/png"))])
     assert r.status_code == 400
     assert (r.json()["error"]["code"], r.json()["error"]["param"]) == (
-        "unsupported_file_mimetype", "image",
-    )  # fmt: skip
+        "unsupported_file_mimetype",
+        "image",
+    )
     assert list(tmp_dir.iterdir()) == []
 
 
@@ -136,13 +139,15 @@ def test_seventeen_images_is_400(gw: LiveGateway) -> None:
     [
         ("multipart/form-data", b"--x\r\n"),  # no boundary parameter
         ("multipart/form-data; boundary=abc", b"garbage without any boundary"),
-        ("multipart/form-data; boundary=abc",
-         b'--abc\r\nContent-Disposition: form-data; name="model"\r\n\r\nplaceholder/x'),
+        (
+            "multipart/form-data; boundary=abc",
+            b'--abc\r\nContent-Disposition: form-data; name="model"\r\n\r\nplaceholder/x',
+        ),
         ("multipart/form-data; boundary=abc", b"--abc\r\nno headers at all\r\n\r\n--abc--"),
         ("application/x-www-form-urlencoded", b"model=placeholder/x&prompt=p"),
         ("application/json", b'{"model": "placeholder/x", "prompt": "p"}'),
     ],
-)  # fmt: skip
+)
 def test_malformed_multipart_is_400(gw: LiveGateway, content_type: str, body: bytes) -> None:
     r = httpx.post(
         f"{gw.url}/v2/router/images/edits", content=body, headers={"content-type": content_type}
@@ -157,13 +162,15 @@ def test_bracket_names_decode_what_openai_sdk_encodes() -> None:
         "orq": {
             "retry": {"count": 2, "on_codes": [429, 500]},
             "fallbacks": [{"model": "a/b"}, {"model": "c/d"}],
-            "load_balancer": {"type": "weight_based",
-                              "models": [{"model": "a/b", "weight": 0.4}, {"model": "c/d"}]},
+            "load_balancer": {
+                "type": "weight_based",
+                "models": [{"model": "a/b", "weight": 0.4}, {"model": "c/d"}],
+            },
             "identity": {"id": "u", "tags": ["x", "y"], "metadata": {"plan": "pro"}},
         },
         "fallback_on_codes": [500, 502],
         "timeout": {"call_timeout": 5},
-    }  # fmt: skip
+    }
     fields: dict[str, Any] = {}
     for key, text in Querystring(array_format="brackets").stringify_items(value):
         put_bracketed(fields, key, str(text))
@@ -258,10 +265,14 @@ def test_spool_budget_is_exact_on_success_and_holds_keep_the_file() -> None:
     budget = SpoolBudget(1 << 20)
     image = image_bytes() + b"\0" * 20_000
     body = _spooled_form(image)
-    form = asyncio.run(parse_multipart(
-        "multipart/form-data; boundary=b0undary", _chunks(body, 4096),
-        UploadConfig(spool_bytes=1024), spool=budget,
-    ))  # fmt: skip
+    form = asyncio.run(
+        parse_multipart(
+            "multipart/form-data; boundary=b0undary",
+            _chunks(body, 4096),
+            UploadConfig(spool_bytes=1024),
+            spool=budget,
+        )
+    )
     [upload] = form.images
     assert upload.path is not None and budget.held == len(image) == upload.spooled
     path = upload.path
@@ -284,13 +295,21 @@ def test_spool_budget_is_exact_on_errors(tmp_path: Path, how: str) -> None:
     image = image_bytes() + b"\0" * 40_000
     body = _spooled_form(image)
     stream = _then_disconnect(body[:30_000]) if how == "disconnect" else _chunks(body, 4096)
-    expected: type[Exception] = {"disconnect": ClientDisconnect, "over-budget": ServiceUnavailable,
-                                 "over-total": PayloadTooLarge}[how]  # fmt: skip
+    expected: type[Exception] = {
+        "disconnect": ClientDisconnect,
+        "over-budget": ServiceUnavailable,
+        "over-total": PayloadTooLarge,
+    }[how]
     limits = UploadConfig(spool_bytes=1024, tmp_dir=str(tmp_path))
     with pytest.raises(expected):
-        asyncio.run(parse_multipart(
-            "multipart/form-data; boundary=b0undary", stream, limits,
-            LimitsConfig(max_multipart_bytes=35_000), spool=budget,
-        ))  # fmt: skip
+        asyncio.run(
+            parse_multipart(
+                "multipart/form-data; boundary=b0undary",
+                stream,
+                limits,
+                LimitsConfig(max_multipart_bytes=35_000),
+                spool=budget,
+            )
+        )
     assert budget.held == 0
     assert list(tmp_path.iterdir()) == []

@@ -27,25 +27,37 @@ from imagegate.gateway import Gateway
 
 AUTH = {"authorization": f"Bearer {KEY}"}
 ALIASES: dict[str, Any] = {
-    "house": {"model": "openai/gpt-image-1",
-              "params": {"output_format": "webp", "quality": "high"}},
+    "house": {
+        "model": "openai/gpt-image-1",
+        "params": {"output_format": "webp", "quality": "high"},
+    },
     "chain": {"models": ["openai/gpt-image-1", "placeholder/chain"], "strategy": "fallback"},
-    "spread": {"models": [{"model": "openai/gpt-image-1", "weight": 0.5},
-                          {"model": "openai/dall-e-2", "weight": 0.5}],
-               "orq": {"retry": {"count": 1, "on_codes": [503]}}},
-}  # fmt: skip
+    "spread": {
+        "models": [
+            {"model": "openai/gpt-image-1", "weight": 0.5},
+            {"model": "openai/dall-e-2", "weight": 0.5},
+        ],
+        "orq": {"retry": {"count": 1, "on_codes": [503]}},
+    },
+}
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeOpenAI, LiveGateway]]:
     tmp = tmp_path_factory.mktemp("names")
     with FakeOpenAI() as fake:
-        config = load_config(env={}, overrides={
-            "data_dir": str(tmp), "storage": {"path": str(tmp / "blobs")},
-            "api_keys": [KEY], "providers": fake.providers(), "models": ALIASES,
-            "defaults": {"model": {"edits": "house"}},
-            "routing": {"backoff_base_s": 0.01},
-        })  # fmt: skip
+        config = load_config(
+            env={},
+            overrides={
+                "data_dir": str(tmp),
+                "storage": {"path": str(tmp / "blobs")},
+                "api_keys": [KEY],
+                "providers": fake.providers(),
+                "models": ALIASES,
+                "defaults": {"model": {"edits": "house"}},
+                "routing": {"backoff_base_s": 0.01},
+            },
+        )
         with live_gateway(config, Gateway(config, rng=random.Random(3))) as gw:
             yield fake, gw
 
@@ -103,8 +115,11 @@ async def test_bare_gpt_image_1_async(fake: FakeOpenAI, aclient: openai.AsyncOpe
     res = raw.parse()
     assert res.data is not None and res.data[0].b64_json
     assert raw.headers["x-orq-model"] == "openai/gpt-image-1"
-    assert fake.requests[0].json == {"model": "gpt-image-1", "prompt": "an async fox",
-                                     "quality": "low"}  # fmt: skip
+    assert fake.requests[0].json == {
+        "model": "gpt-image-1",
+        "prompt": "an async fox",
+        "quality": "low",
+    }
 
 
 def test_no_model_gets_openais_default(
@@ -132,8 +147,12 @@ async def test_no_model_on_edits_gets_the_configured_default(
     )
     assert raw.headers["x-orq-model"] == "openai/gpt-image-1"
     [sent] = fake.requests
-    assert sent.fields == {"model": ["gpt-image-1"], "prompt": ["edit me"], "quality": ["high"],
-                           "output_format": ["webp"]}  # fmt: skip
+    assert sent.fields == {
+        "model": ["gpt-image-1"],
+        "prompt": ["edit me"],
+        "quality": ["high"],
+        "output_format": ["webp"],
+    }
 
 
 def test_alias_pins_win_over_the_body(
@@ -143,8 +162,13 @@ def test_alias_pins_win_over_the_body(
         model="house", prompt="house style", output_format="png", n=2
     )
     assert raw.headers["x-orq-model"] == "openai/gpt-image-1"
-    assert fake.requests[0].json == {"model": "gpt-image-1", "prompt": "house style", "n": 2,
-                                     "output_format": "webp", "quality": "high"}  # fmt: skip
+    assert fake.requests[0].json == {
+        "model": "gpt-image-1",
+        "prompt": "house style",
+        "n": 2,
+        "output_format": "webp",
+        "quality": "high",
+    }
     notes = trace_of(gw, raw.headers)["notes"]
     assert "params: alias 'house' pins output_format='webp' (the request's 'png' replaced)" in notes
     assert "params: alias 'house' pins quality='high'" in notes
@@ -176,9 +200,11 @@ def test_alias_list_load_balances_with_the_alias_routing(
     fake.reset()
     fake.script(Reply(503))  # the first request, whichever model was drawn
     raw = client.images.with_raw_response.generate(
-        model="spread", prompt="spread 2", response_format="b64_json",
+        model="spread",
+        prompt="spread 2",
+        response_format="b64_json",
         extra_body={"orq": {"retry": {"count": 1, "on_codes": [429]}}},
-    )  # fmt: skip
+    )
     both = [r.model for r in fake.requests]
     assert sorted(both) == ["dall-e-2", "gpt-image-1"]  # fell back across the list
     assert raw.headers["x-orq-model"] == f"openai/{both[1]}"
@@ -187,9 +213,11 @@ def test_alias_list_load_balances_with_the_alias_routing(
 def test_fallbacks_may_name_bare_models(fake: FakeOpenAI, client: openai.OpenAI) -> None:
     fake.script(Reply(503), key="gpt-image-1")
     raw = client.images.with_raw_response.generate(
-        model="gpt-image-1", prompt="fb", response_format="b64_json",
+        model="gpt-image-1",
+        prompt="fb",
+        response_format="b64_json",
         extra_body={"orq": {"fallbacks": [{"model": "dall-e-3"}]}},
-    )  # fmt: skip
+    )
     assert [r.model for r in fake.requests] == ["gpt-image-1", "dall-e-3"]
     assert raw.headers["x-orq-model"] == "openai/dall-e-3"
     with pytest.raises(openai.BadRequestError) as info:  # a list alias is no single fallback
@@ -222,8 +250,10 @@ def test_unresolvable_names_without_openai(make_config: Any) -> None:
         body = info.value.body
         assert isinstance(body, dict)
         assert (body["param"], body["code"], body["type"]) == (
-            "model", code, "invalid_request_error",
-        )  # fmt: skip
+            "model",
+            code,
+            "invalid_request_error",
+        )
     assert "no default_provider" in str(bare.value.body)
 
 
@@ -239,22 +269,30 @@ def test_default_provider_resolves_bare_names(make_config: Any) -> None:
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"models": {"h": {"model": "placeholder/x", "params": {"output_fromat": "webp"}}}},
-         "models.h: params.output_fromat: not a parameter an alias may pin (did you mean "
-         "output_format?)"),
-        ({"models": {"h": {"model": "placeholder/x", "params": {"quality": "ultra"}}}},
-         "params.quality"),
+        (
+            {"models": {"h": {"model": "placeholder/x", "params": {"output_fromat": "webp"}}}},
+            "models.h: params.output_fromat: not a parameter an alias may pin (did you mean "
+            "output_format?)",
+        ),
+        (
+            {"models": {"h": {"model": "placeholder/x", "params": {"quality": "ultra"}}}},
+            "params.quality",
+        ),
         ({"models": {"a": "b"}}, "not a provider/model name"),
         ({"models": {"a/b": "placeholder/x"}}, "without '/'"),
         ({"models": {"a": "nobody/x"}}, "models.a: 'nobody/x' names provider 'nobody'"),
-        ({"models": {"a": {"model": "placeholder/x", "orq": {"identity": {"id": "u"}}}}},
-         "orq.identity: an alias may set only"),
+        (
+            {"models": {"a": {"model": "placeholder/x", "orq": {"identity": {"id": "u"}}}}},
+            "orq.identity: an alias may set only",
+        ),
         ({"default_provider": "nobody"}, "default_provider: no provider entry named 'nobody'"),
         ({"defaults": {"model": "sketch"}}, "defaults.model.generations: 'sketch' is neither"),
-        ({"models": {"big": [f"placeholder/m{i}" for i in range(11)]}},
-         "at most 10 models (limits.max_load_balancer_models)"),
+        (
+            {"models": {"big": [f"placeholder/m{i}" for i in range(11)]}},
+            "at most 10 models (limits.max_load_balancer_models)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_model_config_is_refused(
     make_config: Any, section: dict[str, Any], message: str
 ) -> None:
@@ -272,9 +310,13 @@ def test_10k_aliases_stop_imagegate_serve(tmp_path: Path) -> None:
         load_config(config, env={})
     imagegate = str(Path(sys.executable).with_name("imagegate"))
     done = subprocess.run(
-        [imagegate, "serve", "--config", str(config)], cwd=tmp_path, env=serve_env(tmp_path),
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [imagegate, "serve", "--config", str(config)],
+        cwd=tmp_path,
+        env=serve_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "models:" in lines[0] and "10000" in lines[0], done.stderr
@@ -286,8 +328,9 @@ def test_load_balancer_names_resolve_and_the_model_is_not_needed(
     """With a load balancer the request's model is ignored (docs/routing.md): none is needed,
     and the balancer's bare names resolve like the model's."""
     raw = client.images.with_raw_response.generate(
-        prompt="lb fox", response_format="b64_json",
+        prompt="lb fox",
+        response_format="b64_json",
         extra_body={"load_balancer": [{"type": "weight_based", "model": "dall-e-3", "weight": 1}]},
-    )  # fmt: skip
+    )
     assert raw.headers["x-orq-model"] == "openai/dall-e-3"
     assert [r.model for r in fake.requests] == ["dall-e-3"]

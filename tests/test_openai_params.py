@@ -48,16 +48,32 @@ def test_every_generation_parameter_reaches_gpt_image(
     fake: FakeOpenAI, client: openai.OpenAI, gw: LiveGateway, prompt: str
 ) -> None:
     raw = client.images.with_raw_response.generate(
-        model="gpt-image-1", prompt=prompt, n=1, size="1536x1024", quality="hd",
-        style="vivid", background="transparent", moderation="low", output_format="webp",
-        output_compression=70, response_format="url", user="end-user-7",
-    )  # fmt: skip
+        model="gpt-image-1",
+        prompt=prompt,
+        n=1,
+        size="1536x1024",
+        quality="hd",
+        style="vivid",
+        background="transparent",
+        moderation="low",
+        output_format="webp",
+        output_compression=70,
+        response_format="url",
+        user="end-user-7",
+    )
     assert raw.parse().data
     assert fake.requests[0].json == {
-        "model": "gpt-image-1", "prompt": prompt, "n": 1, "size": "1536x1024",
-        "quality": "high", "background": "transparent", "moderation": "low",
-        "output_format": "webp", "output_compression": 70, "user": "end-user-7",
-    }  # fmt: skip
+        "model": "gpt-image-1",
+        "prompt": prompt,
+        "n": 1,
+        "size": "1536x1024",
+        "quality": "high",
+        "background": "transparent",
+        "moderation": "low",
+        "output_format": "webp",
+        "output_compression": 70,
+        "user": "end-user-7",
+    }
     said = notes(gw, raw.headers)
     assert "params: quality='hd' sent to gpt-image-1 as 'high'" in said
     assert "params: style='vivid' ignored: gpt-image-1 does not take it" in said
@@ -68,15 +84,28 @@ async def test_dall_e_3_gets_its_own_words(
     fake: FakeOpenAI, aclient: openai.AsyncOpenAI, gw: LiveGateway, prompt: str
 ) -> None:
     raw = await aclient.images.with_raw_response.generate(
-        model="dall-e-3", prompt=prompt, quality="high", style="natural", background="opaque",
-        moderation="auto", output_format="png", output_compression=10, size="1792x1024",
-        response_format="b64_json", user="u",
-    )  # fmt: skip
+        model="dall-e-3",
+        prompt=prompt,
+        quality="high",
+        style="natural",
+        background="opaque",
+        moderation="auto",
+        output_format="png",
+        output_compression=10,
+        size="1792x1024",
+        response_format="b64_json",
+        user="u",
+    )
     assert raw.parse().data
     assert fake.requests[0].json == {
-        "model": "dall-e-3", "prompt": prompt, "size": "1792x1024", "quality": "hd",
-        "style": "natural", "response_format": "b64_json", "user": "u",
-    }  # fmt: skip
+        "model": "dall-e-3",
+        "prompt": prompt,
+        "size": "1792x1024",
+        "quality": "hd",
+        "style": "natural",
+        "response_format": "b64_json",
+        "user": "u",
+    }
     said = notes(gw, raw.headers)
     for name in ("background", "moderation", "output_format", "output_compression"):
         assert any(n.startswith(f"params: {name}=") and "ignored" in n for n in said), name
@@ -98,16 +127,25 @@ async def test_input_fidelity_on_edits(
     fake: FakeOpenAI, aclient: openai.AsyncOpenAI, gw: LiveGateway, prompt: str
 ) -> None:
     image = ("a.png", png(2), "image/png")
-    await aclient.images.edit(model="gpt-image-1", prompt=prompt, image=image,
-                              input_fidelity="high", user="u")  # fmt: skip
+    await aclient.images.edit(
+        model="gpt-image-1", prompt=prompt, image=image, input_fidelity="high", user="u"
+    )
     raw = await aclient.images.with_raw_response.edit(
         model="gpt-image-1-mini", prompt=prompt, image=image, input_fidelity="high"
     )
-    await aclient.images.edit(model="dall-e-2", prompt=prompt, image=image, input_fidelity="low",
-                              response_format="b64_json")  # fmt: skip
+    await aclient.images.edit(
+        model="dall-e-2",
+        prompt=prompt,
+        image=image,
+        input_fidelity="low",
+        response_format="b64_json",
+    )
     sent = [(r.model, r.field("input_fidelity"), r.field("user")) for r in fake.requests]
-    assert sent == [("gpt-image-1", "high", "u"), ("gpt-image-1-mini", None, None),
-                    ("dall-e-2", None, None)]  # fmt: skip
+    assert sent == [
+        ("gpt-image-1", "high", "u"),
+        ("gpt-image-1-mini", None, None),
+        ("dall-e-2", None, None),
+    ]
     assert "params: input_fidelity='high' ignored: gpt-image-1-mini does not take it" in notes(
         gw, raw.headers
     )
@@ -118,8 +156,11 @@ def test_variations_pass_user(fake: FakeOpenAI, client: openai.OpenAI) -> None:
         image=("v.png", png(5), "image/png"), user="end-user", response_format="b64_json"
     )  # no model: OpenAI's default, dall-e-2
     [sent] = fake.requests
-    assert sent.fields == {"model": ["dall-e-2"], "user": ["end-user"],
-                           "response_format": ["b64_json"]}  # fmt: skip
+    assert sent.fields == {
+        "model": ["dall-e-2"],
+        "user": ["end-user"],
+        "response_format": ["b64_json"],
+    }
 
 
 def test_a_value_no_candidate_takes_is_a_400_only_then(
@@ -128,9 +169,11 @@ def test_a_value_no_candidate_takes_is_a_400_only_then(
     """``size: auto``: DALL·E 3 has no auto size, so the fallback that has one serves; alone
     it is a 400 naming ``size``, and nothing is sent upstream."""
     raw = client.images.with_raw_response.generate(
-        model="dall-e-3", prompt=prompt, size="auto",
+        model="dall-e-3",
+        prompt=prompt,
+        size="auto",
         extra_body={"orq": {"fallbacks": [{"model": "gpt-image-1"}]}},
-    )  # fmt: skip
+    )
     assert raw.headers["x-orq-model"] == "openai/gpt-image-1"
     assert [r.model for r in fake.requests] == ["gpt-image-1"]
     with pytest.raises(openai.BadRequestError) as info:
@@ -145,9 +188,16 @@ def test_a_value_no_candidate_takes_is_a_400_only_then(
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("quality", "ultra"), ("style", "loud"), ("background", "clear"), ("moderation", "high"),
-     ("output_compression", 101), ("input_fidelity", "max"), ("n", 11)],
-)  # fmt: skip
+    [
+        ("quality", "ultra"),
+        ("style", "loud"),
+        ("background", "clear"),
+        ("moderation", "high"),
+        ("output_compression", 101),
+        ("input_fidelity", "max"),
+        ("n", 11),
+    ],
+)
 def test_values_openai_never_takes_are_400(
     fake: FakeOpenAI, gw: LiveGateway, field: str, value: Any
 ) -> None:

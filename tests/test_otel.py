@@ -81,14 +81,20 @@ def test_a_retried_request_exports_its_span_and_one_child_per_attempt(
         fake.script(Reply(503, retry_after="0"), key="gpt-image-1")
         config = make_config(providers=fake.providers(), telemetry=telemetry)
         with live_gateway(config) as gw:
-            body = {"model": "openai/gpt-image-1", "prompt": "a traced fox",
-                    "orq": {"retry": {"count": 1, "on_codes": [503]}}}  # fmt: skip
-            r = httpx.post(f"{gw.url}{GEN}", json=body, timeout=30,
-                           headers={"traceparent": TRACEPARENT})  # fmt: skip
+            body = {
+                "model": "openai/gpt-image-1",
+                "prompt": "a traced fox",
+                "orq": {"retry": {"count": 1, "on_codes": [503]}},
+            }
+            r = httpx.post(
+                f"{gw.url}{GEN}", json=body, timeout=30, headers={"traceparent": TRACEPARENT}
+            )
             assert r.status_code == 200, r.text
             assert r.headers["x-orq-attempts"] == "2"
-            spans = wait_until(lambda: len(receiver.named(TRACE_ID)) >= 3 and receiver.named(
-                TRACE_ID), "three spans at the collector")  # fmt: skip
+            spans = wait_until(
+                lambda: len(receiver.named(TRACE_ID)) >= 3 and receiver.named(TRACE_ID),
+                "three spans at the collector",
+            )
         sent = [req.headers.get("traceparent", "") for req in fake.requests]
         assert fake.violations == []
     assert set(receiver.content_types) == {"application/x-protobuf"}
@@ -103,8 +109,10 @@ def test_a_retried_request_exports_its_span_and_one_child_per_attempt(
     assert got["http.response.status_code"] == 200 and got["imagegate.attempts"] == 2
     assert got["imagegate.trace_id"] == r.headers["x-orq-trace-id"]
     assert got["gen_ai.usage.input_tokens"] == 10
-    attempts = sorted((s for s in spans if s.kind == Span.SPAN_KIND_CLIENT),
-                      key=lambda s: attrs(s)["imagegate.attempt"])  # fmt: skip
+    attempts = sorted(
+        (s for s in spans if s.kind == Span.SPAN_KIND_CLIENT),
+        key=lambda s: attrs(s)["imagegate.attempt"],
+    )
     assert [attrs(s)["imagegate.attempt"] for s in attempts] == [1, 2]
     for span in attempts:
         assert span.parent_span_id == root.span_id
@@ -175,8 +183,9 @@ asyncio.run(main())
 assert otel.ACTIVE is None
 print("ok")
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "ok"
 
@@ -195,17 +204,25 @@ def test_json_log_lines_name_the_request_and_its_span(
     is one JSON object; a warning logged inside a request (the cache's Redis is down) carries
     the request's trace id and the OpenTelemetry trace id the caller sent."""
     _, url = collector
-    config = write_config(tmp_path / "imagegate.yaml", {
-        "data_dir": str(tmp_path / "data"), "log_format": "json",
-        "cache": {"backend": "redis", "redis_url": f"redis://127.0.0.1:{free_port()}/0"},
-        "telemetry": {"otlp_endpoint": url, "export_delay_s": 0.05},
-    })  # fmt: skip
+    config = write_config(
+        tmp_path / "imagegate.yaml",
+        {
+            "data_dir": str(tmp_path / "data"),
+            "log_format": "json",
+            "cache": {"backend": "redis", "redis_url": f"redis://127.0.0.1:{free_port()}/0"},
+            "telemetry": {"otlp_endpoint": url, "export_delay_s": 0.05},
+        },
+    )
     replica = Replica(config, tmp_path).wait_up()
     try:
-        body = {"model": "placeholder/x", "prompt": "logged",
-                "orq": {"cache": {"type": "exact_match"}}}  # fmt: skip
-        r = httpx.post(f"{replica.url}{GEN}", json=body, headers={"traceparent": TRACEPARENT},
-                       timeout=30)  # fmt: skip
+        body = {
+            "model": "placeholder/x",
+            "prompt": "logged",
+            "orq": {"cache": {"type": "exact_match"}},
+        }
+        r = httpx.post(
+            f"{replica.url}{GEN}", json=body, headers={"traceparent": TRACEPARENT}, timeout=30
+        )
         assert r.status_code == 200, r.text
         trace_id = r.headers["x-orq-trace-id"]
 

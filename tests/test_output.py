@@ -278,11 +278,15 @@ async def test_a_failed_archive_copy_loses_only_its_own_image(make_config: Any) 
     good = b"\x89PNG\r\n\x1a\n" + os.urandom(2000)
     try:
         served = await output.prepare(
-            ImageResult(images=[GeneratedImage(b64="not base64 at all!"),
-                                GeneratedImage(b64=base64.b64encode(good).decode())]),
+            ImageResult(
+                images=[
+                    GeneratedImage(b64="not base64 at all!"),
+                    GeneratedImage(b64=base64.b64encode(good).decode()),
+                ]
+            ),
             "b64_json",
             model="m",
-        )  # fmt: skip
+        )
         assert served.pending is not None
         await served.pending
         assert served.blob_keys() == [hashlib.sha256(good).hexdigest()]

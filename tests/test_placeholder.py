@@ -33,8 +33,12 @@ def _images(r: httpx.Response) -> list[bytes]:
 
 
 def _generate(gw: LiveGateway, **body: Any) -> list[bytes]:
-    base = {"model": "placeholder/sketch", "prompt": "a fox", "size": "48x32",
-            "response_format": "b64_json"}  # fmt: skip
+    base = {
+        "model": "placeholder/sketch",
+        "prompt": "a fox",
+        "size": "48x32",
+        "response_format": "b64_json",
+    }
     return _images(httpx.post(f"{gw.url}/v1/images/generations", json={**base, **body}))
 
 
@@ -70,20 +74,31 @@ def test_url_is_a_usable_reference(gw: LiveGateway) -> None:
 def test_edit_with_several_images_and_variation(gw: LiveGateway) -> None:
     files = [("image[]", (f"{i}.png", png(i, 24), "image/png")) for i in range(3)]
     files.append(("mask", ("m.png", png(9), "image/png")))
-    data = {"model": "placeholder/x", "prompt": "hat", "n": "2", "size": "40x40",
-            "response_format": "b64_json"}  # fmt: skip
+    data = {
+        "model": "placeholder/x",
+        "prompt": "hat",
+        "n": "2",
+        "size": "40x40",
+        "response_format": "b64_json",
+    }
     r = httpx.post(f"{gw.url}/v2/router/images/edits", data=data, files=files)
     edited = _images(r)
     assert len(edited) == 2 and Image.open(io.BytesIO(edited[0])).size == (40, 40)
     assert r.json()["size"] == "40x40" and r.json()["output_format"] == "png"
     var = {"model": "placeholder/x", "size": "256x256", "response_format": "b64_json"}
-    r = httpx.post(f"{gw.url}/v2/router/images/variations", data=var,
-                   files={"image": ("a.png", png(1), "image/png")})  # fmt: skip
+    r = httpx.post(
+        f"{gw.url}/v2/router/images/variations",
+        data=var,
+        files={"image": ("a.png", png(1), "image/png")},
+    )
     [varied] = _images(r)
     assert Image.open(io.BytesIO(varied)).size == (256, 256)
     # the input image shapes the output: a different input gives different bytes
-    r2 = httpx.post(f"{gw.url}/v2/router/images/variations", data=var,
-                    files={"image": ("a.png", png(5), "image/png")})  # fmt: skip
+    r2 = httpx.post(
+        f"{gw.url}/v2/router/images/variations",
+        data=var,
+        files={"image": ("a.png", png(5), "image/png")},
+    )
     assert _images(r2)[0] != varied
 
 
@@ -105,8 +120,10 @@ def test_bad_size_is_400(gw: LiveGateway, size: str) -> None:
     ],
 )
 def test_corrupt_image_with_valid_magic_is_400(gw: LiveGateway, data: bytes) -> None:
-    r = httpx.post(f"{gw.url}/v2/router/images/edits",
-                   data={"model": "placeholder/x", "prompt": "p", "size": "16x16"},
-                   files={"image": ("a.png", data, "image/png")})  # fmt: skip
+    r = httpx.post(
+        f"{gw.url}/v2/router/images/edits",
+        data={"model": "placeholder/x", "prompt": "p", "size": "16x16"},
+        files={"image": ("a.png", data, "image/png")},
+    )
     assert r.status_code == 400, r.text
     assert "not a decodable image" in r.json()["error"]["message"]

@@ -186,8 +186,10 @@ def test_a_seed_nova_cannot_take_falls_back(fake: FakeBedrock, make_config: Any)
 
 def test_an_error_typed_in_the_body_is_mapped(fake: FakeBedrock, make_config: Any) -> None:
     """AWS's JSON protocols name the error type in the body (``__type``), not a header."""
-    typed = {"__type": "com.amazon.coral.service#UnrecognizedClientException",
-             "Message": "The security token included in the request is invalid."}  # fmt: skip
+    typed = {
+        "__type": "com.amazon.coral.service#UnrecognizedClientException",
+        "Message": "The security token included in the request is invalid.",
+    }
     fake.script(Reply(403, typed))
     with live_gateway(make_config(providers=fake.providers())) as gw:
         r = post(gw, GEN, json={"model": f"bedrock/{TITAN}", "prompt": "p"})

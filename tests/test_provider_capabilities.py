@@ -90,8 +90,8 @@ def entry_for(type_name: str, base_url: str) -> dict[str, Any]:
 def models_of(type_name: str) -> dict[str, Capabilities]:
     """Each model name to check, with the capabilities the gateway's provider reports."""
     spec = SPECS[type_name]
-    names = [*spec.models, *SAMPLES.get(type_name, ())]
-    if spec.fallback is not None:
+    names = [*spec.models.table, *SAMPLES.get(type_name, ())]
+    if spec.models.fallback is not None:
         names.append(ANY_NAMES.get(type_name, "any-model-1"))
     entry = ProviderConfig.model_validate(entry_for(type_name, "http://127.0.0.1:9"))
     provider = registry.load_adapter(type_name)(type_name, entry)
@@ -230,14 +230,16 @@ def test_what_a_model_does_not_declare_is_refused_before_upstream(
     )
 
 
-@pytest.mark.parametrize("type_name", [t for t, spec in SPECS.items() if not spec.entry(UNKNOWN)])
+@pytest.mark.parametrize(
+    "type_name", [t for t, spec in SPECS.items() if not spec.models.entry(UNKNOWN)]
+)
 def test_an_unknown_model_is_refused_naming_the_known_ones(
     everyone: LiveGateway, nothing_sent: CatchAll, type_name: str
 ) -> None:
     r = generate(everyone.url, model=f"{type_name}/{UNKNOWN}", prompt="p")
     error = assert_unsent(r, nothing_sent, "model")
     assert UNKNOWN in error["message"]
-    missing = [name for name in SPECS[type_name].known() if name not in error["message"]]
+    missing = [name for name in SPECS[type_name].models.known() if name not in error["message"]]
     assert missing == [], error["message"]
 
 

@@ -78,12 +78,16 @@ def test_nova_seed_offsets_wrap_inside_its_range() -> None:
         ("AccessDeniedException: no", 403, "insufficient_scope", "no"),
         ("ExpiredTokenException: old", 401, "provider_credential_invalid", "old"),
         # AWS's JSON protocols name the type in the body; the runner leaves such a body whole
-        ('{"__type": "com.amazon.coral#UnrecognizedClientException", "Message": "who?"}',
-         401, "provider_credential_invalid", "UnrecognizedClientException: who?"),
+        (
+            '{"__type": "com.amazon.coral#UnrecognizedClientException", "Message": "who?"}',
+            401,
+            "provider_credential_invalid",
+            "UnrecognizedClientException: who?",
+        ),
         ("ValidationException: bad height", 400, "provider_invalid_request", "bad height"),
         ("a message: with a colon", 400, "provider_invalid_request", "a message: with a colon"),
     ],
-)  # fmt: skip
+)
 def test_bedrock_error_types_map_to_statuses(
     message: str, status: int, code: str, said: str
 ) -> None:
@@ -136,13 +140,19 @@ def test_google_names_that_cannot_go_into_a_url_are_unknown() -> None:
         ("imagen-4.0-generate-001", "auto", {}),
         ("imagen-4.0-generate-001", "1024x1024", {"aspectRatio": "1:1"}),
         ("imagen-4.0-generate-001", "1536x1024", {"aspectRatio": "4:3"}),  # nearest ratio
-        ("imagen-4.0-generate-001", "1792x1024",
-         {"aspectRatio": "16:9", "sampleImageSize": "2K"}),  # more than 1K renders
+        (
+            "imagen-4.0-generate-001",
+            "1792x1024",
+            {"aspectRatio": "16:9", "sampleImageSize": "2K"},
+        ),  # more than 1K renders
         ("imagen-4.0-fast-generate-001", "1792x1024", {"aspectRatio": "16:9"}),  # no 2K there
-        ("imagen-4.0-ultra-generate-001", "2048x2048",
-         {"aspectRatio": "1:1", "sampleImageSize": "2K"}),
+        (
+            "imagen-4.0-ultra-generate-001",
+            "2048x2048",
+            {"aspectRatio": "1:1", "sampleImageSize": "2K"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_imagen_aspect_ratio_and_size_tier(
     model: str, size: str | None, expected: dict[str, str]
 ) -> None:
@@ -155,24 +165,52 @@ def test_imagen_aspect_ratio_and_size_tier(
     ("model", "size", "seed", "expected"),
     [
         ("gemini-2.5-flash-image", None, None, {"responseModalities": ["IMAGE"]}),
-        ("gemini-2.5-flash-image", "1536x1024", 7,
-         {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "3:2"}, "seed": 7}),
-        ("gemini-2.0-flash-preview-image-generation", "1024x1024", None,
-         {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": {"aspectRatio": "1:1"}}),
+        (
+            "gemini-2.5-flash-image",
+            "1536x1024",
+            7,
+            {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "3:2"}, "seed": 7},
+        ),
+        (
+            "gemini-2.0-flash-preview-image-generation",
+            "1024x1024",
+            None,
+            {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": {"aspectRatio": "1:1"}},
+        ),
         # Gemini 3 renders 2K and 4K: the longest side picks the tier (1K is the default)
-        ("gemini-3-pro-image-preview", "1024x1024", None,
-         {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "1:1"}}),
-        ("gemini-3-pro-image-preview", "2048x2048", None,
-         {"responseModalities": ["IMAGE"],
-          "imageConfig": {"aspectRatio": "1:1", "imageSize": "2K"}}),
-        ("gemini-3-pro-image-preview", "4096x2304", None,
-         {"responseModalities": ["IMAGE"],
-          "imageConfig": {"aspectRatio": "16:9", "imageSize": "4K"}}),
+        (
+            "gemini-3-pro-image-preview",
+            "1024x1024",
+            None,
+            {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "1:1"}},
+        ),
+        (
+            "gemini-3-pro-image-preview",
+            "2048x2048",
+            None,
+            {
+                "responseModalities": ["IMAGE"],
+                "imageConfig": {"aspectRatio": "1:1", "imageSize": "2K"},
+            },
+        ),
+        (
+            "gemini-3-pro-image-preview",
+            "4096x2304",
+            None,
+            {
+                "responseModalities": ["IMAGE"],
+                "imageConfig": {"aspectRatio": "16:9", "imageSize": "4K"},
+            },
+        ),
         # the same size on Gemini 2.5 asks for no tier it cannot render
-        ("gemini-2.5-flash-image", "4096x2304", None,
-         {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "16:9"}}),
+        (
+            "gemini-2.5-flash-image",
+            "4096x2304",
+            None,
+            {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": "16:9"}},
+        ),
     ],
-)  # fmt: skip
+)
 def test_gemini_generation_config(
     model: str, size: str | None, seed: int | None, expected: dict[str, object]
 ) -> None:
@@ -185,11 +223,14 @@ def test_gemini_generation_config(
     ("message", "status", "code"),
     [
         ("API key not valid. Please pass a valid API key.", 401, "provider_credential_invalid"),
-        ("This prompt contains sensitive words that violate Google's Responsible AI practices.",
-         400, "content_policy_violation"),
+        (
+            "This prompt contains sensitive words that violate Google's Responsible AI practices.",
+            400,
+            "content_policy_violation",
+        ),
         ("Request contains an invalid argument.", 400, "provider_invalid_request"),
     ],
-)  # fmt: skip
+)
 def test_google_error_conventions(message: str, status: int, code: str) -> None:
     mapped = models.errors(UpstreamHTTPError(message, status=400, code="provider_invalid_request"))
     assert (mapped.status, mapped.code, mapped.message) == (status, code, message)

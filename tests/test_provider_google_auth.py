@@ -66,10 +66,13 @@ def test_adc_names_the_project_when_the_entry_does_not(
     fake: FakeVertex, key: rsa.RSAPrivateKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     adc_file(tmp_path, monkeypatch, {**fake.service_account(key), "project_id": "proj-1"})
-    config = Config.model_validate({
-        "data_dir": str(tmp_path / "data"), "storage": {"path": str(tmp_path / "blobs")},
-        "providers": {"vertex": {"region": "us-central1", "base_url": fake.url}},
-    })  # fmt: skip
+    config = Config.model_validate(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "storage": {"path": str(tmp_path / "blobs")},
+            "providers": {"vertex": {"region": "us-central1", "base_url": fake.url}},
+        }
+    )
     with live_gateway(config) as gw:
         r = generate(gw.url, model=f"vertex/{IMAGEN}", prompt="a fox")
     assert r.status_code == 200, r.text

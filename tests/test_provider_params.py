@@ -60,11 +60,18 @@ class Fakes:
 
     def providers(self) -> dict[str, Any]:
         return {
-            **self.xai.providers(), **self.together.providers(), **self.recraft.providers(),
-            **self.stability.providers(), **self.fal.providers(), **self.replicate.providers(),
-            **self.bfl.providers(), **self.google.providers(), **self.bedrock.providers(),
-            **self.azure.providers(), **self.vertex.providers(access_token=self.vertex.token),
-        }  # fmt: skip
+            **self.xai.providers(),
+            **self.together.providers(),
+            **self.recraft.providers(),
+            **self.stability.providers(),
+            **self.fal.providers(),
+            **self.replicate.providers(),
+            **self.bfl.providers(),
+            **self.google.providers(),
+            **self.bedrock.providers(),
+            **self.azure.providers(),
+            **self.vertex.providers(access_token=self.vertex.token),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +80,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fakes, L
     tmp = tmp_path_factory.mktemp("params")
     with ExitStack() as stack:
         fakes = Fakes(stack)
-        config = load_config(env={}, overrides={
-            "data_dir": str(tmp), "storage": {"path": str(tmp / "blobs")},
-            "api_keys": [KEY], "providers": fakes.providers(),
-        })  # fmt: skip
+        config = load_config(
+            env={},
+            overrides={
+                "data_dir": str(tmp),
+                "storage": {"path": str(tmp / "blobs")},
+                "api_keys": [KEY],
+                "providers": fakes.providers(),
+            },
+        )
         yield fakes, stack.enter_context(live_gateway(config))
 
 
@@ -162,9 +174,11 @@ def test_replicate_translates_output_compression_where_the_model_has_it(
     assert "output_quality" not in second and not set(ASKED) & (set(first) | set(second))
     model = "black-forest-labs/flux-schnell"
     assert param_notes(schnell) == sorted(
-        [*ignored(model, *ASKED), f"params: output_compression=70 sent to {model} as "
-         "output_quality=70"]
-    )  # fmt: skip
+        [
+            *ignored(model, *ASKED),
+            f"params: output_compression=70 sent to {model} as output_quality=70",
+        ]
+    )
     asked = {**ASKED, **extra}
     assert param_notes(kontext) == sorted(
         ignored("black-forest-labs/flux-kontext-pro", *ASKED, "output_compression", asked=asked)
@@ -176,17 +190,18 @@ def test_imagen_takes_output_compression_with_jpeg_only(
     fakes: Fakes, gw: LiveGateway, provider: str
 ) -> None:
     model = "imagen-4.0-generate-001"
-    jpeg = generate(gw, f"{provider}/{model}", **ASKED, output_format="jpeg",
-                    output_compression=60)  # fmt: skip
+    jpeg = generate(gw, f"{provider}/{model}", **ASKED, output_format="jpeg", output_compression=60)
     png = generate(gw, f"{provider}/{model}", output_format="png", output_compression=60)
     fake: Recorder = getattr(fakes, provider)
     first, second = (r.json["parameters"] for r in fake.requests if r.json)
     assert first["outputOptions"] == {"mimeType": "image/jpeg", "compressionQuality": 60}
     assert second["outputOptions"] == {"mimeType": "image/png"}
     assert param_notes(jpeg) == sorted(
-        [*ignored(model, *ASKED),
-         f"params: output_compression=60 sent to {model} as outputOptions.compressionQuality=60"]
-    )  # fmt: skip
+        [
+            *ignored(model, *ASKED),
+            f"params: output_compression=60 sent to {model} as outputOptions.compressionQuality=60",
+        ]
+    )
     assert param_notes(png) == [
         f"params: output_compression=60 ignored: {model} takes it only with output_format='jpeg'"
     ]
@@ -194,8 +209,10 @@ def test_imagen_takes_output_compression_with_jpeg_only(
 
 def test_bedrock_translates_quality_on_titan_and_nova_only(fakes: Fakes, gw: LiveGateway) -> None:
     titan, nova, sd = (
-        "amazon.titan-image-generator-v2:0", "amazon.nova-canvas-v1:0", "stability.sd3-5-large-v1:0"
-    )  # fmt: skip
+        "amazon.titan-image-generator-v2:0",
+        "amazon.nova-canvas-v1:0",
+        "stability.sd3-5-large-v1:0",
+    )
     on_titan = generate(gw, f"bedrock/{titan}", **ASKED)
     on_nova = generate(gw, f"bedrock/{nova}", quality="auto", user="u1")
     on_sd = generate(gw, f"bedrock/{sd}", **ASKED)
@@ -204,9 +221,11 @@ def test_bedrock_translates_quality_on_titan_and_nova_only(fakes: Fakes, gw: Liv
     assert "quality" not in nova_body["imageGenerationConfig"]
     assert not set(ASKED) & set(sd_body)
     assert param_notes(on_titan) == sorted(
-        [*ignored(titan, "style", "background", "user"),
-         f"params: quality='hd' sent to {titan} as 'premium'"]
-    )  # fmt: skip
+        [
+            *ignored(titan, "style", "background", "user"),
+            f"params: quality='hd' sent to {titan} as 'premium'",
+        ]
+    )
     assert param_notes(on_nova) == [
         f"params: quality='auto' ignored: {nova} does not take it",
         f"params: user='u1' ignored: {nova} does not take it",
@@ -218,8 +237,11 @@ def test_azure_follows_openais_rules(fakes: Fakes, gw: LiveGateway) -> None:
     notes = generate(gw, "azure/gpt-image-1", **ASKED)
     [sent] = fakes.azure.requests
     assert {k: sent.json.get(k) for k in ASKED} == {
-        "quality": "high", "style": None, "background": "transparent", "user": "u1"
-    }  # fmt: skip
+        "quality": "high",
+        "style": None,
+        "background": "transparent",
+        "user": "u1",
+    }
     assert param_notes(notes) == [
         "params: quality='hd' sent to gpt-image-1 as 'high'",
         "params: style='vivid' ignored: gpt-image-1 does not take it",
@@ -227,8 +249,7 @@ def test_azure_follows_openais_rules(fakes: Fakes, gw: LiveGateway) -> None:
 
 
 def test_placeholder_notes_what_it_does_not_render(gw: LiveGateway, fakes: Fakes) -> None:
-    notes = generate(gw, "placeholder/sketch", **ASKED, output_format="jpeg",
-                     output_compression=40)  # fmt: skip
+    notes = generate(gw, "placeholder/sketch", **ASKED, output_format="jpeg", output_compression=40)
     assert param_notes(notes) == sorted(ignored("sketch", *ASKED))
 
 
@@ -236,10 +257,16 @@ def test_a_stream_from_a_provider_that_does_not_stream_notes_it(
     gw: LiveGateway, fakes: Fakes
 ) -> None:
     """``streamed.py`` notes like the JSON pipeline, and ``partial_images`` is noted too."""
-    doc = {"model": "xai/grok-2-image", "prompt": "streamed params", "stream": True,
-           "partial_images": 2, **ASKED}  # fmt: skip
-    with httpx.stream("POST", f"{gw.url}/v1/images/generations", json=doc, headers=AUTH,
-                      timeout=30) as r:  # fmt: skip
+    doc = {
+        "model": "xai/grok-2-image",
+        "prompt": "streamed params",
+        "stream": True,
+        "partial_images": 2,
+        **ASKED,
+    }
+    with httpx.stream(
+        "POST", f"{gw.url}/v1/images/generations", json=doc, headers=AUTH, timeout=30
+    ) as r:
         body = r.read().decode()
         trace_id = r.headers["x-orq-trace-id"]
     assert r.status_code == 200 and "image_generation.completed" in body, body[:300]
@@ -250,9 +277,11 @@ def test_a_stream_from_a_provider_that_does_not_stream_notes_it(
         return param_notes(r.json()["notes"]) if r.status_code == 200 else []
 
     assert wait_until(noted, "the stream's trace notes") == sorted(
-        [*ignored("grok-2-image", "quality", "style", "background"),
-         "params: partial_images=2 ignored: grok-2-image does not stream"]
-    )  # fmt: skip
+        [
+            *ignored("grok-2-image", "quality", "style", "background"),
+            "params: partial_images=2 ignored: grok-2-image does not stream",
+        ]
+    )
 
 
 # --- the docs' table and the adapters agree -------------------------------------------------
@@ -276,9 +305,9 @@ def declared(model: str) -> tuple[params.Params, bool]:
     if provider == "placeholder":
         return placeholder.PARAMS, False
     spec: ProviderSpec[Any] = _target(SPECS[provider])
-    entry = spec.entry(model_id)
-    assert entry is not None and spec.notes is None, model
-    return spec.rules(entry), spec.stream is not None
+    entry = spec.models.entry(model_id)
+    assert entry is not None and spec.models.notes is None, model
+    return spec.models.rules(entry), spec.calls.stream is not None
 
 
 def test_the_docs_table_says_what_each_adapter_declares() -> None:

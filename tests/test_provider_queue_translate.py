@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from imagegate.errors import UpstreamConnectionError, UpstreamHTTPError
-from imagegate.providers.core.spec import Call
+from imagegate.providers.core.call import Call
 from imagegate.providers.queue import bfl, fal, replicate
 from imagegate.providers.queue.common import followed
 from imagegate.request import ImageRequest
@@ -51,7 +51,7 @@ def test_fal_size_fields_follow_the_models_size_style() -> None:
 
 
 def test_fal_unknown_models_take_the_common_schema_one_image_per_call() -> None:
-    assert fal.SPEC.entry("someone/new-model") is fal.UNKNOWN
+    assert fal.SPEC.models.entry("someone/new-model") is fal.UNKNOWN
     assert fal.UNKNOWN.batch is None and fal.MODELS["fal-ai/flux/dev"].batch == 4
 
 
@@ -72,8 +72,8 @@ def test_replicate_split_version(model: str, expected: tuple[str, str | None]) -
 
 def test_replicate_a_pinned_version_is_its_models_row() -> None:
     schnell = replicate.MODELS["black-forest-labs/flux-schnell"]
-    assert replicate.SPEC.entry("black-forest-labs/flux-schnell:abc") is schnell
-    assert replicate.SPEC.entry("someone/custom:abc") is replicate.UNKNOWN
+    assert replicate.SPEC.models.entry("black-forest-labs/flux-schnell:abc") is schnell
+    assert replicate.SPEC.models.entry("someone/custom:abc") is replicate.UNKNOWN
     assert replicate.match("someone/custom") is None
 
 
@@ -90,8 +90,13 @@ def test_replicate_wait_is_bounded_to_what_replicate_allows() -> None:
         return replicate.setup(ProviderConfig(api_key="k", wait_s=value))["wait_s"]
 
     assert (wait(5), wait(0.4), wait(600), wait("7"), wait("soon"), wait(None)) == (
-        5, 1, 60, 7, None, None,
-    )  # fmt: skip
+        5,
+        1,
+        60,
+        7,
+        None,
+        None,
+    )
 
 
 # --- BFL --------------------------------------------------------------------------------------
@@ -132,8 +137,10 @@ def test_followed_uses_a_given_absolute_url_or_the_default_path() -> None:
     )
     given = followed(call, "https://api.eu1.bfl.ai/v1/get_result?id=1", "/x", "polling_url")
     assert (given.path, given.method, given.what) == (
-        "https://api.eu1.bfl.ai/v1/get_result?id=1", "GET", "polling_url",
-    )  # fmt: skip
+        "https://api.eu1.bfl.ai/v1/get_result?id=1",
+        "GET",
+        "polling_url",
+    )
     assert followed(call, None, "/jobs/1/cancel", "cancel_url", "PUT").path == "/jobs/1/cancel"
     for relative in ("/elsewhere", "@evil.example/x", "evil.example/x", "file:///etc/passwd"):
         with pytest.raises(UpstreamConnectionError, match="polling_url is not on the provider"):

@@ -17,17 +17,9 @@ from live import GEN, live_gateway, post
 
 from imagegate.providers import registry
 from imagegate.providers.base import Capabilities
+from imagegate.providers.core.call import Answer, Call, Job, Wire
 from imagegate.providers.core.failures import job_failed, no_image
-from imagegate.providers.core.spec import (
-    Answer,
-    Auth,
-    Call,
-    Job,
-    ModelSpec,
-    Polling,
-    ProviderSpec,
-    Wire,
-)
+from imagegate.providers.core.spec import Auth, Calls, Models, ModelSpec, Polling, ProviderSpec
 from imagegate.request import GeneratedImage, ImageResult
 
 
@@ -60,10 +52,9 @@ def parse(call: Call[ModelSpec], answer: Answer) -> ImageResult:
 
 SPEC = ProviderSpec(
     type="queuey",
-    build=build,
-    parse=parse,
+    calls=Calls(build, parse),
     auth=Auth("query", name="key"),
-    models={"q1": ModelSpec(Capabilities(max_n=4))},
+    models=Models({"q1": ModelSpec(Capabilities(max_n=4))}),
     batch=1,
     polling=Polling(submitted=submitted, finished=finished, check=check),
 )
@@ -133,8 +124,17 @@ def test_jobs_are_polled_until_done_each_with_its_own_seed(
     fake: FakeQueue, make_config: Any
 ) -> None:
     with live_gateway(make_config(providers=fake.providers())) as gw:
-        r = post(gw, GEN, json={"model": "queuey/q1", "prompt": "a fox", "n": 2, "seed": 5,
-                                "response_format": "b64_json"})  # fmt: skip
+        r = post(
+            gw,
+            GEN,
+            json={
+                "model": "queuey/q1",
+                "prompt": "a fox",
+                "n": 2,
+                "seed": 5,
+                "response_format": "b64_json",
+            },
+        )
     assert r.status_code == 200, r.text
     assert fake.violations == []
     assert len(r.json()["data"]) == 2
@@ -146,8 +146,16 @@ def test_jobs_are_polled_until_done_each_with_its_own_seed(
 def test_a_failed_job_falls_back(fake: FakeQueue, make_config: Any) -> None:
     fake.outcome = "failed"
     with live_gateway(make_config(providers=fake.providers())) as gw:
-        r = post(gw, GEN, json={"model": "queuey/q1", "prompt": "p", "size": "32x32",
-                                "fallbacks": [{"model": "placeholder/x"}]})  # fmt: skip
+        r = post(
+            gw,
+            GEN,
+            json={
+                "model": "queuey/q1",
+                "prompt": "p",
+                "size": "32x32",
+                "fallbacks": [{"model": "placeholder/x"}],
+            },
+        )
         alone = post(gw, GEN, json={"model": "queuey/q1", "prompt": "p"})
     assert r.status_code == 200, r.text
     assert r.headers["x-orq-model"] == "placeholder/x"

@@ -20,18 +20,17 @@ from imagegate.config import ProviderConfig
 from imagegate.providers import registry
 from imagegate.providers.base import Capabilities
 from imagegate.providers.core import inputs
+from imagegate.providers.core.call import Answer, Call, Job, Send, Wire
 from imagegate.providers.core.failures import no_image
 from imagegate.providers.core.spec import (
-    Answer,
     Auth,
-    Call,
-    Job,
+    Calls,
+    Inputs,
     Keys,
+    Models,
     ModelSpec,
     Polling,
     ProviderSpec,
-    Send,
-    Wire,
 )
 from imagegate.request import GeneratedImage, ImageResult, Operation
 
@@ -82,16 +81,15 @@ def setup(config: ProviderConfig) -> dict[str, Any]:
 
 SPEC = ProviderSpec(
     type="hooky",
-    build=build,
-    parse=parse,
+    calls=Calls(build, parse),
     auth=Auth("query", name="key"),
-    models=MODELS,
+    origins=lambda settings: [settings["poll_host"]] if settings["poll_host"] else [],
+    models=Models(MODELS),
+    inputs=Inputs(prepare=prepare),
     batch=1,
     polling=Polling(submitted=submitted, finished=finished),
     keys=Keys(optional=frozenset({"poll_host"}), credentials=("api_key",)),
     setup=setup,
-    origins=lambda settings: [settings["poll_host"]] if settings["poll_host"] else [],
-    prepare=prepare,
 )
 
 

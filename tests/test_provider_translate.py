@@ -28,10 +28,22 @@ from imagegate.request import GeneratedImage, ImageResult, UploadedFile
 
 @pytest.mark.parametrize(
     ("size", "expected"),
-    [("1024x768", (1024, 768)), ("64X32", (64, 32)), ("auto", None), (None, None), ("", None),
-     ("0x10", None), ("10x", None), ("x10", None), ("²x1", None), ("１０x１０", None),
-     ("1234567x1", None), ("-1x5", None), ("1.5x2", None)],
-)  # fmt: skip
+    [
+        ("1024x768", (1024, 768)),
+        ("64X32", (64, 32)),
+        ("auto", None),
+        (None, None),
+        ("", None),
+        ("0x10", None),
+        ("10x", None),
+        ("x10", None),
+        ("²x1", None),
+        ("１０x１０", None),
+        ("1234567x1", None),
+        ("-1x5", None),
+        ("1.5x2", None),
+    ],
+)
 def test_one_wxh_parser_refuses_garbage(size: str | None, expected: tuple[int, int] | None) -> None:
     assert split_wh(size) == expected
 
@@ -45,9 +57,16 @@ def test_parse_wh_names_the_size_field_for_garbage() -> None:
 
 @pytest.mark.parametrize(
     ("size", "expected"),
-    [("1920x1080", "16:9"), ("1024x1024", "1:1"), ("1792x1024", "16:9"), ("1000x1500", "2:3"),
-     ("4096x512", "21:9"), (None, "1:1"), ("auto", "1:1")],
-)  # fmt: skip
+    [
+        ("1920x1080", "16:9"),
+        ("1024x1024", "1:1"),
+        ("1792x1024", "16:9"),
+        ("1000x1500", "2:3"),
+        ("4096x512", "21:9"),
+        (None, "1:1"),
+        ("auto", "1:1"),
+    ],
+)
 def test_aspect_ratio_is_exact_or_nearest(size: str | None, expected: str) -> None:
     assert aspect_ratio(size, ("1:1", "16:9", "21:9", "2:3", "3:2")) == expected
 
@@ -62,8 +81,11 @@ def test_nearest_size_prefers_ratio_then_area() -> None:
 def test_side_tier_and_batches() -> None:
     tiers = ((1024, "1K"), (2048, "2K"), (4096, "4K"))
     assert [side_tier(s, tiers) for s in ("512x512", "2048x1024", "9000x10", "junk")] == [
-        "1K", "2K", "4K", None
-    ]  # fmt: skip
+        "1K",
+        "2K",
+        "4K",
+        None,
+    ]
     assert batches(6, 4) == [4, 2]
     assert batches(5, 1) == [1] * 5
     assert batches(3, 10) == [3]
@@ -80,11 +102,24 @@ def test_ratio_sizes_accept_close_ratios_only() -> None:
 
 @pytest.mark.parametrize(
     ("size", "ok"),
-    [("auto", True), ("1024x1024", True), ("1536x864", True), ("3840x2160", True),
-     ("2160x3840", True), ("1008x1008", True), ("1000x1000", False), ("3024x1008", True),
-     ("3040x1008", False), ("3856x2160", False), ("3840x2176", False),
-     ("2880x2880", True), ("2896x2896", False), ("16x16", True), ("512x1552", False)],
-)  # fmt: skip
+    [
+        ("auto", True),
+        ("1024x1024", True),
+        ("1536x864", True),
+        ("3840x2160", True),
+        ("2160x3840", True),
+        ("1008x1008", True),
+        ("1000x1000", False),
+        ("3024x1008", True),
+        ("3040x1008", False),
+        ("3856x2160", False),
+        ("3840x2176", False),
+        ("2880x2880", True),
+        ("2896x2896", False),
+        ("16x16", True),
+        ("512x1552", False),
+    ],
+)
 def test_gpt_image_2_takes_any_size_on_its_grid(size: str, ok: bool) -> None:
     sizes = openai.GPT_IMAGE_2.caps.sizes
     assert sizes is not None and isinstance(sizes, GridSizes)
@@ -94,12 +129,19 @@ def test_gpt_image_2_takes_any_size_on_its_grid(size: str, ok: bool) -> None:
 
 @pytest.mark.parametrize(
     ("text", "found"),
-    [("Your request was rejected by the safety system.", True), ("contentFilter", True),
-     ("Generated image rejected by content moderation.", True), ("nsfw_prompt", True),
-     ("flagged by our content moderation system", True), ("moderation_blocked", True),
-     ("sensitive content detected", True), ("parameter is case sensitive", False),
-     ("Rate limit reached", False), (None, False)],
-)  # fmt: skip
+    [
+        ("Your request was rejected by the safety system.", True),
+        ("contentFilter", True),
+        ("Generated image rejected by content moderation.", True),
+        ("nsfw_prompt", True),
+        ("flagged by our content moderation system", True),
+        ("moderation_blocked", True),
+        ("sensitive content detected", True),
+        ("parameter is case sensitive", False),
+        ("Rate limit reached", False),
+        (None, False),
+    ],
+)
 def test_one_policy_marker_list(text: str | None, found: bool) -> None:
     assert policy.is_policy(text) is found
 
@@ -133,8 +175,12 @@ async def test_an_unreadable_mask_is_the_callers_400() -> None:
 
 
 def test_openai_images_and_merged_usage() -> None:
-    usage = {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3,
-             "input_tokens_details": {"text_tokens": 1, "image_tokens": 0}}  # fmt: skip
+    usage = {
+        "input_tokens": 1,
+        "output_tokens": 2,
+        "total_tokens": 3,
+        "input_tokens_details": {"text_tokens": 1, "image_tokens": 0},
+    }
     one = openai_images({"created": 5, "data": [{"b64_json": "QQ=="}], "usage": usage}, "p")
     two = ImageResult(images=[GeneratedImage(url="http://x/a.png")], usage=usage)
     merged = merge([one, two])

@@ -41,23 +41,35 @@ def token_config(fake: FakeVertex) -> dict[str, Any]:
 
 def test_imagen_generation_translates_the_openai_fields(fake: FakeVertex, make_config: Any) -> None:
     with live_gateway(make_config(providers=token_config(fake))) as gw:
-        r = generate(gw.url, model=f"vertex/{IMAGEN}", prompt="a fox", n=2, size="1024x1792",
-                     output_format="jpeg", output_compression=80, seed=5,
-                     response_format="b64_json")  # fmt: skip
+        r = generate(
+            gw.url,
+            model=f"vertex/{IMAGEN}",
+            prompt="a fox",
+            n=2,
+            size="1024x1792",
+            output_format="jpeg",
+            output_compression=80,
+            seed=5,
+            response_format="b64_json",
+        )
     assert fake.violations == []
     assert [img.format for img in answered_images(r)] == ["JPEG", "JPEG"]
     (sent,) = fake.requests
-    assert sent.path == (f"/v1/projects/proj-1/locations/us-central1/publishers/google/models/"
-                         f"{IMAGEN}:predict")  # fmt: skip
+    assert sent.path == (
+        f"/v1/projects/proj-1/locations/us-central1/publishers/google/models/{IMAGEN}:predict"
+    )
     assert sent.json == {
         "instances": [{"prompt": "a fox"}],
         "parameters": {
-            "sampleCount": 2, "aspectRatio": "9:16", "includeRaiReason": True, "seed": 5,
+            "sampleCount": 2,
+            "aspectRatio": "9:16",
+            "includeRaiReason": True,
+            "seed": 5,
             "addWatermark": False,
             "outputOptions": {"mimeType": "image/jpeg", "compressionQuality": 80},
             "sampleImageSize": "2K",
         },
-    }  # fmt: skip
+    }
 
 
 def test_service_account_key_is_exchanged_once_for_a_token(
@@ -92,8 +104,7 @@ def mask_of(sent: Any) -> Image.Image:
 def test_edit_turns_the_openai_mask_into_imagen_mask(fake: FakeVertex, make_config: Any) -> None:
     mask = alpha_mask(16, clear=(0, 0, 8, 16))  # left half transparent: edit there
     with live_gateway(make_config(providers=token_config(fake))) as gw:
-        r = edit(gw.url, [png()], mask=mask, model=f"vertex/{EDITOR}",
-                 prompt="a hat", n=2)  # fmt: skip
+        r = edit(gw.url, [png()], mask=mask, model=f"vertex/{EDITOR}", prompt="a hat", n=2)
     assert fake.violations == []
     assert len(answered_images(r)) == 2
     (sent,) = fake.requests
@@ -161,8 +172,13 @@ RAI_TEXT = (
     "This prompt contains sensitive words that violate Google's Responsible AI practices."
 )
 RAI = {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": RAI_TEXT}}
-DENIED = {"error": {"code": 403, "status": "PERMISSION_DENIED",
-                    "message": "Permission 'aiplatform.endpoints.predict' denied"}}  # fmt: skip
+DENIED = {
+    "error": {
+        "code": 403,
+        "status": "PERMISSION_DENIED",
+        "message": "Permission 'aiplatform.endpoints.predict' denied",
+    }
+}
 QUOTA = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Quota exceeded"}}
 FILTERED = {"predictions": [{"raiFilteredReason": "39322892: violates the policy on people"}]}
 
@@ -175,7 +191,7 @@ FILTERED = {"predictions": [{"raiFilteredReason": "39322892: violates the policy
         (Reply(429, QUOTA), 429, "rate_limit_exceeded", "Quota exceeded"),
         (Reply(200, FILTERED), 400, "content_policy_violation", "39322892"),
     ],
-)  # fmt: skip
+)
 def test_errors_are_mapped(
     fake: FakeVertex, make_config: Any, reply: Reply, status: int, code: str, says: str
 ) -> None:
@@ -190,8 +206,13 @@ def test_errors_are_mapped(
 def test_503_falls_back_to_the_next_model(fake: FakeVertex, make_config: Any) -> None:
     fake.script(Reply(503, {"error": {"code": 503, "status": "UNAVAILABLE", "message": "busy"}}))
     with live_gateway(make_config(providers=token_config(fake))) as gw:
-        r = generate(gw.url, model=f"vertex/{IMAGEN}", prompt="a fox", size="1024x1024",
-                     orq={"fallbacks": [{"model": "placeholder/x"}]})  # fmt: skip
+        r = generate(
+            gw.url,
+            model=f"vertex/{IMAGEN}",
+            prompt="a fox",
+            size="1024x1024",
+            orq={"fallbacks": [{"model": "placeholder/x"}]},
+        )
     assert r.status_code == 200, r.text
     assert r.headers["x-orq-model"] == "placeholder/x"
     assert len(fake.requests) == 1
@@ -202,14 +223,14 @@ def test_503_falls_back_to_the_next_model(fake: FakeVertex, make_config: Any) ->
     [
         (lambda url: edit(url, [png()], model=f"vertex/{IMAGEN}", prompt="x"), "model"),
         (lambda url: generate(url, model=f"vertex/{EDITOR}", prompt="x"), "model"),
-        (lambda url: generate(url, model=f"vertex/{IMAGEN}", prompt="x", size="4096x512"),
-         "size"),
-        (lambda url: generate(url, model=f"vertex/{IMAGEN}", prompt="x", output_format="webp"),
-         "output_format"),
-        (lambda url: edit(url, [png()] * 2, model=f"vertex/{EDITOR}", prompt="x"),
-         "image"),
+        (lambda url: generate(url, model=f"vertex/{IMAGEN}", prompt="x", size="4096x512"), "size"),
+        (
+            lambda url: generate(url, model=f"vertex/{IMAGEN}", prompt="x", output_format="webp"),
+            "output_format",
+        ),
+        (lambda url: edit(url, [png()] * 2, model=f"vertex/{EDITOR}", prompt="x"), "image"),
     ],
-)  # fmt: skip
+)
 def test_what_vertex_cannot_do_is_never_sent(
     fake: FakeVertex, make_config: Any, call: Any, param: str
 ) -> None:
@@ -225,8 +246,14 @@ def test_parallel_imagen_batches_get_their_own_seed(fake: FakeVertex, make_confi
     """n=6 is two predict calls (sampleCount 4 and 2): the same seed on both would draw the
     same first pictures twice."""
     with live_gateway(make_config(providers=token_config(fake))) as gw:
-        r = generate(gw.url, model=f"vertex/{IMAGEN}", prompt="a fox", n=6, seed=5,
-                     response_format="b64_json")  # fmt: skip
+        r = generate(
+            gw.url,
+            model=f"vertex/{IMAGEN}",
+            prompt="a fox",
+            n=6,
+            seed=5,
+            response_format="b64_json",
+        )
     assert fake.violations == []
     assert len(answered_images(r)) == 6
     sent = {

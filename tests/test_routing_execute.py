@@ -348,8 +348,11 @@ def test_all_fail_lists_every_attempt(fake: FaultyUpstream, serve: Any) -> None:
     assert "x-orq-trace-id" in r.headers
     failures = body["failures"]
     assert [(f["model"], f["attempt"], f["status"]) for f in failures] == [
-        ("a/m1", 1, 503), ("a/m1", 2, 503), ("b/m2", 1, None), ("b/m2", 2, None),
-    ]  # fmt: skip
+        ("a/m1", 1, 503),
+        ("a/m1", 2, 503),
+        ("b/m2", 1, None),
+        ("b/m2", 2, None),
+    ]
     for f in failures:
         assert set(f) == {"model", "attempt", "status", "code", "message", "duration_ms"}
         assert f["duration_ms"] >= 0

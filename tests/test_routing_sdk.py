@@ -58,8 +58,11 @@ def test_orq_sdk_sees_every_failure(fake: FaultyUpstream, gw: LiveGateway) -> No
     error = json.loads(info.value.body)["error"]
     assert error["code"] == "provider_error"
     assert [(f["model"], f["status"]) for f in error["failures"]] == [
-        ("a/m1", 429), ("a/m1", 429), ("b/m2", None), ("b/m2", None),
-    ]  # fmt: skip
+        ("a/m1", 429),
+        ("a/m1", 429),
+        ("b/m2", None),
+        ("b/m2", None),
+    ]
     assert error["failures"][0]["message"] == "slow down"
 
 

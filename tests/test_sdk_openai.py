@@ -16,11 +16,13 @@ ORQ = {
     "retry": {"count": 2, "on_codes": [429, 500]},
     "fallbacks": [{"model": "placeholder/a"}, {"model": "placeholder/b"}],
     "cache": {"type": "exact_match", "ttl": 60},
-    "load_balancer": {"type": "weight_based",
-                      "models": [{"model": "openai/gpt-image-1", "weight": 0.4}]},
+    "load_balancer": {
+        "type": "weight_based",
+        "models": [{"model": "openai/gpt-image-1", "weight": 0.4}],
+    },
     "identity": {"id": "u1", "tags": ["x", "y"], "metadata": {"plan": "pro"}},
     "timeout": {"call_timeout": 20000},
-}  # fmt: skip
+}
 
 
 @pytest.fixture(params=["/v2/router", "/v1"])
@@ -46,17 +48,27 @@ def prompt(request: pytest.FixtureRequest) -> str:
 
 def test_generate(fake: FakeOpenAI, client: openai.OpenAI, prompt: str) -> None:
     res = client.images.generate(
-        model="openai/gpt-image-1", prompt=prompt, n=2, background="transparent",
-        output_format="webp", output_compression=50, moderation="low",
+        model="openai/gpt-image-1",
+        prompt=prompt,
+        n=2,
+        background="transparent",
+        output_format="webp",
+        output_compression=50,
+        moderation="low",
         extra_body={"orq": ORQ, "fallback_on_codes": [500, 503], "name": "gen"},
-    )  # fmt: skip
+    )
     assert res.data is not None and len(res.data) == 2
     assert base64.b64decode(res.data[1].b64_json or "") == png(1)
     assert res.usage is not None and res.usage.input_tokens_details.text_tokens == 10
     assert fake.requests[0].json == {
-        "model": "gpt-image-1", "prompt": prompt, "n": 2, "background": "transparent",
-        "output_format": "webp", "output_compression": 50, "moderation": "low",
-    }  # fmt: skip
+        "model": "gpt-image-1",
+        "prompt": prompt,
+        "n": 2,
+        "background": "transparent",
+        "output_format": "webp",
+        "output_compression": 50,
+        "moderation": "low",
+    }
 
 
 def test_generate_never_forwards_response_format_to_gpt_image(
@@ -70,32 +82,47 @@ def test_generate_never_forwards_response_format_to_gpt_image(
 def test_edit_several_images_and_mask(fake: FakeOpenAI, client: openai.OpenAI, prompt: str) -> None:
     a, b, mask = png(1), png(2), png(9)
     res = client.images.edit(
-        model="openai/gpt-image-1", prompt=prompt, n=2, size="1024x1024",
+        model="openai/gpt-image-1",
+        prompt=prompt,
+        n=2,
+        size="1024x1024",
         image=[("a.png", a, "image/png"), ("b.png", b, "image/png")],
         mask=("mask.png", mask, "image/png"),
         extra_body={"orq": ORQ, "fallback_on_codes": [500, 502], "timeout": {"call_timeout": 5e3}},
-    )  # fmt: skip
+    )
     assert res.data is not None and len(res.data) == 2
     [sent] = fake.requests
     assert sent.fields == {
-        "model": ["gpt-image-1"], "prompt": [prompt], "n": ["2"], "size": ["1024x1024"],
-    }  # fmt: skip
+        "model": ["gpt-image-1"],
+        "prompt": [prompt],
+        "n": ["2"],
+        "size": ["1024x1024"],
+    }
     assert [(f.field, f.filename, f.data) for f in sent.files] == [
-        ("image[]", "a.png", a), ("image[]", "b.png", b), ("mask", "mask.png", mask),
-    ]  # fmt: skip
+        ("image[]", "a.png", a),
+        ("image[]", "b.png", b),
+        ("mask", "mask.png", mask),
+    ]
 
 
 def test_create_variation(fake: FakeOpenAI, client: openai.OpenAI) -> None:
     picture = png(4)
     res = client.images.create_variation(
-        model="openai/dall-e-2", image=("in.png", picture, "image/png"), n=1, size="512x512",
-        response_format="b64_json", extra_body={"orq": {"name": "var", "retry": {"count": 1}}},
-    )  # fmt: skip
+        model="openai/dall-e-2",
+        image=("in.png", picture, "image/png"),
+        n=1,
+        size="512x512",
+        response_format="b64_json",
+        extra_body={"orq": {"name": "var", "retry": {"count": 1}}},
+    )
     assert res.data is not None and res.data[0].b64_json
     [sent] = fake.requests
     assert sent.fields == {
-        "model": ["dall-e-2"], "n": ["1"], "size": ["512x512"], "response_format": ["b64_json"],
-    }  # fmt: skip
+        "model": ["dall-e-2"],
+        "n": ["1"],
+        "size": ["512x512"],
+        "response_format": ["b64_json"],
+    }
     assert [(f.field, f.data) for f in sent.files] == [("image", picture)]
 
 
@@ -103,9 +130,11 @@ def test_invalid_option_in_extra_body_is_400(fake: FakeOpenAI, client: openai.Op
     """Bracket-encoded options (openai's multipart style) are validated, not dropped."""
     with pytest.raises(openai.BadRequestError) as info:
         client.images.edit(
-            model="openai/gpt-image-1", prompt="x", image=("a.png", png(), "image/png"),
+            model="openai/gpt-image-1",
+            prompt="x",
+            image=("a.png", png(), "image/png"),
             extra_body={"orq": {"retry": {"count": 9}}},
-        )  # fmt: skip
+        )
     error = info.value.body
     assert isinstance(error, dict)
     assert (error["param"], error["code"]) == ("orq.retry.count", "invalid_request_body")
@@ -122,22 +151,31 @@ def test_wrong_key_is_authentication_error(gw: LiveGateway) -> None:
 # --- AsyncOpenAI ---------------------------------------------------------------------------
 async def test_async_generate(fake: FakeOpenAI, aclient: openai.AsyncOpenAI, prompt: str) -> None:
     res = await aclient.images.generate(
-        model="openai/gpt-image-1", prompt=prompt, n=2, quality="low",
+        model="openai/gpt-image-1",
+        prompt=prompt,
+        n=2,
+        quality="low",
         extra_body={"orq": {"retry": {"count": 1}, "name": "async-gen"}},
-    )  # fmt: skip
+    )
     assert res.data is not None and len(res.data) == 2
     assert [base64.b64decode(d.b64_json or "") for d in res.data] == [png(0), png(1)]
     assert fake.requests[0].json == {
-        "model": "gpt-image-1", "prompt": prompt, "n": 2, "quality": "low",
-    }  # fmt: skip
+        "model": "gpt-image-1",
+        "prompt": prompt,
+        "n": 2,
+        "quality": "low",
+    }
 
 
 async def test_async_edit(fake: FakeOpenAI, aclient: openai.AsyncOpenAI, prompt: str) -> None:
     a, mask = png(3), png(9)
     res = await aclient.images.edit(
-        model="openai/gpt-image-1", prompt=prompt, image=("a.png", a, "image/png"),
-        mask=("mask.png", mask, "image/png"), extra_body={"orq": {"retry": {"count": 1}}},
-    )  # fmt: skip
+        model="openai/gpt-image-1",
+        prompt=prompt,
+        image=("a.png", a, "image/png"),
+        mask=("mask.png", mask, "image/png"),
+        extra_body={"orq": {"retry": {"count": 1}}},
+    )
     assert res.data is not None and base64.b64decode(res.data[0].b64_json or "") == png(0)
     [sent] = fake.requests
     assert sent.fields == {"model": ["gpt-image-1"], "prompt": [prompt]}
@@ -147,8 +185,14 @@ async def test_async_edit(fake: FakeOpenAI, aclient: openai.AsyncOpenAI, prompt:
 # --- provider errors as the SDK's exception classes ----------------------------------------
 def openai_error(status: int) -> Reply:
     """An error as OpenAI sends it (https://platform.openai.com/docs/guides/error-codes)."""
-    body = {"error": {"message": f"upstream says {status}", "type": "upstream_error",
-                      "param": None, "code": f"upstream_{status}"}}  # fmt: skip
+    body = {
+        "error": {
+            "message": f"upstream says {status}",
+            "type": "upstream_error",
+            "param": None,
+            "code": f"upstream_{status}",
+        }
+    }
     return Reply(status, body=body)
 
 
@@ -179,8 +223,10 @@ def test_provider_errors_surface_as_sdk_errors(
     error = info.value.body
     assert isinstance(error, dict)
     assert (error["code"], error["type"], error["message"]) == (
-        code, kind, f"upstream says {status}",
-    )  # fmt: skip
+        code,
+        kind,
+        f"upstream says {status}",
+    )
     assert [(f["model"], f["status"]) for f in error["failures"]] == [
         ("openai/gpt-image-1", status)
     ]

@@ -32,10 +32,15 @@ def fake() -> Iterator[GatedOpenAI]:
 
 
 def config_for(tmp: Path, fake: GatedOpenAI, grace_s: float) -> Path:
-    return write_config(tmp / "imagegate.yaml", {
-        "data_dir": str(tmp / "data"), "storage": {"path": str(tmp / "blobs")},
-        "providers": fake.providers(), "lifecycle": {"shutdown_grace_s": grace_s},
-    })  # fmt: skip
+    return write_config(
+        tmp / "imagegate.yaml",
+        {
+            "data_dir": str(tmp / "data"),
+            "storage": {"path": str(tmp / "blobs")},
+            "providers": fake.providers(),
+            "lifecycle": {"shutdown_grace_s": grace_s},
+        },
+    )
 
 
 def in_flight(pool: ThreadPoolExecutor, replica: Replica, fake: GatedOpenAI, n: int) -> list[Any]:

@@ -310,9 +310,15 @@ def test_a_non_image_falls_back_to_the_next_model(evil: HostileProvider, make_co
     assert probe(base64.b64decode(r.json()["data"][0]["b64_json"])) is not None
 
 
-@pytest.mark.parametrize(("mode", "cap"), [
-    ("chunked", 1 << 20), ("declared", 1 << 20), ("lying", 1 << 20), ("chunked", None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("mode", "cap"),
+    [
+        ("chunked", 1 << 20),
+        ("declared", 1 << 20),
+        ("lying", 1 << 20),
+        ("chunked", None),
+    ],
+)
 def test_huge_upstream_bodies_are_cut_off(make_config: Any, mode: Mode, cap: int | None) -> None:
     limits = {} if cap is None else {"max_provider_response_bytes": cap}
     with Flood(mode) as flood:
@@ -343,9 +349,10 @@ def test_bfl_polling_url_off_host_is_not_followed(internal: Internal, make_confi
 def test_replicate_urls_off_host_are_not_followed(internal: Internal, make_config: Any) -> None:
     with FakeReplicate() as fake:
         prediction = {
-            "id": "p1", "status": "starting",
+            "id": "p1",
+            "status": "starting",
             "urls": {"get": f"{internal.url}/p1", "cancel": f"{internal.url}/p1/cancel"},
-        }  # fmt: skip
+        }
         fake.script(Reply(201, prediction))
         with live_gateway(make_config(providers=fake.providers())) as gw:
             r = generate(gw, model="replicate/black-forest-labs/flux-dev")
@@ -356,9 +363,11 @@ def test_replicate_urls_off_host_are_not_followed(internal: Internal, make_confi
 def test_fal_queue_urls_off_host_are_not_followed(internal: Internal, make_config: Any) -> None:
     with FakeFal() as fake:
         ticket = {
-            "request_id": "r1", "status_url": f"{internal.url}/status",
-            "response_url": f"{internal.url}/r1", "cancel_url": f"{internal.url}/cancel",
-        }  # fmt: skip
+            "request_id": "r1",
+            "status_url": f"{internal.url}/status",
+            "response_url": f"{internal.url}/r1",
+            "cancel_url": f"{internal.url}/cancel",
+        }
         fake.script(Reply(200, ticket))
         with live_gateway(make_config(providers=fake.providers())) as gw:
             r = generate(gw, model="fal/fal-ai/flux/dev")
@@ -429,9 +438,16 @@ def test_probe_reads_kind_and_size(fmt: str, kwargs: dict[str, Any], size: tuple
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"hello", b"\x89PNG\r\n\x1a\n", png_header(0, 10), b"\xff\xd8\xff\xe0\x00\x10JFIF",
-     b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"GIF89a" + b"\x00" * 30],
-)  # fmt: skip
+    [
+        b"",
+        b"hello",
+        b"\x89PNG\r\n\x1a\n",
+        png_header(0, 10),
+        b"\xff\xd8\xff\xe0\x00\x10JFIF",
+        b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+        b"GIF89a" + b"\x00" * 30,
+    ],
+)
 def test_probe_refuses_what_is_not_a_usable_image(data: bytes) -> None:
     assert probe(data) is None
     assert probe_b64(base64.b64encode(data).decode()) is None

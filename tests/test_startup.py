@@ -61,9 +61,13 @@ class Server:
 
     def __init__(self, args: list[str], tmp_path: Path, **env: str) -> None:
         self.proc = subprocess.Popen(
-            [IMAGEGATE, "serve", *args], cwd=tmp_path, env=serve_env(tmp_path, **env),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [IMAGEGATE, "serve", *args],
+            cwd=tmp_path,
+            env=serve_env(tmp_path, **env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[str] = []
         self._ended = False  # the reader has seen the end of stderr
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -165,10 +169,14 @@ def test_the_summary_names_every_part_and_no_secret(
 
 def test_the_summary_as_a_function_and_as_json(make_config: Any) -> None:
     config = make_config(
-        storage={"backend": "s3", "bucket": "imgs", "endpoint_url": "https://k:s@minio.lan:9000",
-                 "secret_access_key": "s3-secret"},
+        storage={
+            "backend": "s3",
+            "bucket": "imgs",
+            "endpoint_url": "https://k:s@minio.lan:9000",
+            "secret_access_key": "s3-secret",
+        },
         cache={"backend": "redis", "redis_url": "redis://:pw@cache.lan:6380/1"},
-    )  # fmt: skip
+    )
     lines = summary(config, Registry(config))
     assert "blobs      s3 bucket imgs at minio.lan:9000" in lines
     assert "cache      redis cache.lan:6380" in lines
@@ -213,9 +221,13 @@ def test_a_schema_the_role_may_not_create_is_one_line(
 ) -> None:
     url = f"postgresql://{role_without_create}@{PG}?search_path={fresh_schema}"
     done = subprocess.run(
-        [IMAGEGATE, "serve", "--port", "0"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=30, env=serve_env(tmp_path, IMAGEGATE_DATABASE_URL=url, IMAGEGATE_API_KEYS="sk-x"),
-    )  # fmt: skip
+        [IMAGEGATE, "serve", "--port", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=serve_env(tmp_path, IMAGEGATE_DATABASE_URL=url, IMAGEGATE_API_KEYS="sk-x"),
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

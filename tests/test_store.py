@@ -279,7 +279,7 @@ async def test_nul_control_characters_and_surrogates_are_stored_as_replacement(
                 logo_url=BAD,
                 metadata=[{"k\x00": BAD}],
                 tags=[BAD],
-            ),  # fmt: skip
+            ),
             ThreadUpsert("t\x00", 1.0, [BAD]),
         ]
     )
@@ -385,8 +385,11 @@ def test_sqlite_transient_errors() -> None:
 
 async def test_real_postgres_refusals_that_are_transient() -> None:
     """A read-only server (a failover to a replica) and a refused role raise StoreUnavailable."""
-    read_only = SqlStore(PostgresDriver(f"{PG_DSN}?default_transaction_read_only=on",
-                                        schema=f"ig_ro_{uuid.uuid4().hex[:8]}"))  # fmt: skip
+    read_only = SqlStore(
+        PostgresDriver(
+            f"{PG_DSN}?default_transaction_read_only=on", schema=f"ig_ro_{uuid.uuid4().hex[:8]}"
+        )
+    )
     role = SqlStore(PostgresDriver(PG_DSN.replace("postgres@", "no_such_role_ig@")))
     for s in (read_only, role):
         with pytest.raises(StoreUnavailable):

@@ -33,12 +33,17 @@ def servers(
 ) -> Iterator[tuple[FakeOpenAIStream, LiveGateway, NullSink]]:
     tmp = tmp_path_factory.mktemp("stream")
     with FakeOpenAIStream() as fake:
-        config = load_config(env={}, overrides={
-            "data_dir": str(tmp), "storage": {"path": str(tmp / "blobs")},
-            "api_keys": [KEY], "providers": fake.providers(),
-            "limits": {"max_provider_response_bytes": MAX_EVENT_BYTES},
-            "routing": {"backoff_base_s": 0.01},
-        })  # fmt: skip
+        config = load_config(
+            env={},
+            overrides={
+                "data_dir": str(tmp),
+                "storage": {"path": str(tmp / "blobs")},
+                "api_keys": [KEY],
+                "providers": fake.providers(),
+                "limits": {"max_provider_response_bytes": MAX_EVENT_BYTES},
+                "routing": {"backoff_base_s": 0.01},
+            },
+        )
         sink = NullSink()
         with live_gateway(config, Gateway(config, traces=sink)) as gw:
             yield fake, gw, sink
@@ -113,16 +118,21 @@ def test_generate_streams_partials_then_completed_before_upstream_finishes(
     fake.release()
     rest = list(events)
     assert [e.type for e in rest] == [
-        "image_generation.partial_image", "image_generation.completed",
-    ]  # fmt: skip
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
     done = rest[-1]
     assert done.type == "image_generation.completed"
     assert png_of(done.b64_json) == tiny_png(0) and done.usage.total_tokens == 30
     assert stream.response.headers["content-type"].startswith("text/event-stream")
     assert stream.response.headers["x-orq-model"] == "openai/gpt-image-1"
     [sent] = fake.requests
-    assert sent.json == {"model": "gpt-image-1", "prompt": prompt, "stream": True,
-                         "partial_images": 2}  # fmt: skip
+    assert sent.json == {
+        "model": "gpt-image-1",
+        "prompt": prompt,
+        "stream": True,
+        "partial_images": 2,
+    }
     trace = trace_of(sink, stream.response.headers["x-orq-trace-id"])
     assert trace.status == 200 and trace.served_model == "openai/gpt-image-1"
     assert any("2 partial image(s) and 1 completed" in note for note in trace.notes)
@@ -174,8 +184,9 @@ def test_azure_gpt_image_streams(
         model="azure/gpt-image-1", prompt=prompt, stream=True, partial_images=1
     )
     assert [e.type for e in stream] == [
-        "image_generation.partial_image", "image_generation.completed",
-    ]  # fmt: skip
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
     [sent] = fake.requests
     assert sent.path == "/openai/deployments/gpt-image-1/images/generations"
     assert sent.json == {"prompt": prompt, "stream": True, "partial_images": 1}
@@ -186,12 +197,16 @@ def test_retry_before_the_first_event(
 ) -> None:
     fake.stream(Script(status=500), Script())
     stream = client.images.generate(
-        model="openai/gpt-image-1", prompt=prompt, stream=True, partial_images=1,
+        model="openai/gpt-image-1",
+        prompt=prompt,
+        stream=True,
+        partial_images=1,
         extra_body={"orq": {"retry": {"count": 2, "on_codes": [500]}}},
-    )  # fmt: skip
+    )
     assert [e.type for e in stream] == [
-        "image_generation.partial_image", "image_generation.completed",
-    ]  # fmt: skip
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
     assert len(fake.requests) == 2 and stream.response.headers["x-orq-attempts"] == "2"
     trace = trace_of(sink, stream.response.headers["x-orq-trace-id"])
     assert [a["status"] for a in trace.attempts] == [500, 200]
@@ -202,9 +217,11 @@ def test_an_error_event_before_any_image_is_retried(
 ) -> None:
     fake.stream(Script(error_at=0), Script())
     stream = client.images.generate(
-        model="openai/gpt-image-1", prompt=prompt, stream=True,
+        model="openai/gpt-image-1",
+        prompt=prompt,
+        stream=True,
         extra_body={"orq": {"retry": {"count": 1, "on_codes": [500]}}},
-    )  # fmt: skip
+    )
     assert [e.type for e in stream] == ["image_generation.completed"]
     assert fake.sent == ["error", "image_generation.completed"]
     assert len(fake.requests) == 2
@@ -218,8 +235,9 @@ def test_never_more_images_than_asked(
         model="openai/gpt-image-1", prompt=prompt, stream=True, partial_images=1
     )
     assert [e.type for e in stream] == [
-        "image_generation.partial_image", "image_generation.completed",
-    ]  # fmt: skip
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
     assert fake.client_left.wait(20)  # dropped once the image asked for was in
     assert "image_generation.completed" not in fake.sent[2:]
 
@@ -238,10 +256,17 @@ def test_error_event_after_the_first_event_never_retries(
 ) -> None:
     fake.stream(Script(drop_at=1), Script())  # a partial, then the connection drops
     stream = client.images.generate(
-        model="openai/gpt-image-1", prompt=prompt, stream=True, partial_images=2,
-        extra_body={"orq": {"retry": {"count": 3, "on_codes": [500, 502]},
-                            "fallbacks": [{"model": "placeholder/b"}]}},
-    )  # fmt: skip
+        model="openai/gpt-image-1",
+        prompt=prompt,
+        stream=True,
+        partial_images=2,
+        extra_body={
+            "orq": {
+                "retry": {"count": 3, "on_codes": [500, 502]},
+                "fallbacks": [{"model": "placeholder/b"}],
+            }
+        },
+    )
     events = iter(stream)
     assert next(events).type == "image_generation.partial_image"
     with pytest.raises(openai.APIError) as info:
@@ -284,9 +309,12 @@ def test_a_stream_that_stalls_ends_at_the_attempt_timeout(
 ) -> None:
     fake.stream(Script(hold_at=1))  # never released in this test
     stream = client.images.generate(
-        model="openai/gpt-image-1", prompt=prompt, stream=True, partial_images=2,
+        model="openai/gpt-image-1",
+        prompt=prompt,
+        stream=True,
+        partial_images=2,
         extra_body={"orq": {"timeout": {"call_timeout": 2000}}},  # the first event comes at once
-    )  # fmt: skip
+    )
     events = iter(stream)
     assert next(events).type == "image_generation.partial_image"
     with pytest.raises(openai.APIError) as info:
@@ -316,8 +344,10 @@ def test_client_leaving_before_the_first_event_stops_the_upstream(
 ) -> None:
     fake.stream(Script(hold_at=0))  # nothing is sent until released
     body = json.dumps({"model": "openai/gpt-image-1", "prompt": prompt, "stream": True}).encode()
-    head = (f"POST {GEN} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST {GEN} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as sock:
         sock.sendall(head.encode() + body)
         wait_until(lambda: fake.requests, "the upstream call began")
@@ -330,9 +360,14 @@ def test_an_upstream_that_ignores_stream_still_streams(
     fake: FakeOpenAIStream, client: openai.OpenAI, prompt: str
 ) -> None:
     fake.stream(Script(whole=True))  # an OpenAI-compatible server answering JSON
-    events = list(client.images.generate(
-        model="openai/gpt-image-1", prompt=prompt, stream=True, n=2,
-    ))  # fmt: skip
+    events = list(
+        client.images.generate(
+            model="openai/gpt-image-1",
+            prompt=prompt,
+            stream=True,
+            n=2,
+        )
+    )
     assert [e.type for e in events] == ["image_generation.completed"] * 2
     assert [png_of(e.b64_json) for e in events] == [tiny_png(0), tiny_png(1)]
 
@@ -344,9 +379,13 @@ def test_placeholder_answers_completed_events(
     fake: FakeOpenAIStream, client: openai.OpenAI, sink: NullSink, prompt: str
 ) -> None:
     stream = client.images.generate(
-        model="placeholder/sketch", prompt=prompt, stream=True, partial_images=2, n=2,
+        model="placeholder/sketch",
+        prompt=prompt,
+        stream=True,
+        partial_images=2,
+        n=2,
         size="256x256",
-    )  # fmt: skip
+    )
     events = list(stream)
     assert [e.type for e in events] == ["image_generation.completed"] * 2
     for event in events:
@@ -372,18 +411,25 @@ def test_cache_hit_replays_as_a_stream(
 ) -> None:
     orq = {"orq": {"cache": {"type": "exact_match", "ttl": 60}}}
     first = client.images.generate(
-        model="openai/gpt-image-1", prompt=prompt, stream=True, partial_images=1,
+        model="openai/gpt-image-1",
+        prompt=prompt,
+        stream=True,
+        partial_images=1,
         extra_body=orq,
-    )  # fmt: skip
+    )
     assert [e.type for e in first] == [
-        "image_generation.partial_image", "image_generation.completed",
-    ]  # fmt: skip
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
     assert first.response.headers["x-orq-cache"] == "MISS"
     trace_of(sink, first.response.headers["x-orq-trace-id"])  # stored by the time it is traced
     again = client.images.generate(
-        model="openai/gpt-image-1", prompt=prompt, stream=True, partial_images=3,
+        model="openai/gpt-image-1",
+        prompt=prompt,
+        stream=True,
+        partial_images=3,
         extra_body=orq,
-    )  # fmt: skip
+    )
     events = list(again)
     assert [e.type for e in events] == ["image_generation.completed"]
     assert png_of(events[0].b64_json) == tiny_png(0)

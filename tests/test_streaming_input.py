@@ -17,9 +17,13 @@ from imagegate.providers.core.events import _boundary, _fields
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
     tmp = tmp_path_factory.mktemp("stream-input")
-    config = load_config(env={}, overrides={
-        "data_dir": str(tmp), "storage": {"path": str(tmp / "blobs")},
-    })  # fmt: skip
+    config = load_config(
+        env={},
+        overrides={
+            "data_dir": str(tmp),
+            "storage": {"path": str(tmp / "blobs")},
+        },
+    )
     with live_gateway(config) as server:
         yield server
 

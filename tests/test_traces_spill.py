@@ -84,10 +84,12 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
 
 def body(i: int) -> dict[str, Any]:
     return {
-        "model": "placeholder/x", "prompt": f"p{i}", "size": "16x16",
+        "model": "placeholder/x",
+        "prompt": f"p{i}",
+        "size": "16x16",
         "identity": {"id": f"u{i % 7}", "display_name": f"User {i}"},
         "thread": {"id": f"t{i % 3}", "tags": [f"tag{i % 5}"]},
-    }  # fmt: skip
+    }
 
 
 def send(gw: LiveGateway, numbers: range, workers: int = 4) -> list[str]:
@@ -120,8 +122,9 @@ def count(dsn: str, sql: str) -> int:
 
 def gateway_with_budget(config: Config, budget: int) -> Gateway:
     store = open_store(config)
-    writer = BatchingWriter(store, data_dir=config.data_dir, max_buffer_bytes=budget,
-                            retry_max_s=0.2)  # fmt: skip
+    writer = BatchingWriter(
+        store, data_dir=config.data_dir, max_buffer_bytes=budget, retry_max_s=0.2
+    )
     return Gateway(config, control=ControlPlane(config, store=store, writer=writer))
 
 
@@ -191,8 +194,13 @@ def test_a_name_with_nul_is_readable_over_http(
         overrides["database_url"] = db_dsn(request.getfixturevalue("pg"))
     config = make_config(**overrides)
     with live_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=30) as http:
-        sent = {"model": "placeholder/x", "prompt": "p", "size": "16x16",
-                "orq": {"name": "a\x00b"}, "metadata": {"k\x00": "v\x00"}}  # fmt: skip
+        sent = {
+            "model": "placeholder/x",
+            "prompt": "p",
+            "size": "16x16",
+            "orq": {"name": "a\x00b"},
+            "metadata": {"k\x00": "v\x00"},
+        }
         r = http.post(GEN, json=sent)
         assert r.status_code == 200, r.text
         trace_id = r.headers["x-orq-trace-id"]

@@ -131,8 +131,15 @@ async def test_outage_spills_past_the_byte_budget_and_replays_in_submission_orde
     tmp_path: Path,
 ) -> None:
     target = Recorder()
-    writer = BatchingWriter(target, data_dir=tmp_path, max_batch=50, max_buffer_bytes=40_000,
-                            retry_base_s=0.001, retry_max_s=0.01, spill_after_s=60)  # fmt: skip
+    writer = BatchingWriter(
+        target,
+        data_dir=tmp_path,
+        max_batch=50,
+        max_buffer_bytes=40_000,
+        retry_base_s=0.001,
+        retry_max_s=0.01,
+        spill_after_s=60,
+    )
     await writer.start()
     ids: list[str] = []
     for i in range(2000):  # ~1 KB each: ~2 MB against a 40 KB budget
@@ -162,8 +169,14 @@ async def test_outage_spills_past_the_byte_budget_and_replays_in_submission_orde
 
 async def test_long_outage_moves_everything_to_disk(tmp_path: Path) -> None:
     target = Recorder()
-    writer = BatchingWriter(target, data_dir=tmp_path, max_batch=10, retry_base_s=0.001,
-                            retry_max_s=0.005, spill_after_s=0.0)  # fmt: skip
+    writer = BatchingWriter(
+        target,
+        data_dir=tmp_path,
+        max_batch=10,
+        retry_base_s=0.001,
+        retry_max_s=0.005,
+        spill_after_s=0.0,
+    )
     await writer.start()
     records = [trace() for _ in range(30)]
     for r in records:
@@ -317,7 +330,7 @@ def test_two_processes_never_claim_the_same_file(tmp_path: Path) -> None:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for n in range(2)
     ]
     try:
@@ -333,8 +346,9 @@ async def test_without_a_data_dir_overflow_is_dropped_and_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     target = Recorder()
-    writer = BatchingWriter(target, max_buffer_bytes=5_000, retry_base_s=0.001,
-                            retry_max_s=0.005, close_timeout_s=0.2)  # fmt: skip
+    writer = BatchingWriter(
+        target, max_buffer_bytes=5_000, retry_base_s=0.001, retry_max_s=0.005, close_timeout_s=0.2
+    )
     await writer.start()
     with caplog.at_level(logging.WARNING, "imagegate"):
         for _ in range(15):

@@ -31,12 +31,21 @@ ROUTING_RULES: list[tuple[str, Any, str]] = [
     ("cache", {"type": "exact_match", "ttl": 259_201}, "cache.ttl"),
     ("cache", {"type": "semantic"}, "cache.type"),
     ("cache", {"ttl": 60}, "cache.type"),
-    ("load_balancer", {**LB, "models": [{"model": "placeholder/a", "weight": 0.0009}]},
-     "load_balancer.models[0].weight"),
-    ("load_balancer", {**LB, "models": [{"model": "placeholder/a", "weight": 1.01}]},
-     "load_balancer.models[0].weight"),
-    ("load_balancer", [{"type": "weight_based", "model": "placeholder/a", "weight": 2}],
-     "load_balancer[0].weight"),
+    (
+        "load_balancer",
+        {**LB, "models": [{"model": "placeholder/a", "weight": 0.0009}]},
+        "load_balancer.models[0].weight",
+    ),
+    (
+        "load_balancer",
+        {**LB, "models": [{"model": "placeholder/a", "weight": 1.01}]},
+        "load_balancer.models[0].weight",
+    ),
+    (
+        "load_balancer",
+        [{"type": "weight_based", "model": "placeholder/a", "weight": 2}],
+        "load_balancer[0].weight",
+    ),
     ("load_balancer", {"type": "round_robin", "models": LB["models"]}, "load_balancer.type"),
     ("load_balancer", {"type": "weight_based", "models": []}, "load_balancer.models"),
     ("timeout", {"call_timeout": 0}, "timeout.call_timeout"),
@@ -49,7 +58,7 @@ ROUTING_RULES: list[tuple[str, Any, str]] = [
     ("identity", {"id": "u1", "email": "not-an-email"}, "identity.email"),
     ("identity", {"display_name": "no id"}, "identity.id"),
     ("contact", {"id": "u1", "email": "a@b@c"}, "contact.email"),
-]  # fmt: skip
+]
 # request fields (top level only)
 BODY_RULES: list[tuple[str, Any, str]] = [
     ("n", 0, "n"),
@@ -84,8 +93,10 @@ def _assert_400(r: httpx.Response, param: str) -> None:
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert (error["code"], error["type"], error["param"]) == (
-        "invalid_request_body", "invalid_request_error", param,
-    ), error  # fmt: skip
+        "invalid_request_body",
+        "invalid_request_error",
+        param,
+    ), error
     assert "Traceback" not in r.text
 
 
@@ -173,14 +184,21 @@ def test_required_fields(gw: LiveGateway, body: dict[str, Any], param: str) -> N
 def test_edge_values_are_accepted(gw: LiveGateway) -> None:
     """The bounds themselves are valid, in every encoding the SDKs use."""
     edge = {
-        "n": 10.0, "output_compression": 100, "metadata": {"k": "x" * 512},
+        "n": 10.0,
+        "output_compression": 100,
+        "metadata": {"k": "x" * 512},
         "retry": {"count": 5.0, "on_codes": [100.0, 599]},
         "cache": {"type": "exact_match", "ttl": 259_200.0},
-        "load_balancer": {"type": "weight_based",
-                          "models": [{"model": "placeholder/a", "weight": 0.001}]},
-        "timeout": {"call_timeout": 60_000}, "fallback_on_codes": list(range(400, 420)),
-        "identity": {"id": "u", "email": "a@example.com"}, "size": None, "quality": None,
-    }  # fmt: skip
+        "load_balancer": {
+            "type": "weight_based",
+            "models": [{"model": "placeholder/a", "weight": 0.001}],
+        },
+        "timeout": {"call_timeout": 60_000},
+        "fallback_on_codes": list(range(400, 420)),
+        "identity": {"id": "u", "email": "a@example.com"},
+        "size": None,
+        "quality": None,
+    }
     r = _post_json(gw, {**edge, "output_format": "jpeg", "size": "16x16"})
     assert r.status_code == 200, r.text
     assert len(r.json()["data"]) == 10

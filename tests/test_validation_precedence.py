@@ -24,10 +24,14 @@ def test_top_level_wins_field_by_field() -> None:
     req = _build(
         retry={"count": 1},
         name="top",
-        orq={"retry": {"count": 4, "on_codes": [500]}, "name": "orq",
-             "timeout": {"call_timeout": 250}, "fallback_on_codes": [502]},
+        orq={
+            "retry": {"count": 4, "on_codes": [500]},
+            "name": "orq",
+            "timeout": {"call_timeout": 250},
+            "fallback_on_codes": [502],
+        },
         fallback_on_codes=[503],
-    )  # fmt: skip
+    )
     opts = req.options
     assert opts.retry is not None and (opts.retry.count, opts.retry.on_codes) == (1, [429])
     assert opts.name == "top"
@@ -36,8 +40,12 @@ def test_top_level_wins_field_by_field() -> None:
 
 
 def test_orq_alone_is_used() -> None:
-    req = _build(orq={"cache": {"type": "exact_match", "ttl": 3600.0},
-                      "fallbacks": [{"model": "placeholder/y"}]})  # fmt: skip
+    req = _build(
+        orq={
+            "cache": {"type": "exact_match", "ttl": 3600.0},
+            "fallbacks": [{"model": "placeholder/y"}],
+        }
+    )
     assert req.options.cache is not None and req.options.cache.ttl == 3600
     assert [f.model for f in req.options.fallbacks or []] == ["placeholder/y"]
 
@@ -63,32 +71,50 @@ def test_identity_metadata_object_or_list() -> None:
 
 
 def test_load_balancer_list_and_object_forms_agree() -> None:
-    listed = _build(load_balancer=[
-        {"type": "weight_based", "model": "placeholder/a", "weight": 0.4},
-        {"model": "placeholder/b"},
-    ]).options.load_balancer  # fmt: skip
-    obj = _build(orq={"load_balancer": {"type": "weight_based", "models": [
-        {"model": "placeholder/a", "weight": 0.4}, {"model": "placeholder/b", "weight": 0.5},
-    ]}}).options.load_balancer  # fmt: skip
+    listed = _build(
+        load_balancer=[
+            {"type": "weight_based", "model": "placeholder/a", "weight": 0.4},
+            {"model": "placeholder/b"},
+        ]
+    ).options.load_balancer
+    obj = _build(
+        orq={
+            "load_balancer": {
+                "type": "weight_based",
+                "models": [
+                    {"model": "placeholder/a", "weight": 0.4},
+                    {"model": "placeholder/b", "weight": 0.5},
+                ],
+            }
+        }
+    ).options.load_balancer
     assert listed is not None and obj is not None
     assert listed.model_dump() == obj.model_dump()
-    assert [(m.model, m.weight) for m in obj.models] == [("placeholder/a", 0.4),
-                                                         ("placeholder/b", 0.5)]  # fmt: skip
+    assert [(m.model, m.weight) for m in obj.models] == [
+        ("placeholder/a", 0.4),
+        ("placeholder/b", 0.5),
+    ]
 
 
 def test_null_means_absent_everywhere() -> None:
     req = _build(
-        n=None, size=None, quality=None, retry=None,
+        n=None,
+        size=None,
+        quality=None,
+        retry=None,
         orq={"retry": {"count": None, "on_codes": None}, "cache": None, "name": None},
-    )  # fmt: skip
+    )
     assert (req.n, req.size, req.quality) == (None, None, None)
     assert req.options.retry is not None and req.options.retry.count == 3  # defaults apply
     assert req.options.cache is None and req.options.name is None
 
 
 def test_integral_floats_and_text_numbers() -> None:
-    req = _build(n=2.0, retry={"count": "2.0", "on_codes": [429.0, "503"]},
-                 cache={"type": "exact_match", "ttl": "60"})  # fmt: skip
+    req = _build(
+        n=2.0,
+        retry={"count": "2.0", "on_codes": [429.0, "503"]},
+        cache={"type": "exact_match", "ttl": "60"},
+    )
     assert req.n == 2 and isinstance(req.n, int)
     assert req.options.retry is not None and req.options.retry.on_codes == [429, 503]
     assert req.options.cache is not None and req.options.cache.ttl == 60

@@ -39,12 +39,18 @@ def receiver() -> Iterator[Receiver]:
 def gateway(make_config: Any, upstream: GatedOpenAI, **webhooks: Any) -> LiveGateway:
     hooks = {
         "secrets": {"main": WHSEC, "bobs": {"secret": OTHER_WHSEC, "workspaces": ["bob"]}},
-        "default_secret": "main", "backoff_base_s": 0.02, "backoff_max_s": 0.1, **webhooks,
-    }  # fmt: skip
+        "default_secret": "main",
+        "backoff_base_s": 0.02,
+        "backoff_max_s": 0.1,
+        **webhooks,
+    }
     config = make_config(
-        api_keys=[ADMIN], providers=upstream.providers(), fetch={"allow_private": True},
-        jobs={"poll_interval_s": 0.05}, webhooks=hooks,
-    )  # fmt: skip
+        api_keys=[ADMIN],
+        providers=upstream.providers(),
+        fetch={"allow_private": True},
+        jobs={"poll_interval_s": 0.05},
+        webhooks=hooks,
+    )
     return LiveGateway(config)
 
 

@@ -28,8 +28,12 @@ from live import free_port
 
 IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
 ADMIN = "sk-fleet-admin"
-BODY = {"model": "openai/dall-e-3", "prompt": "a fox", "size": "1024x1024",
-        "response_format": "b64_json"}  # fmt: skip
+BODY = {
+    "model": "openai/dall-e-3",
+    "prompt": "a fox",
+    "size": "1024x1024",
+    "response_format": "b64_json",
+}
 GEN = "/v2/router/images/generations"
 
 
@@ -58,9 +62,13 @@ class Fleet:
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
-            [IMAGEGATE, *args, "--config", str(self.config)], cwd=self.tmp, env=self.env(),
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [IMAGEGATE, *args, "--config", str(self.config)],
+            cwd=self.tmp,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -73,9 +81,11 @@ class Fleet:
             port = free_port()
             proc = subprocess.Popen(
                 [IMAGEGATE, "serve", "--config", str(self.config), "--port", str(port)],
-                cwd=self.tmp, env=self.env(), stdout=subprocess.DEVNULL,
+                cwd=self.tmp,
+                env=self.env(),
+                stdout=subprocess.DEVNULL,
                 stderr=open(self.tmp / f"serve-{port}.log", "wb"),
-            )  # fmt: skip
+            )
             self.procs.append(proc)
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 30
@@ -124,8 +134,9 @@ def fleet_of(tmp_path: Path, fake: FakeOpenAI) -> Iterator[Any]:
 
 
 def post(url: str, key: str) -> httpx.Response:
-    return httpx.post(f"{url}{GEN}", json=BODY, timeout=60,
-                      headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    return httpx.post(
+        f"{url}{GEN}", json=BODY, timeout=60, headers={"Authorization": f"Bearer {key}"}
+    )
 
 
 @pytest.mark.parametrize(("replicas", "redis"), [(2, True), (1, False)])
@@ -166,8 +177,12 @@ def test_a_budget_holds_under_32_parallel_requests_on_two_replicas(
     assert len(fake.requests) == 5
     # The spend settled is what the traces cost: the usage API sums the traces; the budget,
     # settled at that amount, now refuses the next request on either replica.
-    usage = httpx.get(f"{fleet.urls[0]}/v2/usage", params={"group_by": "key"}, timeout=30,
-                      headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    usage = httpx.get(
+        f"{fleet.urls[0]}/v2/usage",
+        params={"group_by": "key"},
+        timeout=30,
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert usage.status_code == 200, usage.text
     rows = usage.json()["data"]
     assert round(sum(row["cost_usd"] for row in rows), 6) == 0.2

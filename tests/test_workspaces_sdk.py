@@ -25,8 +25,12 @@ def world(make_config: Any) -> Iterator[tuple[LiveGateway, FakeOpenAI, str, str]
             admin = {"Authorization": f"Bearer {ADMIN}"}
             keys = []
             for ws in ("team-a", "team-b"):
-                r = httpx.post(f"{gw.url}/v2/admin/keys", headers=admin, timeout=10,
-                               json={"workspace": ws, "name": f"{ws}-app"})  # fmt: skip
+                r = httpx.post(
+                    f"{gw.url}/v2/admin/keys",
+                    headers=admin,
+                    timeout=10,
+                    json={"workspace": ws, "name": f"{ws}-app"},
+                )
                 assert r.status_code == 201, r.text
                 keys.append(r.json()["key"])
             yield gw, fake, keys[0], keys[1]
@@ -41,25 +45,43 @@ def test_official_clients_in_two_workspaces(
 ) -> None:
     gw, fake, key_a, key_b = world
     for key, template in ((key_a, "A: {{input}}"), (key_b, "B: {{input}}")):
-        r = httpx.post(f"{gw.url}/v2/prompts", headers={"Authorization": f"Bearer {key}"},
-                       json={"id": "p1", "template": template}, timeout=10)  # fmt: skip
+        r = httpx.post(
+            f"{gw.url}/v2/prompts",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"id": "p1", "template": template},
+            timeout=10,
+        )
         assert r.status_code == 201, r.text
     # The orq SDK's generations model carries identity but drops thread and prompt, so those
     # ride on the openai SDK's extra_body (the same JSON the gateway reads either way).
     with Orq(api_key=key_a, server_url=gw.url) as orq:
         a = orq.router.images.generations.create(
-            model="openai/dall-e-2", prompt="fox", size="256x256",
+            model="openai/dall-e-2",
+            prompt="fox",
+            size="256x256",
             orq={"identity": {"id": "alice", "email": "alice@a.example"}},
-        )  # fmt: skip
+        )
     answers = []
     for key, team, prompt in ((key_a, "a", "hare"), (key_b, "b", "owl")):
         client = OpenAI(api_key=key, base_url=f"{gw.url}/v2/router")
-        answers.append(client.images.generate(
-            model="openai/dall-e-2", prompt=prompt, size="256x256",
-            extra_body={"orq": {"thread": {"id": "t1", "tags": [team]}, "prompt": {"id": "p1"},
-                                **({"identity": {"id": "alice", "email": "alice@b.example"}}
-                                   if team == "b" else {})}},
-        ))  # fmt: skip
+        answers.append(
+            client.images.generate(
+                model="openai/dall-e-2",
+                prompt=prompt,
+                size="256x256",
+                extra_body={
+                    "orq": {
+                        "thread": {"id": "t1", "tags": [team]},
+                        "prompt": {"id": "p1"},
+                        **(
+                            {"identity": {"id": "alice", "email": "alice@b.example"}}
+                            if team == "b"
+                            else {}
+                        ),
+                    }
+                },
+            )
+        )
     assert a.data and all(x.data for x in answers)
     # Each workspace's prompt was applied to its own requests.
     assert [r.json["prompt"] for r in fake.requests] == ["fox", "A: hare", "B: owl"]
@@ -78,12 +100,16 @@ def test_official_clients_in_two_workspaces(
     assert crossed.status_code == missing.status_code == 404
     assert crossed.json()["error"]["code"] == missing.json()["error"]["code"]
     # The operator's admin key sees team-a's trace when it asks for team-a.
-    admin = httpx.get(f"{gw.url}/v2/traces/{traces_a[0]['id']}", timeout=10,
-                      headers={"Authorization": f"Bearer {ADMIN}",
-                               "x-imagegate-workspace": "team-a"})  # fmt: skip
+    admin = httpx.get(
+        f"{gw.url}/v2/traces/{traces_a[0]['id']}",
+        timeout=10,
+        headers={"Authorization": f"Bearer {ADMIN}", "x-imagegate-workspace": "team-a"},
+    )
     assert admin.status_code == 200
     # A member naming the other workspace is refused outright.
-    sneaky = httpx.get(f"{gw.url}/v2/traces", timeout=10,
-                       headers={"Authorization": f"Bearer {key_b}",
-                                "x-imagegate-workspace": "team-a"})  # fmt: skip
+    sneaky = httpx.get(
+        f"{gw.url}/v2/traces",
+        timeout=10,
+        headers={"Authorization": f"Bearer {key_b}", "x-imagegate-workspace": "team-a"},
+    )
     assert sneaky.status_code == 403

@@ -79,31 +79,41 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 def trace(workspace: str, **fields: Any) -> TraceRecord:
-    return TraceRecord(new_trace_id(), "generations", "images.generations",
-                       workspace_id=workspace, **fields)  # fmt: skip
+    return TraceRecord(
+        new_trace_id(), "generations", "images.generations", workspace_id=workspace, **fields
+    )
 
 
 def key_record(workspace: str, name: str = "ci", **fields: Any) -> tuple[str, ApiKeyRecord]:
     key = new_key()
     digest = key_hash(key, b"pepper")
     return key, ApiKeyRecord(
-        id=managed_key_id(digest), workspace_id=workspace, name=name, role="member",
-        prefix=key[:14], hash=digest, created_at=fields.pop("created_at", 10.0), **fields,
-    )  # fmt: skip
+        id=managed_key_id(digest),
+        workspace_id=workspace,
+        name=name,
+        role="member",
+        prefix=key[:14],
+        hash=digest,
+        created_at=fields.pop("created_at", 10.0),
+        **fields,
+    )
 
 
 # --- one id, two workspaces ------------------------------------------------------------------
 async def test_the_same_ids_in_two_workspaces_are_different_rows(store: SqlStore) -> None:
     ta = trace(A, identity_id="alice", thread_id="t1", status=200, n=1, cost_usd=0.5)
     tb = trace(B, identity_id="alice", thread_id="t1", status=200, n=3, cost_usd=2.0)
-    await store.write_batch([
-        IdentityUpsert("alice", 1.0, display_name="Alice A", workspace_id=A),
-        IdentityUpsert("alice", 2.0, display_name="Alice B", workspace_id=B),  # same batch
-        IdentityUpsert("alice", 3.0, email="a@a.example", workspace_id=A),
-        ThreadUpsert("t1", 1.0, ["a-tag"], workspace_id=A),
-        ThreadUpsert("t1", 5.0, ["b-tag"], workspace_id=B),
-        ta, tb,
-    ])  # fmt: skip
+    await store.write_batch(
+        [
+            IdentityUpsert("alice", 1.0, display_name="Alice A", workspace_id=A),
+            IdentityUpsert("alice", 2.0, display_name="Alice B", workspace_id=B),  # same batch
+            IdentityUpsert("alice", 3.0, email="a@a.example", workspace_id=A),
+            ThreadUpsert("t1", 1.0, ["a-tag"], workspace_id=A),
+            ThreadUpsert("t1", 5.0, ["b-tag"], workspace_id=B),
+            ta,
+            tb,
+        ]
+    )
     alice_a, alice_b = await store.get_identity(A, "alice"), await store.get_identity(B, "alice")
     assert alice_a is not None and alice_b is not None
     assert (alice_a.display_name, alice_a.email, alice_a.last_seen_at) == (
@@ -158,8 +168,13 @@ async def test_workspace_ids_are_cleaned_like_every_other_string(store: SqlStore
     """A workspace id with a NUL is stored with U+FFFD and found again by the raw value."""
     odd = "w\x00"
     record = trace(odd)
-    await store.write_batch([record, IdentityUpsert("u", 1.0, workspace_id=odd),
-                             ThreadUpsert("t", 1.0, ["x"], workspace_id=odd)])  # fmt: skip
+    await store.write_batch(
+        [
+            record,
+            IdentityUpsert("u", 1.0, workspace_id=odd),
+            ThreadUpsert("t", 1.0, ["x"], workspace_id=odd),
+        ]
+    )
     got = await store.get_trace(odd, record.id)
     assert got is not None and got.workspace_id == "w\ufffd"
     assert await store.get_identity(odd, "u") is not None
@@ -173,10 +188,17 @@ async def test_workspace_ids_are_cleaned_like_every_other_string(store: SqlStore
 async def test_workspaces_create_ensure_update_list(store: SqlStore) -> None:
     default = await store.get_workspace("default")
     assert default is not None and default.allow_unpriced and default.budget is None
-    ws = Workspace(A, name="Team A", key_limits=RateLimits(rpm=60, images_per_min=20),
-                   identity_limits=RateLimits(concurrent=2), budget=Budget(500.0, "month"),
-                   key_budget=Budget(50.0, "day"), identity_budget=None, allow_unpriced=False,
-                   created_at=5.0)  # fmt: skip
+    ws = Workspace(
+        A,
+        name="Team A",
+        key_limits=RateLimits(rpm=60, images_per_min=20),
+        identity_limits=RateLimits(concurrent=2),
+        budget=Budget(500.0, "month"),
+        key_budget=Budget(50.0, "day"),
+        identity_budget=None,
+        allow_unpriced=False,
+        created_at=5.0,
+    )
     assert await store.create_workspace(ws) == ws
     with pytest.raises(Conflict):
         await store.create_workspace(ws)
@@ -222,20 +244,69 @@ async def test_keys_create_find_list_revoke(store: SqlStore) -> None:
 
 # --- usage and spend -----------------------------------------------------------------------
 async def test_usage_and_spend_sum_one_workspace(store: SqlStore) -> None:
-    await store.write_batch([
-        trace(A, api_key_id="k1", identity_id="u1", served_model="m/x", status=200, n=2,
-              cost_usd=0.25, started_at=100.0),
-        trace(A, api_key_id="k1", identity_id="u2", requested_model="m/y", status=200, n=1,
-              cost_usd=None, started_at=110.0),
-        trace(A, api_key_id="k1", identity_id="u1", requested_model="m/x", status=502, n=4,
-              started_at=120.0),
-        trace(A, api_key_id="k2", identity_id="u1", served_model="m/x", status=200, n=1,
-              cost_usd=0.0, cache="hit", started_at=130.0),
-        trace(A, api_key_id=None, served_model="m/z", status=200, n=1, cost_usd=1.5,
-              started_at=200.0),
-        trace(B, api_key_id="k1", identity_id="u1", served_model="m/x", status=200, n=9,
-              cost_usd=100.0, started_at=100.0),
-    ])  # fmt: skip
+    await store.write_batch(
+        [
+            trace(
+                A,
+                api_key_id="k1",
+                identity_id="u1",
+                served_model="m/x",
+                status=200,
+                n=2,
+                cost_usd=0.25,
+                started_at=100.0,
+            ),
+            trace(
+                A,
+                api_key_id="k1",
+                identity_id="u2",
+                requested_model="m/y",
+                status=200,
+                n=1,
+                cost_usd=None,
+                started_at=110.0,
+            ),
+            trace(
+                A,
+                api_key_id="k1",
+                identity_id="u1",
+                requested_model="m/x",
+                status=502,
+                n=4,
+                started_at=120.0,
+            ),
+            trace(
+                A,
+                api_key_id="k2",
+                identity_id="u1",
+                served_model="m/x",
+                status=200,
+                n=1,
+                cost_usd=0.0,
+                cache="hit",
+                started_at=130.0,
+            ),
+            trace(
+                A,
+                api_key_id=None,
+                served_model="m/z",
+                status=200,
+                n=1,
+                cost_usd=1.5,
+                started_at=200.0,
+            ),
+            trace(
+                B,
+                api_key_id="k1",
+                identity_id="u1",
+                served_model="m/x",
+                status=200,
+                n=9,
+                cost_usd=100.0,
+                started_at=100.0,
+            ),
+        ]
+    )
     by_key = {u.group: u for u in await store.usage(A, "key", None, None)}
     assert set(by_key) == {"k1", "k2", None}
     k1 = by_key["k1"]
@@ -301,7 +372,10 @@ async def _check_upgraded(store: SqlStore) -> None:
     assert await schema_version(store) == MIGRATIONS[-1][0]  # every migration applied
     ident = await store.get_identity("default", "alice")
     assert ident is not None and (ident.display_name, ident.tags, ident.last_seen_at) == (
-        "Alice", ["t"], 3.0)  # fmt: skip
+        "Alice",
+        ["t"],
+        3.0,
+    )
     thread = await store.get_thread("default", "th")
     assert thread is not None and thread.tags == ["x"] and thread.last_seen_at == 5.0
     prompt = await store.get_prompt("default", "p")
@@ -315,8 +389,12 @@ async def _check_upgraded(store: SqlStore) -> None:
     assert await store.spend("default", 0.0) == pytest.approx(0.5)
     assert await store.get_workspace("default") is not None
     # the new keys are in place: the same ids in another workspace are new rows
-    await store.write_batch([IdentityUpsert("alice", 9.0, workspace_id=A),
-                             ThreadUpsert("th", 9.0, ["y"], workspace_id=A)])  # fmt: skip
+    await store.write_batch(
+        [
+            IdentityUpsert("alice", 9.0, workspace_id=A),
+            ThreadUpsert("th", 9.0, ["y"], workspace_id=A),
+        ]
+    )
     await store.add_prompt_version("default", "p", "b", None, {}, 9.0)
     thread = await store.get_thread("default", "th")
     assert thread is not None and thread.tags == ["x"]
@@ -355,22 +433,30 @@ async def test_prompt_cache_and_apply_use_the_traces_workspace(
     writer = _Writer()
     control = ControlPlane(make_config(), store=store, writer=writer)  # type: ignore[arg-type]
     options = RoutingOptions.model_validate(
-        {"identity": {"id": "alice"}, "thread": {"id": "t", "tags": ["x"]},
-         "prompt": {"id": "p", "version": "latest"}}
-    )  # fmt: skip
+        {
+            "identity": {"id": "alice"},
+            "thread": {"id": "t", "tags": ["x"]},
+            "prompt": {"id": "p", "version": "latest"},
+        }
+    )
     request = ImageRequest("generations", "placeholder/x", prompt="fox", options=options)
     record = trace(B)
     await control.apply(request, record)
     assert request.prompt == "B2: fox" and record.prompt_version == 2
     assert [(type(op).__name__, op.workspace_id) for op in writer.ops] == [
-        ("IdentityUpsert", B), ("ThreadUpsert", B)]  # fmt: skip
+        ("IdentityUpsert", B),
+        ("ThreadUpsert", B),
+    ]
 
 
 # --- spill lines -------------------------------------------------------------------------------
 def test_spill_lines_keep_the_workspace_and_old_lines_decode_to_default() -> None:
     record = trace(A, identity_id="alice")
-    for item in (record, IdentityUpsert("alice", 1.0, workspace_id=A),
-                 ThreadUpsert("t", 1.0, ["x"], workspace_id=A)):  # fmt: skip
+    for item in (
+        record,
+        IdentityUpsert("alice", 1.0, workspace_id=A),
+        ThreadUpsert("t", 1.0, ["x"], workspace_id=A),
+    ):
         assert spill.decode(spill.encode(item)) == item
     old = orjson.loads(spill.encode(record))
     del old["v"]["workspace_id"]
@@ -403,9 +489,24 @@ def _store_call(config_file: str, work: Any) -> Any:
 
 
 def test_cli_keys_create_list_revoke(config_file: str, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["keys", "create", "--config", config_file, "--workspace", A, "--name", "ci",
-            "--rpm", "60", "--images-per-min", "20", "--concurrent", "4",
-            "--budget-usd", "50/month"]  # fmt: skip
+    argv = [
+        "keys",
+        "create",
+        "--config",
+        config_file,
+        "--workspace",
+        A,
+        "--name",
+        "ci",
+        "--rpm",
+        "60",
+        "--images-per-min",
+        "20",
+        "--concurrent",
+        "4",
+        "--budget-usd",
+        "50/month",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     key = out.rstrip("\n").splitlines()[-1]
@@ -460,9 +561,24 @@ def test_cli_bad_input_is_one_line_and_exit_2(
 def test_cli_workspaces_usage_and_prompts_per_workspace(
     config_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["workspaces", "create", A, "--config", config_file, "--name", "Team A", "--rpm", "60",
-            "--identity-images-per-min", "5", "--budget-usd", "500/month",
-            "--key-budget-usd", "5/day", "--no-unpriced"]  # fmt: skip
+    argv = [
+        "workspaces",
+        "create",
+        A,
+        "--config",
+        config_file,
+        "--name",
+        "Team A",
+        "--rpm",
+        "60",
+        "--identity-images-per-min",
+        "5",
+        "--budget-usd",
+        "500/month",
+        "--key-budget-usd",
+        "5/day",
+        "--no-unpriced",
+    ]
     assert main(argv) == 0
     made = orjson.loads(capsys.readouterr().out)
     assert made["key_limits"]["rpm"] == 60 and made["identity_limits"]["images_per_min"] == 5
@@ -471,17 +587,55 @@ def test_cli_workspaces_usage_and_prompts_per_workspace(
     assert main(["workspaces", "list", "--config", config_file, "--json"]) == 0
     assert [w["id"] for w in orjson.loads(capsys.readouterr().out)] == ["default", A]
 
-    _store_call(config_file, lambda s: s.write_batch([
-        trace(A, api_key_id="k1", served_model="m/x", status=200, n=2, cost_usd=0.5,
-              started_at=1_700_000_000.0),
-        trace(A, api_key_id="k1", served_model="m/x", status=500, started_at=1_700_000_001.0),
-        trace("default", api_key_id="k1", served_model="m/x", status=200, n=1, cost_usd=9.0),
-    ]))  # fmt: skip
-    assert main(["usage", "--config", config_file, "--workspace", A, "--group-by", "model",
-                 "--from", "2023-11-14T22:13:20Z", "--json"]) == 0  # fmt: skip
+    _store_call(
+        config_file,
+        lambda s: s.write_batch(
+            [
+                trace(
+                    A,
+                    api_key_id="k1",
+                    served_model="m/x",
+                    status=200,
+                    n=2,
+                    cost_usd=0.5,
+                    started_at=1_700_000_000.0,
+                ),
+                trace(
+                    A, api_key_id="k1", served_model="m/x", status=500, started_at=1_700_000_001.0
+                ),
+                trace(
+                    "default", api_key_id="k1", served_model="m/x", status=200, n=1, cost_usd=9.0
+                ),
+            ]
+        ),
+    )
+    assert (
+        main(
+            [
+                "usage",
+                "--config",
+                config_file,
+                "--workspace",
+                A,
+                "--group-by",
+                "model",
+                "--from",
+                "2023-11-14T22:13:20Z",
+                "--json",
+            ]
+        )
+        == 0
+    )
     (row,) = orjson.loads(capsys.readouterr().out)
-    assert row == {"group": "m/x", "requests": 2, "images": 2, "cost_usd": 0.5, "unpriced": 0,
-                   "errors": 1, "cache_hits": 0}  # fmt: skip
+    assert row == {
+        "group": "m/x",
+        "requests": 2,
+        "images": 2,
+        "cost_usd": 0.5,
+        "unpriced": 0,
+        "errors": 1,
+        "cache_hits": 0,
+    }
     assert main(["usage", "--config", config_file, "--workspace", A]) == 0
     assert "k1" in capsys.readouterr().out
     assert main(["traces", "--config", config_file, "--workspace", A, "--json"]) == 0
@@ -500,8 +654,22 @@ def test_cli_workspaces_usage_and_prompts_per_workspace(
     assert main([*create, "--workspace", A]) == 0
     assert main(create) == 0  # the same id in default: no conflict
     capsys.readouterr()
-    assert main(["prompts", "--workspace", A, "add-version", "p", "--template", "b {{input}}",
-                 "--config", config_file]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "prompts",
+                "--workspace",
+                A,
+                "add-version",
+                "p",
+                "--template",
+                "b {{input}}",
+                "--config",
+                config_file,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["prompts", "show", "p", "--workspace", A, "--config", config_file]) == 0
     assert orjson.loads(capsys.readouterr().out)["latest_version"] == 2

@@ -34,19 +34,40 @@ if TYPE_CHECKING:
     from .request import GeneratedImage, ImageRequest, ImageResult, UploadedFile
 
 _WHERE = {
-    "Config": "config", "ConfigError": "config", "load_config": "config",
+    "Config": "config",
+    "ConfigError": "config",
+    "load_config": "config",
     "GatewayError": "errors",
-    "CallContext": "gateway", "Gateway": "gateway", "ImagesResponse": "gateway",
+    "CallContext": "gateway",
+    "Gateway": "gateway",
+    "ImagesResponse": "gateway",
     "JobHandle": "jobs.client",
-    "GeneratedImage": "request", "ImageRequest": "request", "ImageResult": "request",
+    "GeneratedImage": "request",
+    "ImageRequest": "request",
+    "ImageResult": "request",
     "UploadedFile": "request",
-    **{name: "models" for name in (
-        "Cache", "CreateImageEditOrq", "CreateImageOrq", "CreateImageRequestBody",
-        "CreateImageVariationOrq", "CreateImageVariationRequestBody", "Fallbacks",
-        "LoadBalancer", "PostV2ProxyImagesGenerationsOrq", "Prompt", "PublicContact",
-        "PublicIdentity", "Retry", "RoutingOptions", "Thread", "Timeout",
-    )},
-}  # fmt: skip
+    **{
+        name: "models"
+        for name in (
+            "Cache",
+            "CreateImageEditOrq",
+            "CreateImageOrq",
+            "CreateImageRequestBody",
+            "CreateImageVariationOrq",
+            "CreateImageVariationRequestBody",
+            "Fallbacks",
+            "LoadBalancer",
+            "PostV2ProxyImagesGenerationsOrq",
+            "Prompt",
+            "PublicContact",
+            "PublicIdentity",
+            "Retry",
+            "RoutingOptions",
+            "Thread",
+            "Timeout",
+        )
+    },
+}
 __all__ = [
     "Cache",
     "CallContext",

@@ -192,8 +192,9 @@ def check_models(
         if alias.strategy == "fallback":
             most, key = (1 + max_fallbacks, "max_fallbacks + 1")
         if len(targets) > most:
-            raise ValueError(f"alias {label}: at most {most} models (limits.{key}), "
-                             f"got {len(targets)}")  # fmt: skip
+            raise ValueError(
+                f"alias {label}: at most {most} models (limits.{key}), got {len(targets)}"
+            )
         if any(len(t) > max_name_chars for t in targets):
             raise ValueError(f"alias {label}: model names of at most {max_name_chars} characters")
         options = alias.routing()

@@ -6,7 +6,7 @@ fields (``kind``, ``operations``, ``output_formats``, and for aliases ``models``
 
 - every configured alias (``models:`` in config), owned by ``imagegate``;
 - every ``provider/model`` of every provider that is served (configured and credentialed):
-  the names its model table lists (``ProviderSpec.listed``, else the table's keys; adapters
+  the names its model table lists (``Models.listed``, else the table's keys; adapters
   not yet declared as specs: their module's ``MODELS`` table), plus every ``provider/model``
   the config names (alias targets and routing, ``defaults.model``) — the only way to list a
   provider whose names are open-ended (openai-compatible servers, Google, Bedrock, the
@@ -40,8 +40,7 @@ OWNER = "imagegate"  # ``owned_by`` of aliases
 def table_names(provider: Provider) -> list[str]:
     """The model names a provider's own table lists (empty when its names are open-ended)."""
     if isinstance(provider, SpecProvider):
-        spec = provider.spec
-        return list(spec.listed) if spec.listed is not None else list(spec.models)
+        return provider.spec.models.names()
     table = getattr(sys.modules.get(type(provider).__module__), "MODELS", None)
     return [str(name) for name in table] if isinstance(table, Mapping) else []
 
@@ -93,10 +92,14 @@ class Catalog:
                 continue
             caps[full] = found
             models[full] = {
-                "id": full, "object": "model", "created": created, "owned_by": provider_name,
-                "kind": "model", "operations": _sorted(found.operations),
+                "id": full,
+                "object": "model",
+                "created": created,
+                "owned_by": provider_name,
+                "kind": "model",
+                "operations": _sorted(found.operations),
                 "output_formats": _sorted(found.output_formats),
-            }  # fmt: skip
+            }
         entries: dict[str, dict[str, Any]] = {}
         for alias_name, alias in config.models.items():
             targets = alias.targets()
@@ -105,11 +108,16 @@ class Catalog:
             if "output_format" in alias.params:
                 formats = {alias.params["output_format"]} & formats
             entry: dict[str, Any] = {
-                "id": alias_name, "object": "model", "created": created, "owned_by": OWNER,
-                "kind": "alias", "models": targets,
+                "id": alias_name,
+                "object": "model",
+                "created": created,
+                "owned_by": OWNER,
+                "kind": "alias",
+                "models": targets,
                 "operations": _sorted(op for c in served for op in c.operations),
-                "output_formats": _sorted(formats), "params": dict(alias.params),
-            }  # fmt: skip
+                "output_formats": _sorted(formats),
+                "params": dict(alias.params),
+            }
             if alias.models is not None:
                 entry["strategy"] = alias.strategy
             entries[alias_name] = entry

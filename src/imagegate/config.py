@@ -296,8 +296,10 @@ def expand_env(value: Any, env: dict[str, str], path: tuple[str, ...] = ()) -> A
             return default
         if found is not None:
             return found
-        raise ConfigError(f"{key}: environment variable {name} is not set "
-                          f"(write ${{{name}:-default}} for a fallback)")  # fmt: skip
+        raise ConfigError(
+            f"{key}: environment variable {name} is not set "
+            f"(write ${{{name}:-default}} for a fallback)"
+        )
 
     return _REFERENCE.sub(substitute, value)
 

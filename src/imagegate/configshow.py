@@ -21,9 +21,17 @@ from .config import Sources, explain_config
 MASK = "***"
 # keys whose values are secrets wherever they appear
 SECRET_KEYS = frozenset(
-    {"api_key", "secret_access_key", "signing_key", "key_pepper", "access_token", "secret",
-     "session_token", "credentials"}
-)  # fmt: skip
+    {
+        "api_key",
+        "secret_access_key",
+        "signing_key",
+        "key_pepper",
+        "access_token",
+        "secret",
+        "session_token",
+        "credentials",
+    }
+)
 # header names that carry credentials (``providers.*.headers``)
 _SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
 

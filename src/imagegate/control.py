@@ -138,14 +138,16 @@ class ControlPlane:
         if identity is not None:
             self.writer.submit_op(
                 IdentityUpsert(
-                    id=identity.id, seen_at=now, display_name=identity.display_name,
+                    id=identity.id,
+                    seen_at=now,
+                    display_name=identity.display_name,
                     email=str(identity.email) if identity.email is not None else None,
                     logo_url=identity.logo_url,
                     metadata=list(identity.metadata) if identity.metadata is not None else None,
                     tags=list(identity.tags) if identity.tags is not None else None,
                     workspace_id=ws,
                 )
-            )  # fmt: skip
+            )
         if opts.thread is not None:
             tags = list(opts.thread.tags or [])
             self.writer.submit_op(ThreadUpsert(opts.thread.id, now, tags, workspace_id=ws))
@@ -199,9 +201,13 @@ class ControlPlane:
         """USD for ``n`` images of ``model`` from the price book; None when unknown."""
         provider = model.partition("/")[0]
         return self.prices.cost(
-            model, n=n, size=size, quality=quality, usage=usage,
+            model,
+            n=n,
+            size=size,
+            quality=quality,
+            usage=usage,
             provider_type=self._provider_types.get(provider),
-        )  # fmt: skip
+        )
 
 
 def apply_version(

@@ -274,9 +274,13 @@ class Gateway:
         reservation = await self.tenancy.reserve(ctx.principal, request, models, identity)
         try:
             outcome = await execute(
-                plan, request, self.config.routing, attempts,
-                rng=self.rng, finish=self.output.fetch_remote,
-            )  # fmt: skip
+                plan,
+                request,
+                self.config.routing,
+                attempts,
+                rng=self.rng,
+                finish=self.output.fetch_remote,
+            )
             result = outcome.result
             trace.served_model = outcome.candidate.model
             trace.notes.extend(outcome.candidate.param_notes(request))

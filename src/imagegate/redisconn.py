@@ -88,8 +88,11 @@ class FailFastRedis:
             self.warnings += 1
             self.log.warning(
                 "redis at %s unreachable (%s: %s); %s",
-                self.where, op, type(exc).__name__, self.consequence,
-            )  # fmt: skip
+                self.where,
+                op,
+                type(exc).__name__,
+                self.consequence,
+            )
 
     async def close(self) -> None:
         try:

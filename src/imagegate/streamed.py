@@ -55,9 +55,11 @@ log = logging.getLogger("imagegate.stream")
 
 PREFIX = {"generations": "image_generation", "edits": "image_edit"}
 NO_USAGE = {
-    "input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "total_tokens": 0,
     "input_tokens_details": {"text_tokens": 0, "image_tokens": 0},
-}  # fmt: skip
+}
 
 
 @dataclass(slots=True)
@@ -199,9 +201,13 @@ class _Run:
         identity = self.ctx.identity_of(request)
         self.reservation = await gw.tenancy.reserve(self.ctx.principal, request, models, identity)
         outcome = await execute_stream(
-            plan, request, gw.config.routing, self.attempts,
-            rng=gw.rng, finish=gw.output.fetch_remote,
-        )  # fmt: skip
+            plan,
+            request,
+            gw.config.routing,
+            self.attempts,
+            rng=gw.rng,
+            finish=gw.output.fetch_remote,
+        )
         trace.served_model = outcome.candidate.model
         trace.notes.extend(outcome.candidate.param_notes(request))
         if isinstance(outcome.answer, Live):
@@ -285,10 +291,14 @@ class _Run:
     def _failed(self, error: GatewayError) -> None:
         trace = self.trace
         trace.status, trace.error_code, trace.error_message = (
-            error.status, error.code, error.message,
-        )  # fmt: skip
-        trace.notes.append(f"stream: ended by an error event after {self.partials} partial "
-                           f"and {self.completed} completed image event(s)")  # fmt: skip
+            error.status,
+            error.code,
+            error.message,
+        )
+        trace.notes.append(
+            f"stream: ended by an error event after {self.partials} partial "
+            f"and {self.completed} completed image event(s)"
+        )
 
     # --- bookkeeping ------------------------------------------------------------------------
     async def _keep(self, result: ImageResult, model: str) -> Served:

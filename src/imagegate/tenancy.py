@@ -168,17 +168,28 @@ class Tenancy:
             if budget is not None:
                 checks.append(BudgetCheck(name, key, budget, seed))
 
-        add(f"workspace {wid} {period(ws.budget)} budget", f"{wid}:ws", ws.budget,
-            lambda since: store.spend(wid, since))  # fmt: skip
+        add(
+            f"workspace {wid} {period(ws.budget)} budget",
+            f"{wid}:ws",
+            ws.budget,
+            lambda since: store.spend(wid, since),
+        )
         key_budget = effective_key_budget(ws, principal.key)
         if principal.key_id is not None:
             kid = principal.key_id
-            add(f"key {kid} {period(key_budget)} budget", f"{wid}:key:{kid}", key_budget,
-                lambda since: store.spend(wid, since, key_id=kid))  # fmt: skip
+            add(
+                f"key {kid} {period(key_budget)} budget",
+                f"{wid}:key:{kid}",
+                key_budget,
+                lambda since: store.spend(wid, since, key_id=kid),
+            )
         if identity is not None:
-            add(f"identity {identity} {period(ws.identity_budget)} budget",
-                f"{wid}:identity:{identity}", ws.identity_budget,
-                lambda since: store.spend(wid, since, identity_id=identity))  # fmt: skip
+            add(
+                f"identity {identity} {period(ws.identity_budget)} budget",
+                f"{wid}:identity:{identity}",
+                ws.identity_budget,
+                lambda since: store.spend(wid, since, identity_id=identity),
+            )
         if not checks:
             return None
         try:

@@ -45,19 +45,25 @@ class RateLimits:
 
     def over(self, defaults: RateLimits) -> RateLimits:
         """These limits where set, ``defaults`` elsewhere."""
-        return RateLimits(**{
-            f.name: getattr(self, f.name) if getattr(self, f.name) is not None
-            else getattr(defaults, f.name)
-            for f in fields(self)
-        })  # fmt: skip
+        return RateLimits(
+            **{
+                f.name: getattr(self, f.name)
+                if getattr(self, f.name) is not None
+                else getattr(defaults, f.name)
+                for f in fields(self)
+            }
+        )
 
     @property
     def empty(self) -> bool:
         return self.rpm is None and self.images_per_min is None and self.concurrent is None
 
     def as_dict(self) -> dict[str, int | None]:
-        return {"rpm": self.rpm, "images_per_min": self.images_per_min,
-                "concurrent": self.concurrent}  # fmt: skip
+        return {
+            "rpm": self.rpm,
+            "images_per_min": self.images_per_min,
+            "concurrent": self.concurrent,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +198,16 @@ def mint_key(
     key = new_key()
     digest = key_hash(key, pepper)
     record = ApiKeyRecord(
-        id=managed_key_id(digest), workspace_id=workspace_id, name=name, role=role,
-        prefix=key[:SHOWN_PREFIX_CHARS], hash=digest, created_at=now,
-        limits=limits or RateLimits(), budget=budget,
-    )  # fmt: skip
+        id=managed_key_id(digest),
+        workspace_id=workspace_id,
+        name=name,
+        role=role,
+        prefix=key[:SHOWN_PREFIX_CHARS],
+        hash=digest,
+        created_at=now,
+        limits=limits or RateLimits(),
+        budget=budget,
+    )
     return key, record
 
 

@@ -66,15 +66,16 @@ class FakeAzure(Recorder):
     def success(received: Received) -> dict[str, Any]:
         n = int(received.values.get("n") or 1)
         data = [
-            {"b64_json": base64.b64encode(png(i)).decode(),
-             "content_filter_results": {}}
+            {"b64_json": base64.b64encode(png(i)).decode(), "content_filter_results": {}}
             for i in range(n)
-        ]  # fmt: skip
+        ]
         return {
             "created": int(time.time()),
             "data": data,
             "usage": {
-                "input_tokens": 12, "output_tokens": 30 * n, "total_tokens": 12 + 30 * n,
+                "input_tokens": 12,
+                "output_tokens": 30 * n,
+                "total_tokens": 12 + 30 * n,
                 "input_tokens_details": {"text_tokens": 12, "image_tokens": 0},
             },
-        }  # fmt: skip
+        }

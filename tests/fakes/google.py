@@ -20,9 +20,17 @@ IMAGEN_RATIOS = {"1:1", "3:4", "4:3", "9:16", "16:9"}
 # (``_GenerateImagesConfig_to_mldev`` / ``_to_vertex`` in google/genai/models.py): the Gemini API
 # takes ``GEMINI_API_PARAMS``; the SDK refused the ``VERTEX_ONLY`` ones there.
 GEMINI_API_PARAMS = {
-    "sampleCount", "aspectRatio", "guidanceScale", "safetySetting", "personGeneration",
-    "includeSafetyAttributes", "includeRaiReason", "language", "outputOptions", "sampleImageSize",
-}  # fmt: skip
+    "sampleCount",
+    "aspectRatio",
+    "guidanceScale",
+    "safetySetting",
+    "personGeneration",
+    "includeSafetyAttributes",
+    "includeRaiReason",
+    "language",
+    "outputOptions",
+    "sampleImageSize",
+}
 VERTEX_ONLY = {"seed", "addWatermark", "negativePrompt", "enhancePrompt", "storageUri", "editMode"}
 
 
@@ -63,18 +71,25 @@ def check_generate_content(doc: dict[str, Any], problems: list[str]) -> None:
 def gemini_success(index: int = 0) -> dict[str, Any]:
     data = base64.b64encode(png(index)).decode()
     return {
-        "candidates": [{
-            "content": {"role": "model", "parts": [
-                {"text": "Here is your picture."},
-                {"inlineData": {"mimeType": "image/png", "data": data}},
-            ]},
-            "finishReason": "STOP",
-        }],
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {"text": "Here is your picture."},
+                        {"inlineData": {"mimeType": "image/png", "data": data}},
+                    ],
+                },
+                "finishReason": "STOP",
+            }
+        ],
         "usageMetadata": {
-            "promptTokenCount": 7, "candidatesTokenCount": 1290, "totalTokenCount": 1297,
+            "promptTokenCount": 7,
+            "candidatesTokenCount": 1290,
+            "totalTokenCount": 1297,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 7}],
         },
-    }  # fmt: skip
+    }
 
 
 def check_predict(doc: dict[str, Any], problems: list[str], *, vertex: bool) -> None:

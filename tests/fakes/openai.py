@@ -26,19 +26,45 @@ from imagekit import png
 __all__ = ["GATEWAY_KEY", "FakeOpenAI", "Received", "Reply", "fetch_image", "png"]
 
 GEN_FIELDS = frozenset(
-    {"model", "prompt", "n", "size", "quality", "style", "background", "moderation",
-     "output_format", "output_compression", "response_format", "user", "partial_images",
-     "stream"}
-)  # fmt: skip
+    {
+        "model",
+        "prompt",
+        "n",
+        "size",
+        "quality",
+        "style",
+        "background",
+        "moderation",
+        "output_format",
+        "output_compression",
+        "response_format",
+        "user",
+        "partial_images",
+        "stream",
+    }
+)
 EDIT_FIELDS = frozenset(
-    {"model", "prompt", "n", "size", "quality", "background", "output_format",
-     "output_compression", "response_format", "user", "input_fidelity"}
-)  # fmt: skip
+    {
+        "model",
+        "prompt",
+        "n",
+        "size",
+        "quality",
+        "background",
+        "output_format",
+        "output_compression",
+        "response_format",
+        "user",
+        "input_fidelity",
+    }
+)
 VARIATION_FIELDS = frozenset({"model", "n", "size", "response_format", "user"})
 INT_FIELDS = ("n", "output_compression")
 MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"RIFF", "image/webp"),
-)  # fmt: skip
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"RIFF", "image/webp"),
+)
 GATEWAY_KEY = "sk-gateway-test"  # the gateway API key the shared SDK fixtures configure
 
 
@@ -101,9 +127,11 @@ class FakeOpenAI(Recorder):
         body: dict[str, Any] = {"created": int(time.time()), "data": data}
         if gpt_image:
             body["usage"] = {
-                "input_tokens": 10, "output_tokens": 20 * n, "total_tokens": 10 + 20 * n,
+                "input_tokens": 10,
+                "output_tokens": 20 * n,
+                "total_tokens": 10 + 20 * n,
                 "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
-            }  # fmt: skip
+            }
             body["output_format"] = fields.get("output_format", "png")
             body["size"] = fields.get("size", "1024x1024")
             body["quality"] = fields.get("quality", "high")
@@ -145,8 +173,11 @@ def check(op: str, received: Received) -> list[str]:
 GPT_IMAGE_ONLY = frozenset(
     {"background", "moderation", "output_format", "output_compression", "input_fidelity"}
 )
-QUALITIES = {"dall-e-2": {"standard"}, "dall-e-3": {"standard", "hd"},
-             "gpt-image": {"low", "medium", "high", "auto"}}  # fmt: skip
+QUALITIES = {
+    "dall-e-2": {"standard"},
+    "dall-e-3": {"standard", "hd"},
+    "gpt-image": {"low", "medium", "high", "auto"},
+}
 
 
 def model_rules(model: str, values: dict[str, Any]) -> list[str]:

@@ -33,9 +33,11 @@ from imagekit import png
 
 HOLD_LIMIT_S = 30.0  # a held stream goes on by itself after this (a test that forgot release)
 USAGE = {
-    "input_tokens": 10, "output_tokens": 20, "total_tokens": 30,
+    "input_tokens": 10,
+    "output_tokens": 20,
+    "total_tokens": 30,
     "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -75,8 +77,9 @@ class FakeOpenAIStream(Recorder):
         self._streams: deque[Script] = deque()
         self.app.router.add_post("/v1/images/{operation}", self._handle)
         # Azure OpenAI: the deployment in the path, ``api-version``, the ``api-key`` header
-        self.app.router.add_post("/openai/deployments/{deployment}/images/{operation}",
-                                 self._handle)  # fmt: skip
+        self.app.router.add_post(
+            "/openai/deployments/{deployment}/images/{operation}", self._handle
+        )
 
     def __exit__(self, *exc: object) -> None:
         self.gate.set()
@@ -128,8 +131,10 @@ class FakeOpenAIStream(Recorder):
         await response.prepare(request)
         prefix = "image_generation" if operation == "generations" else "image_edit"
         partials = int(fields.get("partial_images") or 0)
-        events = [_event(f"{prefix}.partial_image", png(10 + i), partial_image_index=i)
-                  for i in range(partials)]  # fmt: skip
+        events = [
+            _event(f"{prefix}.partial_image", png(10 + i), partial_image_index=i)
+            for i in range(partials)
+        ]
         events += [
             _event(f"{prefix}.completed", png(i), usage=USAGE) for i in range(n + script.extra)
         ]
@@ -187,10 +192,15 @@ def _b64(data: bytes) -> str:
 
 def _event(kind: str, png: bytes, **extra: Any) -> dict[str, Any]:
     return {
-        "type": kind, "b64_json": _b64(png), "created_at": int(time.time()),
-        "size": "1024x1024", "quality": "high", "background": "opaque",
-        "output_format": "png", **extra,
-    }  # fmt: skip
+        "type": kind,
+        "b64_json": _b64(png),
+        "created_at": int(time.time()),
+        "size": "1024x1024",
+        "quality": "high",
+        "background": "opaque",
+        "output_format": "png",
+        **extra,
+    }
 
 
 def check(received: Received, fields: dict[str, Any], api_key: str) -> list[str]:

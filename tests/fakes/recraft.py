@@ -15,9 +15,22 @@ from aiohttp import web
 from fakes.core import Received, Recorder
 from imagekit import image_of, png
 
-V3_SIZES = {"1024x1024", "2048x1024", "1024x2048", "1536x1024", "1024x1536", "1365x1024",
-            "1024x1365", "1280x1024", "1024x1280", "1024x1707", "1434x1024", "1024x1434",
-            "1820x1024", "1024x1820"}  # fmt: skip
+V3_SIZES = {
+    "1024x1024",
+    "2048x1024",
+    "1024x2048",
+    "1536x1024",
+    "1024x1536",
+    "1365x1024",
+    "1024x1365",
+    "1280x1024",
+    "1024x1280",
+    "1024x1707",
+    "1434x1024",
+    "1024x1434",
+    "1820x1024",
+    "1024x1820",
+}
 # Recraft's appendix (https://www.recraft.ai/docs/api-reference/appendix): sizes per model
 V4_SIZES = set(
     "1024x1024 1536x768 768x1536 1280x832 832x1280 1216x896 896x1216 1152x896 896x1152 "
@@ -27,17 +40,59 @@ V4_PRO_SIZES = set(
     "2048x2048 3072x1536 1536x3072 2560x1664 1664x2560 2432x1792 1792x2432 2304x1792 "
     "1792x2304 1664x2688 2560x1792 1792x2560 2688x1536 1536x2688".split()
 )
-RATIOS = {"1:1", "2:1", "1:2", "3:2", "2:3", "4:3", "3:4", "5:4", "4:5", "6:10", "14:10",
-          "10:14", "16:9", "9:16"}  # fmt: skip
-GEN_FIELDS = {"prompt", "n", "model", "style", "style_id", "substyle", "size", "negative_prompt",
-              "response_format", "controls", "text_layout"}  # fmt: skip
+RATIOS = {
+    "1:1",
+    "2:1",
+    "1:2",
+    "3:2",
+    "2:3",
+    "4:3",
+    "3:4",
+    "5:4",
+    "4:5",
+    "6:10",
+    "14:10",
+    "10:14",
+    "16:9",
+    "9:16",
+}
+GEN_FIELDS = {
+    "prompt",
+    "n",
+    "model",
+    "style",
+    "style_id",
+    "substyle",
+    "size",
+    "negative_prompt",
+    "response_format",
+    "controls",
+    "text_layout",
+}
 FORM_FIELDS = {
-    "imageToImage": {"prompt", "strength", "n", "model", "style", "style_id", "substyle",
-                     "response_format", "negative_prompt"},
-    "inpaint": {"prompt", "n", "model", "style", "style_id", "substyle", "response_format",
-                "negative_prompt"},
+    "imageToImage": {
+        "prompt",
+        "strength",
+        "n",
+        "model",
+        "style",
+        "style_id",
+        "substyle",
+        "response_format",
+        "negative_prompt",
+    },
+    "inpaint": {
+        "prompt",
+        "n",
+        "model",
+        "style",
+        "style_id",
+        "substyle",
+        "response_format",
+        "negative_prompt",
+    },
     "variateImage": {"size", "n", "response_format", "seed"},
-}  # fmt: skip
+}
 FORM_FILES = {"imageToImage": ["image"], "inpaint": ["image", "mask"], "variateImage": ["image"]}
 
 
@@ -107,8 +162,10 @@ class FakeRecraft(Recorder):
     @staticmethod
     def _ok(n: int) -> dict[str, Any]:
         data = [
-            {"image_id": f"00000000-0000-0000-0000-00000000000{i}",
-             "b64_json": base64.b64encode(png(i, fmt="WEBP")).decode()}
+            {
+                "image_id": f"00000000-0000-0000-0000-00000000000{i}",
+                "b64_json": base64.b64encode(png(i, fmt="WEBP")).decode(),
+            }
             for i in range(n)
-        ]  # fmt: skip
+        ]
         return {"created": int(time.time()), "credits": 40 * n, "data": data}

@@ -15,10 +15,24 @@ from fakes.core import Recorder
 from imagekit import expect_image, png
 
 FIELDS = frozenset(
-    {"model", "prompt", "n", "width", "height", "steps", "seed", "negative_prompt",
-     "response_format", "output_format", "image_url", "guidance", "image_loras",
-     "disable_safety_checker", "reference_images"}
-)  # fmt: skip
+    {
+        "model",
+        "prompt",
+        "n",
+        "width",
+        "height",
+        "steps",
+        "seed",
+        "negative_prompt",
+        "response_format",
+        "output_format",
+        "image_url",
+        "guidance",
+        "image_loras",
+        "disable_safety_checker",
+        "reference_images",
+    }
+)
 INTS = ("n", "width", "height", "steps", "seed")
 
 
@@ -56,8 +70,11 @@ class FakeTogether(Recorder):
     def _ok(doc: dict[str, Any]) -> dict[str, Any]:
         fmt = "PNG" if doc.get("output_format") == "png" else "JPEG"
         data = [
-            {"index": i, "b64_json": base64.b64encode(png(i, fmt=fmt)).decode(),
-             "timings": {"inference": 0.1}}
+            {
+                "index": i,
+                "b64_json": base64.b64encode(png(i, fmt=fmt)).decode(),
+                "timings": {"inference": 0.1},
+            }
             for i in range(int(doc.get("n") or 1))
-        ]  # fmt: skip
+        ]
         return {"id": "img-1", "model": doc.get("model"), "object": "list", "data": data}

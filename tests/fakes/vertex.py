@@ -33,8 +33,12 @@ from imagekit import expect_image
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
-EDIT_MODES = {"EDIT_MODE_INPAINT_INSERTION", "EDIT_MODE_INPAINT_REMOVAL", "EDIT_MODE_OUTPAINT",
-              "EDIT_MODE_BGSWAP"}  # fmt: skip
+EDIT_MODES = {
+    "EDIT_MODE_INPAINT_INSERTION",
+    "EDIT_MODE_INPAINT_REMOVAL",
+    "EDIT_MODE_OUTPAINT",
+    "EDIT_MODE_BGSWAP",
+}
 
 
 def _unb64url(text: str) -> bytes:
@@ -105,9 +109,12 @@ class FakeVertex(Recorder):
             serialization.NoEncryption(),
         ).decode()
         return {
-            "type": "service_account", "client_email": "gate@proj-1.iam.gserviceaccount.com",
-            "private_key_id": "kid-1", "private_key": pem, "token_uri": self.url + "/token",
-        }  # fmt: skip
+            "type": "service_account",
+            "client_email": "gate@proj-1.iam.gserviceaccount.com",
+            "private_key_id": "kid-1",
+            "private_key": pem,
+            "token_uri": self.url + "/token",
+        }
 
     async def _metadata_probe(self, request: web.Request) -> web.Response:
         """Not a metadata server: a metadata server answers with ``Metadata-Flavor: Google``."""
@@ -145,9 +152,11 @@ class FakeVertex(Recorder):
             claims = json.loads(_unb64url(claims_b64))
             assert self.public_key is not None
             self.public_key.verify(
-                _unb64url(sig), f"{head}.{claims_b64}".encode(), padding.PKCS1v15(),
+                _unb64url(sig),
+                f"{head}.{claims_b64}".encode(),
+                padding.PKCS1v15(),
                 hashes.SHA256(),
-            )  # fmt: skip
+            )
         except (ValueError, InvalidSignature, AssertionError):
             problems.append("assertion is not a JWT signed by the service account")
         else:

@@ -14,10 +14,35 @@ from aiohttp import web
 from fakes.core import Recorder
 from imagekit import expect_image, png
 
-FIELDS = frozenset({"model", "prompt", "n", "response_format", "user", "aspect_ratio",
-                    "resolution", "image", "images"})  # fmt: skip
-RATIOS = {"1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "2:1", "1:2", "20:9", "9:20",
-          "19.5:9", "9:19.5", "auto"}  # fmt: skip
+FIELDS = frozenset(
+    {
+        "model",
+        "prompt",
+        "n",
+        "response_format",
+        "user",
+        "aspect_ratio",
+        "resolution",
+        "image",
+        "images",
+    }
+)
+RATIOS = {
+    "1:1",
+    "4:3",
+    "3:4",
+    "3:2",
+    "2:3",
+    "16:9",
+    "9:16",
+    "2:1",
+    "1:2",
+    "20:9",
+    "9:20",
+    "19.5:9",
+    "9:19.5",
+    "auto",
+}
 
 
 class FakeXAI(Recorder):

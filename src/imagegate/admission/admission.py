@@ -112,8 +112,9 @@ class Admission:
         url = config.shared_redis_url
         if url is None:
             return cls(LocalBackend(), clock=clock)
-        backend = RedisBackend(url, timeout_s=config.cache.timeout_s,
-                               retry_after_s=config.cache.retry_after_s)  # fmt: skip
+        backend = RedisBackend(
+            url, timeout_s=config.cache.timeout_s, retry_after_s=config.cache.retry_after_s
+        )
         return cls(backend, clock=clock)
 
     @property
@@ -122,9 +123,14 @@ class Admission:
 
     def stats(self) -> dict[str, int]:
         """Counters for ``/metrics``."""
-        return {"fail_open": self.fail_open, "rate_limited": self.rate_limited,
-                "budget_refused": self.budget_refused, "redis_errors": self.redis_errors,
-                "unpriced": self.unpriced, "seed_errors": self.seed_errors}  # fmt: skip
+        return {
+            "fail_open": self.fail_open,
+            "rate_limited": self.rate_limited,
+            "budget_refused": self.budget_refused,
+            "redis_errors": self.redis_errors,
+            "unpriced": self.unpriced,
+            "seed_errors": self.seed_errors,
+        }
 
     async def close(self) -> None:
         await self.backend.close()
@@ -220,8 +226,9 @@ class Admission:
             raise BudgetExceeded(budgets[outcome.failed].name, (item.end_us - now) / 1e6)
         if unpriced:
             self.unpriced += 1
-        return Reservation(worst / 1_000_000, unpriced,
-                           lambda actual: self._settle(items, actual - worst))  # fmt: skip
+        return Reservation(
+            worst / 1_000_000, unpriced, lambda actual: self._settle(items, actual - worst)
+        )
 
     async def _settle(self, items: list[BudgetItem], delta: int) -> None:
         if delta == 0:

@@ -94,11 +94,16 @@ def _dimension(kind: CheckKind, which: Which, limit: int | None, cost: int) -> D
     if cost > limit:
         unit = "request" if which == "requests" else "image"
         asked = f"{cost} {unit}s" if cost != 1 else f"1 {unit}"
-        raise _impossible(kind, which, f"allows {max(0, limit)} {unit}s per minute and this "
-                          f"request needs {asked}: it can never pass as asked")  # fmt: skip
+        raise _impossible(
+            kind,
+            which,
+            f"allows {max(0, limit)} {unit}s per minute and this "
+            f"request needs {asked}: it can never pass as asked",
+        )
     return dim(limit, cost)
 
 
 def _impossible(kind: CheckKind, which: Which, why: str) -> RateLimitExceeded:
-    return RateLimitExceeded(kind, which, WINDOW_US / 1_000_000, {}, impossible=True,
-                             message=f"{kind} rate limit {why}")  # fmt: skip
+    return RateLimitExceeded(
+        kind, which, WINDOW_US / 1_000_000, {}, impossible=True, message=f"{kind} rate limit {why}"
+    )

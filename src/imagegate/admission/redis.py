@@ -46,9 +46,14 @@ class RedisBackend:
     ) -> None:
         self.prefix = prefix
         self.redis = FailFastRedis(
-            url, consequence="admitting requests unchecked", log=log, timeout_s=timeout_s,
-            retry_after_s=retry_after_s, warn_every_s=warn_every_s, clock=monotonic,
-        )  # fmt: skip
+            url,
+            consequence="admitting requests unchecked",
+            log=log,
+            timeout_s=timeout_s,
+            retry_after_s=retry_after_s,
+            warn_every_s=warn_every_s,
+            clock=monotonic,
+        )
         self.client = self.redis.client
         self._admit = self.client.register_script(lua.ADMIT)
         self._release = self.client.register_script(lua.RELEASE)

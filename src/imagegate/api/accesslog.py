@@ -81,8 +81,18 @@ class AccessLogMiddleware:
             raise
         finally:  # an exception escaping with no response: the server answers 500
             elapsed_ms = (time.perf_counter() - started) * 1000
-            raw = (wall, scope["method"], scope.get("raw_path"), scope["path"], status or 500,
-                   headers, state, elapsed_ms, received, sent)  # fmt: skip
+            raw = (
+                wall,
+                scope["method"],
+                scope.get("raw_path"),
+                scope["path"],
+                status or 500,
+                headers,
+                state,
+                elapsed_ms,
+                received,
+                sent,
+            )
             self.writer.submit((self.render, raw))
 
     def _flush_on_shutdown(self, send: Send) -> Send:

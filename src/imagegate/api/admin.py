@@ -129,11 +129,17 @@ class KeyCreate(BaseModel):
 def key_view(k: ApiKeyRecord) -> dict[str, Any]:
     """Never the key nor its hash: the prefix is all a list may show."""
     return {
-        "id": k.id, "object": "api_key", "workspace": k.workspace_id, "name": k.name,
-        "role": k.role, "prefix": k.prefix + "\u2026", "created_at": iso(k.created_at),
-        "revoked_at": iso(k.revoked_at), "limits": k.limits.as_dict(),
+        "id": k.id,
+        "object": "api_key",
+        "workspace": k.workspace_id,
+        "name": k.name,
+        "role": k.role,
+        "prefix": k.prefix + "\u2026",
+        "created_at": iso(k.created_at),
+        "revoked_at": iso(k.revoked_at),
+        "limits": k.limits.as_dict(),
         "budget": None if k.budget is None else k.budget.as_dict(),
-    }  # fmt: skip
+    }
 
 
 # --- handlers ----------------------------------------------------------------------------------
@@ -201,10 +207,14 @@ async def create_key(request: Request, control: ControlPlane, who: Principal) ->
     await control.store.ensure_workspace(body.workspace, now)
     _forget(request, body.workspace)
     key, record = mint_key(
-        _pepper(request), body.workspace, body.name, body.role, now=now,
+        _pepper(request),
+        body.workspace,
+        body.name,
+        body.role,
+        now=now,
         limits=body.limits.value() if body.limits is not None else None,
         budget=body.budget.value() if body.budget is not None else None,
-    )  # fmt: skip
+    )
     created = await control.store.create_key(record)
     return _json({**key_view(created), "key": key}, 201)  # the only time the key is shown
 

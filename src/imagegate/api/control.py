@@ -261,10 +261,16 @@ async def get_usage(request: Request, control: ControlPlane, who: Principal) -> 
     rows = await control.store.usage(
         who.workspace_id, cast(Literal["key", "identity", "model"], group_by), since, until
     )
-    return JSONResponse({
-        "object": "list", "workspace": who.workspace_id, "group_by": group_by,
-        "from": iso(since), "to": iso(until), "data": [usage_view(r) for r in rows],
-    })  # fmt: skip
+    return JSONResponse(
+        {
+            "object": "list",
+            "workspace": who.workspace_id,
+            "group_by": group_by,
+            "from": iso(since),
+            "to": iso(until),
+            "data": [usage_view(r) for r in rows],
+        }
+    )
 
 
 def control_routes() -> list[BaseRoute]:

@@ -31,9 +31,12 @@ def make_idempotency(config: Config, gateway: Gateway) -> Idempotency:
     """The app's one ``Idempotency`` (records in Redis or the gateway's store)."""
     output = gateway.output
     return Idempotency(
-        config.idempotency, make_records(config, gateway.store), output.store, output.signer,
+        config.idempotency,
+        make_records(config, gateway.store),
+        output.store,
+        output.signer,
         wait_s=config.routing.deadline_s,
-    )  # fmt: skip
+    )
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -49,14 +52,18 @@ async def idempotent(
         if image_request.stream:
             raise InvalidRequest(
                 f"{HEADER} cannot be used with stream: true (a streamed answer is not"
-                " replayable); send one or the other", param=HEADER,
-            )  # fmt: skip
+                " replayable); send one or the other",
+                param=HEADER,
+            )
         scope = Scope(ctx.workspace_id, key)
         digest = await fingerprint(image_request, ctx.workspace_id)
         outcome = await idem.run(
-            scope, digest, ctx.trace_id,
-            lambda: gateway.handle(image_request, ctx), image_request.hold_files,
-        )  # fmt: skip
+            scope,
+            digest,
+            ctx.trace_id,
+            lambda: gateway.handle(image_request, ctx),
+            image_request.hold_files,
+        )
     except GatewayError as exc:
         if ctx.trace is None:  # refused here, before the pipeline: trace it like a bad body
             gateway.record_rejected(image_request.operation, ctx, exc)

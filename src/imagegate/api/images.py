@@ -49,9 +49,12 @@ async def read_request(request: Request, operation: Operation, gateway: Gateway)
         raise InvalidRequest("expected a multipart/form-data body", param="body")
     declared_length(request, framed_cap(limits), "multipart body")
     form = await parse_multipart(
-        raw_type, body_chunks(request, limits), gateway.config.uploads, limits,
+        raw_type,
+        body_chunks(request, limits),
+        gateway.config.uploads,
+        limits,
         process_budget(limits.max_spooled_bytes),
-    )  # fmt: skip
+    )
     try:
         return build_request(operation, form.fields, form.images, form.mask, limits)
     except BaseException:
@@ -107,8 +110,9 @@ def header_identity(request: Request, limits: LimitsConfig) -> str | None:
         value = request.headers.get(name)
         if value:
             if len(value) > limits.max_name_chars:
-                raise InvalidRequest(f"{name}: at most {limits.max_name_chars} characters",
-                                     param=name)  # fmt: skip
+                raise InvalidRequest(
+                    f"{name}: at most {limits.max_name_chars} characters", param=name
+                )
             return value
     return None
 
@@ -134,8 +138,9 @@ def make_endpoint(operation: Operation) -> Any:
             if key is not None:  # run once per key, then replayed (api/idempotency.py)
                 answer = await _unless_disconnected(
                     idempotent(request.app.state.idempotency, key, image_request, ctx, gateway),
-                    request.receive, trace_id,
-                )  # fmt: skip
+                    request.receive,
+                    trace_id,
+                )
                 return Response(status_code=CLIENT_CLOSED) if answer is None else answer
             if image_request.stream:  # events (api/sse.py); failures before the first: JSON
                 streamed = await _unless_disconnected(

@@ -2,10 +2,12 @@
 
 ``POST /v2/jobs/images/{generations,edits,variations}`` takes the bodies of the image routes
 (multipart included, the same ``orq`` options, plus ``orq.webhook``), checks them as those
-routes do and answers ``202`` with the queued job at once. ``GET /v2/jobs/{id}`` answers the
-job (its images answer once it succeeded, or orq's error body), ``DELETE /v2/jobs/{id}``
-cancels it, ``GET /v2/jobs`` lists the workspace's jobs, newest first. Another workspace's
-job is a 404, exactly like a missing one.
+routes do and answers ``202`` with the queued job at once; with an ``Idempotency-Key`` the
+same key and body answer the same job again (``jobs/once.py``). ``GET /v2/jobs/{id}``
+answers the job (its images answer once it succeeded, or orq's error body),
+``DELETE /v2/jobs/{id}`` cancels it, ``GET /v2/jobs`` lists the workspace's jobs, newest
+first. Another workspace's job is a 404, exactly like a missing one, and so is a job deleted
+after ``jobs.retention_s`` (``jobs/retention.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from starlette.routing import BaseRoute, Route
 from ..control import ControlPlane
 from ..errors import GatewayError, InternalError, NotFound, ServiceUnavailable
 from ..gateway import CallContext, Gateway
+from ..idempotency.keys import Scope
+from ..jobs.once import job_fingerprint, submit_once
 from ..request import OPERATIONS, ImageRequest, Operation
 from ..store import StoreUnavailable
 from ..store.jobrecords import JOB_STATUSES
@@ -28,6 +32,7 @@ from ..workspaces import Principal
 from .accesslog import CALL_STATE
 from .auth import caller
 from .control import guarded
+from .idempotency import REPLAYED, idempotency_key
 from .images import CLIENT_CLOSED, base_url, header_identity, read_request
 from .params import MAX_ID_CHARS, path_id, query_choice, query_int, query_text
 from .responses import JSONResponse, error_response
@@ -55,10 +60,30 @@ def make_submit(operation: Operation) -> Any:
                 principal=principal,
             )
             setattr(request.state, CALL_STATE, ctx)
+            key = idempotency_key(request)  # checked before the body: a bad key costs no upload
             image_request = await read_request(request, operation, gateway)
-            job = await gateway.jobs.submit(image_request, ctx)
-            view = await gateway.jobs.view(job, None, ctx.base_url)
-            return JSONResponse(view, status_code=202, headers={"Location": f"/v2/jobs/{job.id}"})
+            submitted = image_request
+
+            async def submit() -> tuple[dict[str, Any], dict[str, str]]:
+                job = await gateway.jobs.submit(submitted, ctx)
+                view = await gateway.jobs.view(job, None, ctx.base_url)
+                return view, {"location": f"/v2/jobs/{job.id}"}
+
+            if key is None:
+                view, headers = await submit()
+                return JSONResponse(view, status_code=202, headers=headers)
+            scope = Scope(ctx.workspace_id, key)  # one job per key (jobs/once.py)
+            fp = await job_fingerprint(image_request, ctx.workspace_id)
+            answer = await submit_once(
+                request.app.state.idempotency, scope, fp, ctx.trace_id, submit
+            )
+            headers = {**answer.headers, **({REPLAYED: "true"} if answer.replayed else {})}
+            return Response(
+                answer.body,
+                status_code=answer.status,
+                headers=headers,
+                media_type="application/json",
+            )
         except GatewayError as exc:
             return error_response(exc, new_trace_id())
         except StoreUnavailable:
@@ -109,10 +134,14 @@ async def list_jobs(request: Request, control: ControlPlane, who: Principal) -> 
     limit = query_int(q, "limit", lo=1, hi=MAX_LIMIT, default=20)
     after = query_text(q, "after", MAX_ID_CHARS)
     page = await _gateway(request).store.list_jobs(who.workspace_id, status, after, limit)
-    return JSONResponse({
-        "object": "list", "data": [summary_view(j) for j in page.items],
-        "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor,
-    })  # fmt: skip
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [summary_view(j) for j in page.items],
+            "has_more": page.next_cursor is not None,
+            "next_cursor": page.next_cursor,
+        }
+    )
 
 
 def job_routes() -> list[BaseRoute]:

@@ -53,8 +53,9 @@ async def retrieve_model(request: Request) -> Response:
             shown = model_id[:80] + ("…" if len(model_id) > 80 else "")
             raise NotFound(
                 f"The model '{shown}' does not exist or is not served by this gateway",
-                param="model", code="model_not_found",
-            )  # fmt: skip
+                param="model",
+                code="model_not_found",
+            )
     except GatewayError as exc:
         return error_response(exc, trace_id)
     return JSONResponse(found)

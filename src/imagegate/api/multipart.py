@@ -31,9 +31,19 @@ from .stream import human_bytes
 
 FILE_FIELDS = {"image": "image", "image[]": "image", "mask": "mask"}
 JSON_FIELDS = frozenset(
-    {"orq", "retry", "cache", "load_balancer", "timeout", "fallbacks", "metadata",
-     "identity", "contact", "thread"}
-)  # fmt: skip
+    {
+        "orq",
+        "retry",
+        "cache",
+        "load_balancer",
+        "timeout",
+        "fallbacks",
+        "metadata",
+        "identity",
+        "contact",
+        "thread",
+    }
+)
 LIST_FIELDS = {"fallback_on_codes[]": "fallback_on_codes", "fallback_on_codes": "fallback_on_codes"}
 MAX_FIELD_BYTES = 1024 * 1024
 MAX_TEXT_BYTES = 4 * 1024 * 1024  # all text fields together
@@ -195,8 +205,9 @@ class _Collector:
         self.total += len(chunk)
         if self.total > self.max_total:
             limit = human_bytes(self.max_total)
-            raise PayloadTooLarge(f"the form's parts exceed {limit} at {part.name!r}",
-                                  param=part.name)  # fmt: skip
+            raise PayloadTooLarge(
+                f"the form's parts exceed {limit} at {part.name!r}", param=part.name
+            )
         if not part.is_file:
             self.text_bytes += len(chunk)
             if part.size > MAX_FIELD_BYTES or self.text_bytes > MAX_TEXT_BYTES:
@@ -350,8 +361,9 @@ async def parse_multipart(
         async for chunk in stream:
             received += len(chunk)
             if received > raw_cap:  # framing without end (e.g. an endless epilogue)
-                raise PayloadTooLarge(f"multipart body exceeds {human_bytes(raw_cap)}",
-                                      param="body")  # fmt: skip
+                raise PayloadTooLarge(
+                    f"multipart body exceeds {human_bytes(raw_cap)}", param="body"
+                )
             if chunk:
                 parser.write(chunk)
         parser.finalize()

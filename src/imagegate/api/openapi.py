@@ -1,5 +1,6 @@
 """``GET /openapi.json``: every route and body, built from the pydantic models (the image routes
-here; the control plane, files, metrics and admin routes in ``openapi_control.py``)."""
+here; the control plane, files and metrics in ``openapi_control.py``, admin in ``openapi_admin.py``,
+models in ``openapi_models.py``, jobs in ``openapi_jobs.py``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ from ..models import (
     CreateImageVariationRequestBody,
 )
 from .admin import KeyCreate, WorkspaceCreate, WorkspacePatch
-from .openapi_control import (
+from .openapi_common import error_responses, list_of, ref
+from .openapi_control import control_paths
+from .openapi_jobs import JOB_SCHEMAS, job_paths
+from .openapi_models import MODEL, model_paths
+from .openapi_shapes import (
     API_KEY,
     API_KEY_CREATED,
     HEALTH,
@@ -24,12 +29,7 @@ from .openapi_control import (
     TRACE,
     USAGE,
     WORKSPACE_SCHEMA,
-    control_paths,
-    error_responses,
-    list_of,
-    ref,
 )
-from .openapi_jobs import JOB_SCHEMAS, job_paths
 from .prompts import PromptCreateBody, PromptVersionBody
 
 PREFIXES = ("/v2/router", "/v3/router", "/v2/gateway", "/v2/proxy", "/v1")
@@ -70,19 +70,41 @@ IMAGES_RESPONSE = {
     },
 }
 FILE_PROPS: dict[str, Any] = {
-    "image": {"type": "array", "items": {"type": "string", "format": "binary"},
-              "minItems": 1, "maxItems": 16},
+    "image": {
+        "type": "array",
+        "items": {"type": "string", "format": "binary"},
+        "minItems": 1,
+        "maxItems": 16,
+    },
     "mask": {"type": "string", "format": "binary"},
-}  # fmt: skip
+}
 # Multipart parts the server reads as JSON, so clients (and the fuzzer) send them as JSON.
-JSON_PARTS = ("orq", "retry", "cache", "load_balancer", "timeout", "fallbacks",
-              "fallback_on_codes", "metadata", "identity", "contact", "thread")  # fmt: skip
-RAW_CONSTRAINTS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum",
-                   "lt": "exclusiveMaximum"}  # fmt: skip
+JSON_PARTS = (
+    "orq",
+    "retry",
+    "cache",
+    "load_balancer",
+    "timeout",
+    "fallbacks",
+    "fallback_on_codes",
+    "metadata",
+    "identity",
+    "contact",
+    "thread",
+)
+RAW_CONSTRAINTS = {
+    "ge": "minimum",
+    "le": "maximum",
+    "gt": "exclusiveMinimum",
+    "lt": "exclusiveMaximum",
+}
 TRACE_HEADER = {
-    "x-orq-trace-id": {"description": "the request's trace id (a ULID)", "required": True,
-                       "schema": {"type": "string", "minLength": 26, "maxLength": 26}},
-}  # fmt: skip
+    "x-orq-trace-id": {
+        "description": "the request's trace id (a ULID)",
+        "required": True,
+        "schema": {"type": "string", "minLength": 26, "maxLength": 26},
+    },
+}
 _COUNT = {"type": "string", "pattern": "^[0-9]{1,20}$"}
 _RESET = {"type": "string", "pattern": "^([0-9]+h)?([0-9]+m)?[0-9]+(\\.[0-9]+)?(ms|s)$"}
 # OpenAI's names; present when the caller's key or identity has rate limits.
@@ -97,9 +119,12 @@ RATE_HEADERS: dict[str, Any] = {
 }
 IMAGE_HEADERS = {**TRACE_HEADER, **RATE_HEADERS}
 RETRY_AFTER = {
-    "Retry-After": {"description": "whole seconds to wait before trying again",
-                    "required": False, "schema": {"type": "string", "pattern": "^[0-9]+$"}},
-}  # fmt: skip
+    "Retry-After": {
+        "description": "whole seconds to wait before trying again",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+}
 
 
 def _json_schema(node: Any) -> Any:
@@ -139,51 +164,15 @@ def _defs(*models: Any) -> dict[str, Any]:
     return defs
 
 
-# OpenAI's model object (https://platform.openai.com/docs/api-reference/models/object) and our
-# fields beside it (api/models_list.py, catalog.py).
-MODEL = {
-    "type": "object",
-    "required": ["id", "object", "created", "owned_by"],
-    "properties": {
-        "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
-        "owned_by": {"type": "string", "description": "the provider, or imagegate for aliases"},
-        "kind": {"enum": ["model", "alias"]},
-        "operations": {"type": "array", "items": {"type": "string"}},
-        "output_formats": {"type": "array", "items": {"type": "string"}},
-        "models": {"type": "array", "items": {"type": "string"}, "description": "alias targets"},
-        "strategy": {"enum": ["load_balance", "fallback"]},
-        "params": {"type": "object", "description": "parameters the alias pins"},
-        "resolves_to": {"type": "string", "description": "a bare name's provider/model"},
-    },
-}  # fmt: skip
-
-
-def _model_paths(prefix: str) -> dict[str, Any]:
-    """``GET {prefix}/models`` and ``GET {prefix}/models/{model}`` (the id may hold ``/``)."""
-    errors = error_responses(("401", "missing or invalid API key"), ("404", "unknown model"))
-    listing = {"type": "object", "required": ["object", "data"],
-               "properties": {"object": {"const": "list"},
-                              "data": {"type": "array", "items": ref("Model")}}}  # fmt: skip
-    one = {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
-    return {
-        f"{prefix}/models": {"get": {
-            "summary": "List the aliases and provider models this gateway serves",
-            "security": [{"ApiKey": []}], "responses": {"200": {
-                "description": "models", "content": {"application/json": {"schema": listing}}},
-                **errors}}},
-        f"{prefix}/models/{{model}}": {"get": {
-            "summary": "One model or alias (bare names resolve through default_provider)",
-            "security": [{"ApiKey": []}], "parameters": [one], "responses": {"200": {
-                "description": "the model", "content": {"application/json": {
-                    "schema": ref("Model")}}}, **errors}}},
-    }  # fmt: skip
-
-
 def _operation(summary: str, content_type: str, schema: dict[str, Any]) -> dict[str, Any]:
     media: dict[str, Any] = {"schema": schema}
     if content_type == "application/json":
-        media["example"] = {"model": "placeholder/sketch", "prompt": "a fox", "size": "32x32",
-                            "response_format": "b64_json"}  # fmt: skip
+        media["example"] = {
+            "model": "placeholder/sketch",
+            "prompt": "a fox",
+            "size": "32x32",
+            "response_format": "b64_json",
+        }
     else:
         props = schema.get("properties", {})
         media["encoding"] = {
@@ -200,32 +189,50 @@ def _operation(summary: str, content_type: str, schema: dict[str, Any]) -> dict[
                 "content": {"application/json": {"schema": ref("ImagesResponse")}},
             },
             **error_responses(
-                ("400", "invalid request"), ("401", "missing or invalid API key"),
+                ("400", "invalid request"),
+                ("401", "missing or invalid API key"),
                 ("403", "a member key naming another workspace"),
-                ("404", "a malformed workspace header"), ("413", "file or body too large"),
-                ("502", "provider error"), ("504", "provider timeout"), headers=IMAGE_HEADERS,
+                ("404", "a malformed workspace header"),
+                ("413", "file or body too large"),
+                ("502", "provider error"),
+                ("504", "provider timeout"),
+                headers=IMAGE_HEADERS,
             ),
             **error_responses(
-                ("429", "`rate_limit_exceeded` (the key's or identity's rate limits),"
-                        " `budget_exceeded` (a workspace, key or identity budget), or the"
-                        " provider's own 429"),
+                (
+                    "429",
+                    "`rate_limit_exceeded` (the key's or identity's rate limits),"
+                    " `budget_exceeded` (a workspace, key or identity budget), or the"
+                    " provider's own 429",
+                ),
                 ("503", "image store or admission unavailable"),
                 headers={**IMAGE_HEADERS, **RETRY_AFTER},
             ),
         },
-    }  # fmt: skip
+    }
 
 
 # The answer to ``stream: true``: Server-Sent Events (OpenAI's image streaming events).
-STREAM_EVENTS = {"schema": {"type": "string", "description": "image_generation.* / image_edit.*"
-                            " partial_image and completed events, or an error event"}}  # fmt: skip
+STREAM_EVENTS = {
+    "schema": {
+        "type": "string",
+        "description": "image_generation.* / image_edit.*"
+        " partial_image and completed events, or an error event",
+    }
+}
 
 
 def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     defs = _defs(
-        CreateImageRequestBody, CreateImageEditRequestBody, CreateImageVariationRequestBody,
-        PromptCreateBody, PromptVersionBody, WorkspaceCreate, WorkspacePatch, KeyCreate,
-    )  # fmt: skip
+        CreateImageRequestBody,
+        CreateImageEditRequestBody,
+        CreateImageVariationRequestBody,
+        PromptCreateBody,
+        PromptVersionBody,
+        WorkspaceCreate,
+        WorkspacePatch,
+        KeyCreate,
+    )
     defs.update(
         Usage=USAGE,
         Workspace=WORKSPACE_SCHEMA,
@@ -235,11 +242,20 @@ def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         ApiKeyCreated=API_KEY_CREATED,
     )
     defs.update(
-        Error=ERROR_SCHEMA, ImagesResponse=IMAGES_RESPONSE, Health=HEALTH, Trace=TRACE, Model=MODEL,
-        Identity=IDENTITY, Thread=THREAD, Prompt=PROMPT, PromptVersion=PROMPT_VERSION,
-        TraceList=list_of("Trace"), IdentityList=list_of("Identity"),
-        PromptList=list_of("Prompt"), PromptVersionList=list_of("PromptVersion"),
-    )  # fmt: skip
+        Error=ERROR_SCHEMA,
+        ImagesResponse=IMAGES_RESPONSE,
+        Health=HEALTH,
+        Trace=TRACE,
+        Model=MODEL,
+        Identity=IDENTITY,
+        Thread=THREAD,
+        Prompt=PROMPT,
+        PromptVersion=PROMPT_VERSION,
+        TraceList=list_of("Trace"),
+        IdentityList=list_of("Identity"),
+        PromptList=list_of("Prompt"),
+        PromptVersionList=list_of("PromptVersion"),
+    )
     gen = ref("CreateImageRequestBody")
     edit = _multipart_schema(CreateImageEditRequestBody, FILE_PROPS)
     one_file = {"image": {"type": "string", "format": "binary"}}
@@ -258,17 +274,19 @@ def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         for op in ("generations", "edits"):  # ``stream: true`` answers events (docs/api.md)
             answer = paths[f"{prefix}/images/{op}"]["post"]["responses"]["200"]
             answer["content"] = {**answer["content"], "text/event-stream": STREAM_EVENTS}
-        paths.update(_model_paths(prefix))
+        paths.update(model_paths(prefix))
     paths["/health"] = {
         "get": {
             "summary": "Liveness",
             "security": [],
             "responses": {
-                "200": {"description": "ok",
-                        "content": {"application/json": {"schema": ref("Health")}}},
+                "200": {
+                    "description": "ok",
+                    "content": {"application/json": {"schema": ref("Health")}},
+                },
             },
         }
-    }  # fmt: skip
+    }
     paths.update(control_paths())
     paths.update(job_paths(gen, edit, var))
     defs.update(JOB_SCHEMAS)
@@ -277,14 +295,17 @@ def build_openapi(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
             paths.setdefault(path, {}).setdefault(method, operation)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "imagegate", "version": "0.1.0",
-                 "description": "Self-hosted image gateway speaking orq.ai's router API"},
+        "info": {
+            "title": "imagegate",
+            "version": "0.1.0",
+            "description": "Self-hosted image gateway speaking orq.ai's router API",
+        },
         "paths": paths,
         "components": {
             "schemas": defs,
             "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer"}},
         },
-    }  # fmt: skip
+    }
 
 
 def route_paths(routes: Iterable[Any]) -> dict[str, Any]:
@@ -309,9 +330,11 @@ def route_paths(routes: Iterable[Any]) -> dict[str, Any]:
         for method in sorted(m.lower() for m in methods if m != "HEAD"):
             operation: dict[str, Any] = {
                 "summary": summary,
-                "responses": {"200": {"description": "ok"},
-                              "default": {"description": "error", "content": error}},
-            }  # fmt: skip
+                "responses": {
+                    "200": {"description": "ok"},
+                    "default": {"description": "error", "content": error},
+                },
+            }
             if params:
                 operation["parameters"] = params
             if method in ("post", "put", "patch"):

@@ -75,8 +75,9 @@ class PromptCreateBody(BaseModel):
     def first_version(self) -> PromptVersionBody | None:
         if self.template is None:
             if self.model is not None or self.parameters is not None:
-                raise InvalidRequest("template: field required with model or parameters",
-                                     param="template")  # fmt: skip
+                raise InvalidRequest(
+                    "template: field required with model or parameters", param="template"
+                )
             return None
         return validate(
             PromptVersionBody,

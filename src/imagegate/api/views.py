@@ -43,34 +43,61 @@ def parse_time(text: str) -> float:
 def trace_view(t: TraceRecord) -> dict[str, Any]:
     ended = t.started_at + t.duration_ms / 1000 if t.duration_ms is not None else None
     return {
-        "id": t.id, "object": "trace", "name": t.name, "operation": t.operation,
-        "started_at": iso(t.started_at), "ended_at": iso(ended),
+        "id": t.id,
+        "object": "trace",
+        "name": t.name,
+        "operation": t.operation,
+        "started_at": iso(t.started_at),
+        "ended_at": iso(ended),
         "duration_ms": None if t.duration_ms is None else round(t.duration_ms, 2),
-        "status": t.status, "error_code": t.error_code, "error_message": t.error_message,
-        "api_key_id": t.api_key_id, "identity_id": t.identity_id, "thread_id": t.thread_id,
-        "prompt_id": t.prompt_id, "prompt_version": t.prompt_version,
-        "requested_model": t.requested_model, "served_model": t.served_model,
-        "attempts": t.attempts, "skipped": t.skipped, "cache": t.cache, "n": t.n,
-        "size": t.size, "quality": t.quality, "output_blobs": t.output_blobs,
-        "cost_usd": t.cost_usd, "usage": t.usage, "metadata": t.metadata, "notes": t.notes,
+        "status": t.status,
+        "error_code": t.error_code,
+        "error_message": t.error_message,
+        "api_key_id": t.api_key_id,
+        "identity_id": t.identity_id,
+        "thread_id": t.thread_id,
+        "prompt_id": t.prompt_id,
+        "prompt_version": t.prompt_version,
+        "requested_model": t.requested_model,
+        "served_model": t.served_model,
+        "attempts": t.attempts,
+        "skipped": t.skipped,
+        "cache": t.cache,
+        "n": t.n,
+        "size": t.size,
+        "quality": t.quality,
+        "output_blobs": t.output_blobs,
+        "cost_usd": t.cost_usd,
+        "usage": t.usage,
+        "metadata": t.metadata,
+        "notes": t.notes,
         "workspace_id": t.workspace_id,
-    }  # fmt: skip
+    }
 
 
 def totals_view(t: IdentityTotals) -> dict[str, Any]:
     return {
-        "requests": t.requests, "succeeded": t.succeeded, "images": t.images,
-        "cost_usd": t.cost_usd, "cost_unknown": t.cost_unknown,
-    }  # fmt: skip
+        "requests": t.requests,
+        "succeeded": t.succeeded,
+        "images": t.images,
+        "cost_usd": t.cost_usd,
+        "cost_unknown": t.cost_unknown,
+    }
 
 
 def identity_view(i: Identity, totals: IdentityTotals | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": i.id, "object": "identity", "display_name": i.display_name, "email": i.email,
-        "logo_url": i.logo_url, "metadata": i.metadata, "tags": i.tags,
-        "created_at": iso(i.created_at), "updated_at": iso(i.updated_at),
+        "id": i.id,
+        "object": "identity",
+        "display_name": i.display_name,
+        "email": i.email,
+        "logo_url": i.logo_url,
+        "metadata": i.metadata,
+        "tags": i.tags,
+        "created_at": iso(i.created_at),
+        "updated_at": iso(i.updated_at),
         "last_seen_at": iso(i.last_seen_at),
-    }  # fmt: skip
+    }
     if totals is not None:
         out["totals"] = totals_view(totals)
     return out
@@ -78,28 +105,39 @@ def identity_view(i: Identity, totals: IdentityTotals | None = None) -> dict[str
 
 def thread_view(t: Thread, traces: list[TraceRecord]) -> dict[str, Any]:
     return {
-        "id": t.id, "object": "thread", "tags": t.tags,
-        "first_seen_at": iso(t.first_seen_at), "last_seen_at": iso(t.last_seen_at),
+        "id": t.id,
+        "object": "thread",
+        "tags": t.tags,
+        "first_seen_at": iso(t.first_seen_at),
+        "last_seen_at": iso(t.last_seen_at),
         "traces": [trace_view(x) for x in traces],
-    }  # fmt: skip
+    }
 
 
 def version_view(v: PromptVersion) -> dict[str, Any]:
     return {
-        "prompt_id": v.prompt_id, "object": "prompt_version", "version": v.version,
-        "template": v.template, "model": v.model, "parameters": v.parameters,
+        "prompt_id": v.prompt_id,
+        "object": "prompt_version",
+        "version": v.version,
+        "template": v.template,
+        "model": v.model,
+        "parameters": v.parameters,
         "created_at": iso(v.created_at),
-    }  # fmt: skip
+    }
 
 
 def prompt_view(
     p: Prompt, versions: list[PromptVersion] | None = None, latest: PromptVersion | None = None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": p.id, "object": "prompt", "name": p.name, "description": p.description,
+        "id": p.id,
+        "object": "prompt",
+        "name": p.name,
+        "description": p.description,
         "latest_version": p.latest_version or None,
-        "created_at": iso(p.created_at), "updated_at": iso(p.updated_at),
-    }  # fmt: skip
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
+    }
     if latest is not None:
         out["latest"] = version_view(latest)
     if versions is not None:
@@ -109,9 +147,11 @@ def prompt_view(
 
 def page_view(items: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
     return {
-        "object": "list", "data": items, "has_more": next_cursor is not None,
+        "object": "list",
+        "data": items,
+        "has_more": next_cursor is not None,
         "next_cursor": next_cursor,
-    }  # fmt: skip
+    }
 
 
 def _budget(b: Budget | None) -> dict[str, Any] | None:
@@ -120,25 +160,42 @@ def _budget(b: Budget | None) -> dict[str, Any] | None:
 
 def workspace_view(w: Workspace) -> dict[str, Any]:
     return {
-        "id": w.id, "object": "workspace", "name": w.name,
-        "key_limits": w.key_limits.as_dict(), "identity_limits": w.identity_limits.as_dict(),
-        "budget": _budget(w.budget), "key_budget": _budget(w.key_budget),
-        "identity_budget": _budget(w.identity_budget), "allow_unpriced": w.allow_unpriced,
+        "id": w.id,
+        "object": "workspace",
+        "name": w.name,
+        "key_limits": w.key_limits.as_dict(),
+        "identity_limits": w.identity_limits.as_dict(),
+        "budget": _budget(w.budget),
+        "key_budget": _budget(w.key_budget),
+        "identity_budget": _budget(w.identity_budget),
+        "allow_unpriced": w.allow_unpriced,
         "created_at": iso(w.created_at),
-    }  # fmt: skip
+    }
 
 
 def key_view(k: ApiKeyRecord) -> dict[str, Any]:
     """A managed key as lists show it: its prefix, never the key or its hash."""
     return {
-        "id": k.id, "object": "api_key", "workspace_id": k.workspace_id, "name": k.name,
-        "role": k.role, "prefix": k.prefix + "\u2026", "created_at": iso(k.created_at),
-        "revoked_at": iso(k.revoked_at), "limits": k.limits.as_dict(), "budget": _budget(k.budget),
-    }  # fmt: skip
+        "id": k.id,
+        "object": "api_key",
+        "workspace_id": k.workspace_id,
+        "name": k.name,
+        "role": k.role,
+        "prefix": k.prefix + "\u2026",
+        "created_at": iso(k.created_at),
+        "revoked_at": iso(k.revoked_at),
+        "limits": k.limits.as_dict(),
+        "budget": _budget(k.budget),
+    }
 
 
 def usage_view(u: UsageRow) -> dict[str, Any]:
     return {
-        "group": u.group, "requests": u.requests, "images": u.images, "cost_usd": u.cost_usd,
-        "unpriced": u.unpriced, "errors": u.errors, "cache_hits": u.cache_hits,
-    }  # fmt: skip
+        "group": u.group,
+        "requests": u.requests,
+        "images": u.images,
+        "cost_usd": u.cost_usd,
+        "unpriced": u.unpriced,
+        "errors": u.errors,
+        "cache_hits": u.cache_hits,
+    }

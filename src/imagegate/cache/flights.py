@@ -75,9 +75,11 @@ class SharedFlights:
         self._finish = client.register_script(FINISH)
         self.channel = backend.prefix + "flights"
         self.notifier = Notifier(
-            config.redis_url, self.channel,
-            timeout_s=config.timeout_s, retry_after_s=max(config.retry_after_s, 0.1),
-        )  # fmt: skip
+            config.redis_url,
+            self.channel,
+            timeout_s=config.timeout_s,
+            retry_after_s=max(config.retry_after_s, 0.1),
+        )
         self.counts: Counter[str] = Counter()
         self.leading = 0  # flights this process leads now
         self.waiting = 0  # flights of this process waiting for another replica's
@@ -208,9 +210,12 @@ class SharedFlights:
         ]
         for gauge, value, what in (
             ("imagegate_cache_flights_leading", self.leading, "Flights this process leads now."),
-            ("imagegate_cache_flights_waiting", self.waiting,
-             "Flights of this process waiting for another replica's call."),
-        ):  # fmt: skip
+            (
+                "imagegate_cache_flights_waiting",
+                self.waiting,
+                "Flights of this process waiting for another replica's call.",
+            ),
+        ):
             lines += [f"# HELP {gauge} {what}", f"# TYPE {gauge} gauge", f"{gauge} {value}"]
         return "\n".join(lines) + "\n"
 

@@ -160,8 +160,10 @@ class CacheLayer:
     def metrics_text(self) -> str:
         """Coalescing: waiters on this process's flights, and the flights across replicas."""
         gauge = "imagegate_cache_inflight_waiters"
-        text = (f"# HELP {gauge} Requests waiting on an identical request's flight here.\n"
-                f"# TYPE {gauge} gauge\n{gauge} {self.inflight.waiters()}\n")  # fmt: skip
+        text = (
+            f"# HELP {gauge} Requests waiting on an identical request's flight here.\n"
+            f"# TYPE {gauge} gauge\n{gauge} {self.inflight.waiters()}\n"
+        )
         return text + (self.flights.metrics_text() if self.flights is not None else "")
 
     async def lookup(self, key: str, want: str | None) -> Served | None:

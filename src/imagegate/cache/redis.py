@@ -31,9 +31,14 @@ class RedisBackend:
     ) -> None:
         self.prefix = prefix
         self.redis = FailFastRedis(
-            url, consequence="serving uncached", log=log, timeout_s=timeout_s,
-            retry_after_s=retry_after_s, warn_every_s=warn_every_s, clock=clock,
-        )  # fmt: skip
+            url,
+            consequence="serving uncached",
+            log=log,
+            timeout_s=timeout_s,
+            retry_after_s=retry_after_s,
+            warn_every_s=warn_every_s,
+            clock=clock,
+        )
         self.client = self.redis.client
 
     @property

@@ -142,13 +142,33 @@ def _list_keys(args: argparse.Namespace) -> int:
             print_json([key_view(k) for k in keys])
             return 0
         rows = [
-            [k.id, k.workspace_id, k.name, k.role, k.prefix + "\u2026",
-             (iso(k.created_at) or "")[:19].replace("T", " "),
-             (iso(k.revoked_at) or "-")[:19].replace("T", " "), _limits_text(k.limits, k.budget)]
+            [
+                k.id,
+                k.workspace_id,
+                k.name,
+                k.role,
+                k.prefix + "\u2026",
+                (iso(k.created_at) or "")[:19].replace("T", " "),
+                (iso(k.revoked_at) or "-")[:19].replace("T", " "),
+                _limits_text(k.limits, k.budget),
+            ]
             for k in keys
-        ]  # fmt: skip
-        print(table(rows, ["ID", "WORKSPACE", "NAME", "ROLE", "PREFIX", "CREATED (UTC)",
-                           "REVOKED (UTC)", "LIMITS"]))  # fmt: skip
+        ]
+        print(
+            table(
+                rows,
+                [
+                    "ID",
+                    "WORKSPACE",
+                    "NAME",
+                    "ROLE",
+                    "PREFIX",
+                    "CREATED (UTC)",
+                    "REVOKED (UTC)",
+                    "LIMITS",
+                ],
+            )
+        )
         return 0
 
     return run_store(load_config(args.config), work)
@@ -176,13 +196,17 @@ def _workspaces_args(p: argparse.ArgumentParser) -> None:
     create.add_argument("--name")
     _limit_args(create, who="each key (default)")
     _limit_args(create, "identity-", who="each identity")
-    for flag, who in (("budget-usd", "the whole workspace"), ("key-budget-usd", "each key"),
-                      ("identity-budget-usd", "each identity")):  # fmt: skip
+    for flag, who in (
+        ("budget-usd", "the whole workspace"),
+        ("key-budget-usd", "each key"),
+        ("identity-budget-usd", "each identity"),
+    ):
         create.add_argument(f"--{flag}", metavar="USD[/day|/month]", help=f"for {who}")
     create.add_argument(
-        "--no-unpriced", action="store_true",
+        "--no-unpriced",
+        action="store_true",
         help="refuse requests whose price is unknown when a budget applies",
-    )  # fmt: skip
+    )
     listing = sub.add_parser("list", help="list workspaces")
     config_arg(listing, nested=True)
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -223,13 +247,17 @@ def _list_workspaces(args: argparse.Namespace) -> int:
             print_json([workspace_view(w) for w in found])
             return 0
         rows = [
-            [w.id, w.name or "-", _limits_text(w.key_limits, w.key_budget),
-             _limits_text(w.identity_limits, w.identity_budget),
-             _limits_text(RateLimits(), w.budget), "yes" if w.allow_unpriced else "no"]
+            [
+                w.id,
+                w.name or "-",
+                _limits_text(w.key_limits, w.key_budget),
+                _limits_text(w.identity_limits, w.identity_budget),
+                _limits_text(RateLimits(), w.budget),
+                "yes" if w.allow_unpriced else "no",
+            ]
             for w in found
-        ]  # fmt: skip
-        print(table(rows, ["ID", "NAME", "EACH KEY", "EACH IDENTITY", "WORKSPACE",
-                           "UNPRICED"]))  # fmt: skip
+        ]
+        print(table(rows, ["ID", "NAME", "EACH KEY", "EACH IDENTITY", "WORKSPACE", "UNPRICED"]))
         return 0
 
     return run_store(load_config(args.config), work)
@@ -264,12 +292,31 @@ def usage_command(args: argparse.Namespace) -> int:
             print_json([usage_view(u) for u in found])
             return 0
         rows = [
-            [u.group or "-", str(u.requests), str(u.images), money(u.cost_usd),
-             str(u.unpriced), str(u.errors), str(u.cache_hits)]
+            [
+                u.group or "-",
+                str(u.requests),
+                str(u.images),
+                money(u.cost_usd),
+                str(u.unpriced),
+                str(u.errors),
+                str(u.cache_hits),
+            ]
             for u in found
-        ]  # fmt: skip
-        print(table(rows, [args.group_by.upper(), "REQUESTS", "IMAGES", "COST", "UNPRICED",
-                           "ERRORS", "CACHE HITS"]))  # fmt: skip
+        ]
+        print(
+            table(
+                rows,
+                [
+                    args.group_by.upper(),
+                    "REQUESTS",
+                    "IMAGES",
+                    "COST",
+                    "UNPRICED",
+                    "ERRORS",
+                    "CACHE HITS",
+                ],
+            )
+        )
         return 0
 
     return run_store(load_config(args.config), work)
@@ -279,5 +326,8 @@ def register(commands: CommandTable) -> None:
     """Add ``keys``, ``workspaces`` and ``usage`` to the CLI's command table."""
     commands["keys"] = ("manage API keys stored per workspace", _keys_args, keys_command)
     commands["workspaces"] = ("manage workspaces", _workspaces_args, workspaces_command)
-    commands["usage"] = ("requests, images and cost per key, identity or model",
-                         _usage_args, usage_command)  # fmt: skip
+    commands["usage"] = (
+        "requests, images and cost per key, identity or model",
+        _usage_args,
+        usage_command,
+    )

@@ -56,8 +56,9 @@ def config_arg(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
 
 def workspace_arg(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
     default = argparse.SUPPRESS if nested else DEFAULT_WORKSPACE
-    p.add_argument("--workspace", default=default,
-                   help=f"workspace id (default: {DEFAULT_WORKSPACE})")  # fmt: skip
+    p.add_argument(
+        "--workspace", default=default, help=f"workspace id (default: {DEFAULT_WORKSPACE})"
+    )
 
 
 def store_args(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
@@ -119,8 +120,9 @@ def print_json(value: Any) -> None:
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
     """A plain left-aligned text table."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]  # fmt: skip
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -61,12 +61,20 @@ def jobs_command(args: argparse.Namespace) -> int:
                 print_json([summary_view(j) for j in page.items])
                 return 0
             rows = [
-                [(iso(j.created_at) or "")[:19].replace("T", " "), j.id, j.status, j.operation,
-                 str(j.body.get("model") or "-"), str(j.runs), str(j.http_status or "-")]
+                [
+                    (iso(j.created_at) or "")[:19].replace("T", " "),
+                    j.id,
+                    j.status,
+                    j.operation,
+                    str(j.body.get("model") or "-"),
+                    str(j.runs),
+                    str(j.http_status or "-"),
+                ]
                 for j in page.items
-            ]  # fmt: skip
-            print(table(rows, ["CREATED (UTC)", "ID", "STATUS", "OPERATION", "MODEL", "RUNS",
-                               "HTTP"]))  # fmt: skip
+            ]
+            print(
+                table(rows, ["CREATED (UTC)", "ID", "STATUS", "OPERATION", "MODEL", "RUNS", "HTTP"])
+            )
             return 0
         if args.action == "show":
             job = await store.get_job(ws, args.id)

@@ -94,8 +94,13 @@ async def list_traces(store: Store, ws: str, query: TraceQuery, code: str | None
 @checks_input
 def traces_command(args: argparse.Namespace) -> int:
     ws = workspace_id(args.workspace)
-    query = TraceQuery(limit=max(1, min(args.limit, 1000)), identity_id=args.identity,
-                       thread_id=args.thread, name=args.name, model=args.model)  # fmt: skip
+    query = TraceQuery(
+        limit=max(1, min(args.limit, 1000)),
+        identity_id=args.identity,
+        thread_id=args.thread,
+        name=args.name,
+        model=args.model,
+    )
     code = status_filter(query, args.status)
 
     async def work(store: Store) -> int:
@@ -105,16 +110,37 @@ def traces_command(args: argparse.Namespace) -> int:
             return 0
         rows = [
             [
-                (iso(t.started_at) or "")[:19].replace("T", " "), t.id, t.name,
-                str(t.status or "-"), t.error_code or "-", t.requested_model or "-",
-                t.served_model or "-", str(t.n or "-"), t.size or "-", t.cache or "-",
-                money(t.cost_usd), "-" if t.duration_ms is None else f"{t.duration_ms:.0f}",
+                (iso(t.started_at) or "")[:19].replace("T", " "),
+                t.id,
+                t.name,
+                str(t.status or "-"),
+                t.error_code or "-",
+                t.requested_model or "-",
+                t.served_model or "-",
+                str(t.n or "-"),
+                t.size or "-",
+                t.cache or "-",
+                money(t.cost_usd),
+                "-" if t.duration_ms is None else f"{t.duration_ms:.0f}",
                 t.identity_id or "-",
             ]
             for t in items
-        ]  # fmt: skip
-        headers = ["TIME (UTC)", "ID", "NAME", "STATUS", "ERROR", "MODEL", "SERVED", "N",
-                   "SIZE", "CACHE", "COST", "MS", "IDENTITY"]  # fmt: skip
+        ]
+        headers = [
+            "TIME (UTC)",
+            "ID",
+            "NAME",
+            "STATUS",
+            "ERROR",
+            "MODEL",
+            "SERVED",
+            "N",
+            "SIZE",
+            "CACHE",
+            "COST",
+            "MS",
+            "IDENTITY",
+        ]
         print(table(rows, headers))
         return 0
 
@@ -123,11 +149,19 @@ def traces_command(args: argparse.Namespace) -> int:
 
 # --- imagegate prompts -------------------------------------------------------------------------
 def _version_args(p: argparse.ArgumentParser, template_required: bool) -> None:
-    p.add_argument("--template", required=template_required,
-                   help="prompt text; {{input}} stands for the caller's prompt")  # fmt: skip
+    p.add_argument(
+        "--template",
+        required=template_required,
+        help="prompt text; {{input}} stands for the caller's prompt",
+    )
     p.add_argument("--model", help="provider/model that replaces the request's model")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="default parameter, e.g. size=1024x1024 (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="default parameter, e.g. size=1024x1024 (repeatable)",
+    )
 
 
 def _prompts_args(p: argparse.ArgumentParser) -> None:
@@ -172,14 +206,22 @@ def prompts_command(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         if args.action == "create":
-            body = {"id": args.id, "name": args.name, "description": args.description,
-                    "template": args.template, "model": args.model,
-                    "parameters": _params(args.param)}  # fmt: skip
+            body = {
+                "id": args.id,
+                "name": args.name,
+                "description": args.description,
+                "template": args.template,
+                "model": args.model,
+                "parameters": _params(args.param),
+            }
             prompt, version = await create_prompt(store, ws, {k: v for k, v in body.items() if v})
             print_json(prompt_view(prompt, latest=version))
         elif args.action == "add-version":
-            raw = {"template": args.template, "model": args.model,
-                   "parameters": _params(args.param)}  # fmt: skip
+            raw = {
+                "template": args.template,
+                "model": args.model,
+                "parameters": _params(args.param),
+            }
             version = await add_version(store, ws, args.id, {k: v for k, v in raw.items() if v})
             if version is None:
                 print(f"imagegate: prompt {args.id!r} not found", file=sys.stderr)
@@ -187,8 +229,10 @@ def prompts_command(args: argparse.Namespace) -> int:
             print_json(version_view(version))
         elif args.action == "list":
             page = await store.list_prompts(ws, None, 1000)
-            rows = [[p.id, p.name or "-", str(p.latest_version), iso(p.updated_at) or ""]
-                    for p in page.items]  # fmt: skip
+            rows = [
+                [p.id, p.name or "-", str(p.latest_version), iso(p.updated_at) or ""]
+                for p in page.items
+            ]
             print(table(rows, ["ID", "NAME", "LATEST", "UPDATED (UTC)"]))
         else:
             return await _show(store, ws, args)

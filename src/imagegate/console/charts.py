@@ -82,11 +82,17 @@ def bar_chart(
     slot = (chart.width - LEFT) / max(len(points), 1)
     for i, (key, value) in enumerate(points):
         h = plot_h * value / top
-        chart.bars.append(BarShape(
-            x=round(LEFT + slot * i + slot * 0.15, 1), y=round(chart.height - BOTTOM - h, 1),
-            w=round(slot * 0.7, 1), h=round(h, 1), key=key, value=value,
-            title=f"{key}: {fmt(value)} {unit}".strip(),
-        ))  # fmt: skip
+        chart.bars.append(
+            BarShape(
+                x=round(LEFT + slot * i + slot * 0.15, 1),
+                y=round(chart.height - BOTTOM - h, 1),
+                w=round(slot * 0.7, 1),
+                h=round(h, 1),
+                key=key,
+                value=value,
+                title=f"{key}: {fmt(value)} {unit}".strip(),
+            )
+        )
     _frame(chart, top, fmt, [k for k, _ in points])
     return chart
 

@@ -32,9 +32,12 @@ async def list_identities(ctx: Ctx) -> Response:
     )
     older = f"?{urlencode({'cursor': page.next_cursor})}" if page.next_cursor else None
     return ctx.render(
-        "identities.html", title="Identities", identities=page.items, totals=totals,
+        "identities.html",
+        title="Identities",
+        identities=page.items,
+        totals=totals,
         older=older,
-    )  # fmt: skip
+    )
 
 
 async def get_identity(ctx: Ctx) -> Response:
@@ -50,9 +53,13 @@ async def get_identity(ctx: Ctx) -> Response:
         ctx.workspace, TraceFilter(identity_id=identity_id, limit=GRID)
     )
     return ctx.render(
-        "identity.html", title=f"Identity {identity_id}", identity=identity, totals=totals,
-        rows=[row(t) for t in page.items], more=page.next_cursor is not None,
-    )  # fmt: skip
+        "identity.html",
+        title=f"Identity {identity_id}",
+        identity=identity,
+        totals=totals,
+        rows=[row(t) for t in page.items],
+        more=page.next_cursor is not None,
+    )
 
 
 def _thread_cursor(text: str | None) -> tuple[float, str] | None:
@@ -83,6 +90,8 @@ async def get_thread(ctx: Ctx) -> Response:
         raise not_found("thread")
     traces = await ctx.console.store.thread_traces(ctx.workspace, thread_id, THREAD_TRACES)
     return ctx.render(
-        "thread.html", title=f"Thread {thread_id}", thread=thread,
+        "thread.html",
+        title=f"Thread {thread_id}",
+        thread=thread,
         rows=[row(t) for t in traces],
-    )  # fmt: skip
+    )

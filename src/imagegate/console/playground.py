@@ -89,15 +89,18 @@ def body_of(form: Any, max_prompt_chars: int) -> tuple[Operation, dict[str, Any]
         if codes:
             parsed = [ascii_int(c, 3) for c in codes[:MAX_CODES]]
             if any(c is None for c in parsed):
-                raise InvalidRequest("retry_on_codes: HTTP statuses, comma separated",
-                                     param="retry_on_codes")  # fmt: skip
+                raise InvalidRequest(
+                    "retry_on_codes: HTTP statuses, comma separated", param="retry_on_codes"
+                )
             orq["retry"]["on_codes"] = parsed
     fallbacks = [m.strip() for m in (_text(form, "fallbacks", 4096) or "").split(",") if m.strip()]
     if fallbacks:
         orq["fallbacks"] = [{"model": m} for m in fallbacks[:MAX_FALLBACKS]]
     if form.get("cache"):
-        orq["cache"] = {"type": "exact_match", "ttl": _int(form, "cache_ttl", 1, 86400 * 30)
-                        or 3600}  # fmt: skip
+        orq["cache"] = {
+            "type": "exact_match",
+            "ttl": _int(form, "cache_ttl", 1, 86400 * 30) or 3600,
+        }
     for name in ("identity", "thread"):
         value = _text(form, name)
         if value:
@@ -130,10 +133,16 @@ async def get_playground(ctx: Ctx) -> Response:
         trace = await ctx.console.store.get_trace(ctx.workspace, trace_id)
     sent = dict(trace.request or {}) if trace else {}
     return ctx.render(
-        "playground.html", title="Playground", models=models(ctx), sizes=SIZES,
-        qualities=QUALITIES, trace=trace, r=row(trace) if trace else None, sent=sent,
+        "playground.html",
+        title="Playground",
+        models=models(ctx),
+        sizes=SIZES,
+        qualities=QUALITIES,
+        trace=trace,
+        r=row(trace) if trace else None,
+        sent=sent,
         prompt=trace.prompt if trace else "",
-    )  # fmt: skip
+    )
 
 
 async def post_playground(ctx: Ctx) -> Response:
@@ -141,9 +150,10 @@ async def post_playground(ctx: Ctx) -> Response:
     operation, body = body_of(ctx.form, config.limits.max_prompt_chars)
     image = await upload_of(ctx.form)
     call = CallContext(
-        api_key_id=ctx.principal.key_id, principal=ctx.principal,
+        api_key_id=ctx.principal.key_id,
+        principal=ctx.principal,
         base_url=base_url(ctx.request, config.public_url),
-    )  # fmt: skip
+    )
     try:
         request = build_request(
             operation, body, [image] if image is not None else None, None, config.limits

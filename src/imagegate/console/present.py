@@ -17,9 +17,18 @@ from ..store import TraceRecord
 
 AXIS = 1000.0
 ROUTING_KEYS = (
-    "orq", "retry", "fallbacks", "fallback_on_codes", "cache", "load_balancer", "timeout",
-    "identity", "contact", "thread", "name",
-)  # fmt: skip
+    "orq",
+    "retry",
+    "fallbacks",
+    "fallback_on_codes",
+    "cache",
+    "load_balancer",
+    "timeout",
+    "identity",
+    "contact",
+    "thread",
+    "name",
+)
 
 
 def provider_of(model: str | None) -> str | None:

@@ -113,11 +113,18 @@ async def get_prompt(ctx: Ctx) -> Response:
         ctx.workspace, TraceFilter(prompt_id=prompt_id, limit=20)
     )
     return ctx.render(
-        "prompt.html", title=f"Prompt {prompt_id}", prompt=prompt, versions=versions,
-        latest=versions[-1] if versions else None, a=a, b=b, lines=lines, cut=cut,
+        "prompt.html",
+        title=f"Prompt {prompt_id}",
+        prompt=prompt,
+        versions=versions,
+        latest=versions[-1] if versions else None,
+        a=a,
+        b=b,
+        lines=lines,
+        cut=cut,
         rows=[row(t) for t in traces.items],
         params_json=lambda v: orjson.dumps(v.parameters).decode() if v.parameters else "",
-    )  # fmt: skip
+    )
 
 
 async def post_version(ctx: Ctx) -> Response:

@@ -42,9 +42,7 @@ def console_mount() -> Mount:
         Route("/traces", page(traces.list_traces), methods=["GET"]),
         Route("/traces/{trace_id}", page(traces.get_trace), methods=["GET"]),
         Route("/traces/{trace_id}/images/{index}", page(traces.get_image), methods=["GET"]),
-        Route(
-            "/traces/{trace_id}/images/{index}/thumb", page(traces.get_thumb), methods=["GET"]
-        ),  # fmt: skip
+        Route("/traces/{trace_id}/images/{index}/thumb", page(traces.get_thumb), methods=["GET"]),
         Route("/identities", page(people.list_identities), methods=["GET"]),
         Route("/identities/{identity_id}", page(people.get_identity), methods=["GET"]),
         Route("/threads", page(people.list_threads), methods=["GET"]),

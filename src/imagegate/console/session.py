@@ -85,14 +85,23 @@ class Sessions:
         if principal.key_id is None:
             kind = "dev"
         session = Session(
-            kind, principal.key_id, principal.workspace_id,
-            (now or time.time()) + self.ttl_s, secrets.token_urlsafe(16),
-        )  # fmt: skip
+            kind,
+            principal.key_id,
+            principal.workspace_id,
+            (now or time.time()) + self.ttl_s,
+            secrets.token_urlsafe(16),
+        )
         return session, self.encode(session)
 
     def encode(self, s: Session) -> str:
-        payload = {"v": 1, "t": s.kind, "k": s.key_id, "w": s.workspace, "e": s.expires,
-                   "n": s.nonce}  # fmt: skip
+        payload = {
+            "v": 1,
+            "t": s.kind,
+            "k": s.key_id,
+            "w": s.workspace,
+            "e": s.expires,
+            "n": s.nonce,
+        }
         text = _b64(orjson.dumps(payload))
         return f"{text}.{self._sign(text)}"
 
@@ -152,8 +161,9 @@ class Sessions:
             return None
         nonce, _, rest = cookie.partition(".")
         expires, _, sig = rest.partition(".")
-        if not hmac.compare_digest(sig.encode("ascii"), self._sign(f"pre:{nonce}.{expires}")
-                                   .encode("ascii")):  # fmt: skip
+        if not hmac.compare_digest(
+            sig.encode("ascii"), self._sign(f"pre:{nonce}.{expires}").encode("ascii")
+        ):
             return None
         if not expires.isdigit() or int(expires) <= time.time():
             return None

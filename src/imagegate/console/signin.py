@@ -42,10 +42,16 @@ def _page(request: Request, status: int, error: str | None = None) -> Response:
     console = console_of(request)
     nonce, pre = console.sessions.new_pre_cookie()
     html = console.templates.render(
-        "sign_in.html", title="Sign in", who=None, prefix=PREFIX, path=request.url.path,
-        csrf=console.sessions.csrf_token(nonce), error=error,
-        next=safe_next(request.query_params.get("next")), dev=console.sessions.dev,
-    )  # fmt: skip
+        "sign_in.html",
+        title="Sign in",
+        who=None,
+        prefix=PREFIX,
+        path=request.url.path,
+        csrf=console.sessions.csrf_token(nonce),
+        error=error,
+        next=safe_next(request.query_params.get("next")),
+        dev=console.sessions.dev,
+    )
     response = Response(html, status_code=status, media_type="text/html; charset=utf-8")
     set_cookie(request, response, PRE_COOKIE, pre, PRE_TTL_S)
     return secure(response)

@@ -43,8 +43,19 @@ from .thumbs import NotAnImage
 from .web import PREFIX, Ctx, not_found
 
 PAGE = 50
-FILTERS = ("status", "model", "provider", "identity", "thread", "name", "prompt", "since",
-           "until", "cache", "q")  # fmt: skip
+FILTERS = (
+    "status",
+    "model",
+    "provider",
+    "identity",
+    "thread",
+    "name",
+    "prompt",
+    "since",
+    "until",
+    "cache",
+    "q",
+)
 MAX_IMAGES = 16
 IMAGE_CACHE = "private, max-age=31536000, immutable"
 
@@ -73,13 +84,16 @@ def trace_filter(q: QueryParams) -> TraceFilter:
 def row(t: TraceRecord) -> dict[str, Any]:
     """What one line of the list shows."""
     return {
-        "t": t, "images": range(min(len(t.output_blobs), 4)),
+        "t": t,
+        "images": range(min(len(t.output_blobs), 4)),
         "more": max(0, len(t.output_blobs) - 4),
-        "alt": (t.prompt or t.name)[:300], "provider": provider_of(t.served_model),
-        "fell_back": bool(t.served_model and t.requested_model
-                          and t.served_model != t.requested_model),
+        "alt": (t.prompt or t.name)[:300],
+        "provider": provider_of(t.served_model),
+        "fell_back": bool(
+            t.served_model and t.requested_model and t.served_model != t.requested_model
+        ),
         "state": status_class(t.status),
-    }  # fmt: skip
+    }
 
 
 async def list_traces(ctx: Ctx) -> Response:
@@ -90,9 +104,13 @@ async def list_traces(ctx: Ctx) -> Response:
     kept = {k: q[k] for k in FILTERS if q.get(k)}
     older = f"?{urlencode({**kept, 'cursor': page.next_cursor})}" if page.next_cursor else None
     return ctx.render(
-        "traces.html", title="Traces", rows=[row(t) for t in page.items], filters=kept,
-        older=older, newest=f"?{urlencode(kept)}" if f.cursor else None,
-    )  # fmt: skip
+        "traces.html",
+        title="Traces",
+        rows=[row(t) for t in page.items],
+        filters=kept,
+        older=older,
+        newest=f"?{urlencode(kept)}" if f.cursor else None,
+    )
 
 
 def _trace_id(ctx: Ctx) -> str:
@@ -116,12 +134,20 @@ async def get_trace(ctx: Ctx) -> Response:
     bars, span_ms = timeline(t.attempts)
     base = base_url(ctx.request, ctx.gateway.config.public_url)
     return ctx.render(
-        "trace.html", title=f"Trace {t.id}", t=t, r=row(t), bars=bars, span_ms=span_ms,
-        rows=len(t.attempts), params=pretty(parameters(t)), orq=pretty(routing_options(t)),
+        "trace.html",
+        title=f"Trace {t.id}",
+        t=t,
+        r=row(t),
+        bars=bars,
+        span_ms=span_ms,
+        rows=len(t.attempts),
+        params=pretty(parameters(t)),
+        orq=pretty(routing_options(t)),
         metadata=pretty(t.metadata) if t.metadata else None,
-        usage=pretty(t.usage) if t.usage else None, curl=replay_curl(t, base),
+        usage=pretty(t.usage) if t.usage else None,
+        curl=replay_curl(t, base),
         images=range(min(len(t.output_blobs), MAX_IMAGES)),
-    )  # fmt: skip
+    )
 
 
 def _index(ctx: Ctx) -> int:
@@ -158,8 +184,11 @@ async def get_image(ctx: Ctx) -> Response:
     if data is None or info is None:  # every image served is an image
         raise not_found("image")
     if info.pixels > imaging.max_pixels():
-        raise GatewayError(f"image of {info.width}x{info.height} pixels is over the limit",
-                           status=422, code="invalid_image")  # fmt: skip
+        raise GatewayError(
+            f"image of {info.width}x{info.height} pixels is over the limit",
+            status=422,
+            code="invalid_image",
+        )
     kind = info.kind
     headers = {}
     if ctx.request.query_params.get("download"):

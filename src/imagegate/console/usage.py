@@ -61,8 +61,9 @@ def groups(
     by_model: dict[Any, Totals],
 ) -> tuple[list[tuple[str, Totals]], list[tuple[str, Totals]]]:
     """Per model and per provider (the part before '/'), busiest first."""
-    models = sorted(((m or "(none)", t) for m, t in by_model.items()),
-                    key=lambda p: (-p[1].requests, p[0]))  # fmt: skip
+    models = sorted(
+        ((m or "(none)", t) for m, t in by_model.items()), key=lambda p: (-p[1].requests, p[0])
+    )
     providers: dict[str, Totals] = {}
     for model, totals in models:
         providers.setdefault(model.partition("/")[0], Totals()).add(totals)
@@ -88,18 +89,38 @@ async def get_usage(ctx: Ctx) -> Response:
         bar_chart("Requests per day", [(k, t.requests) for k, t in rows], _count, "requests"),
         bar_chart("Images per day", [(k, t.images) for k, t in rows], _count, "images"),
         bar_chart("Cost per day (USD)", [(k, t.cost_usd) for k, t in rows], _dollars, ""),
-        line_chart("Error and cache hit rate", keys, [
-            ("errors", "line-bad", [t.error_rate if t.requests else None for _, t in rows]),
-            ("cache hits", "line-ok", [t.cache_hit_rate if t.cache_asked else None
-                                        for _, t in rows]),
-        ], _rate),
-        line_chart("Latency p50 / p95", keys, [
-            ("p50", "line-a", [t.percentile(0.5) for _, t in rows]),
-            ("p95", "line-b", [t.percentile(0.95) for _, t in rows]),
-        ], ms),
-    ]  # fmt: skip
+        line_chart(
+            "Error and cache hit rate",
+            keys,
+            [
+                ("errors", "line-bad", [t.error_rate if t.requests else None for _, t in rows]),
+                (
+                    "cache hits",
+                    "line-ok",
+                    [t.cache_hit_rate if t.cache_asked else None for _, t in rows],
+                ),
+            ],
+            _rate,
+        ),
+        line_chart(
+            "Latency p50 / p95",
+            keys,
+            [
+                ("p50", "line-a", [t.percentile(0.5) for _, t in rows]),
+                ("p95", "line-b", [t.percentile(0.95) for _, t in rows]),
+            ],
+            ms,
+        ),
+    ]
     models, providers = groups(per_model)
     return ctx.render(
-        "usage.html", title="Usage", first=first.isoformat(), last=last.isoformat(),
-        charts=charts, rows=rows, total=total, models=models, providers=providers,
-    )  # fmt: skip
+        "usage.html",
+        title="Usage",
+        first=first.isoformat(),
+        last=last.isoformat(),
+        charts=charts,
+        rows=rows,
+        total=total,
+        models=models,
+        providers=providers,
+    )

@@ -87,9 +87,14 @@ def is_https(request: Request) -> bool:
 
 def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
     response.set_cookie(
-        name, value, max_age=max_age, path=PREFIX, httponly=True, samesite="strict",
+        name,
+        value,
+        max_age=max_age,
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
         secure=is_https(request),
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -119,16 +124,19 @@ class Ctx:
     def render(self, template: str, status: int = 200, **values: Any) -> Response:
         values.setdefault("title", "")
         html = self.console.templates.render(
-            template, csrf=self.console.sessions.csrf_token(self.session.nonce),
-            who=self.principal, prefix=PREFIX, path=self.request.url.path, **values,
-        )  # fmt: skip
+            template,
+            csrf=self.console.sessions.csrf_token(self.session.nonce),
+            who=self.principal,
+            prefix=PREFIX,
+            path=self.request.url.path,
+            **values,
+        )
         response = Response(html, status_code=status, media_type="text/html; charset=utf-8")
         return self.finish(response)
 
     def finish(self, response: Response, *, cache: bool = False) -> Response:
         if self.cookie is not None:
-            set_cookie(self.request, response, COOKIE, self.cookie,
-                       self.console.sessions.ttl_s)  # fmt: skip
+            set_cookie(self.request, response, COOKIE, self.cookie, self.console.sessions.ttl_s)
         return secure(response, cache=cache)
 
     def redirect(self, url: str) -> Response:
@@ -221,9 +229,15 @@ def error_page(
     if ctx is not None:
         return ctx.render("error.html", status=status, message=message, status_code=status)
     html = console.templates.render(
-        "error.html", message=message, status_code=status, who=None, prefix=PREFIX, csrf="",
-        path=request.url.path, title="Error",
-    )  # fmt: skip
+        "error.html",
+        message=message,
+        status_code=status,
+        who=None,
+        prefix=PREFIX,
+        csrf="",
+        path=request.url.path,
+        title="Error",
+    )
     return secure(Response(html, status_code=status, media_type="text/html; charset=utf-8"))
 
 

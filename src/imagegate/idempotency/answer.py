@@ -58,9 +58,16 @@ class Kept:
 
     def encode(self) -> bytes:
         return orjson.dumps(
-            {"v": FORMAT, "status": self.status, "trace": self.trace_id,
-             "headers": self.headers, "body": self.body, "b64": self.b64, "urls": self.urls}
-        )  # fmt: skip
+            {
+                "v": FORMAT,
+                "status": self.status,
+                "trace": self.trace_id,
+                "headers": self.headers,
+                "body": self.body,
+                "b64": self.b64,
+                "urls": self.urls,
+            }
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> Kept | None:
@@ -70,11 +77,13 @@ class Kept:
             if doc["v"] != FORMAT or not isinstance(doc["body"], dict):
                 return None
             kept = cls(
-                int(doc["status"]), str(doc["trace"]),
-                {str(k): str(v) for k, v in doc["headers"].items()}, doc["body"],
+                int(doc["status"]),
+                str(doc["trace"]),
+                {str(k): str(v) for k, v in doc["headers"].items()},
+                doc["body"],
                 [(int(i), str(k), None if t is None else str(t)) for i, k, t in doc["b64"]],
                 [(int(i), str(k), str(b), int(e)) for i, k, b, e in doc["urls"]],
-            )  # fmt: skip
+            )
             items = kept.body["data"] if kept.b64 or kept.urls else []
             indexes = [ref[0] for ref in kept.b64] + [ref[0] for ref in kept.urls]
             if not all(isinstance(items[i], dict) for i in indexes):

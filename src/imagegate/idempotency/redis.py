@@ -63,9 +63,12 @@ class RedisRecords:
     def __init__(self, url: str, *, prefix: str, timeout_s: float = 0.5) -> None:
         self.prefix = prefix
         self.redis = FailFastRedis(
-            url, consequence="refusing requests with an Idempotency-Key (503)", log=log,
-            timeout_s=timeout_s, retry_after_s=1.0,
-        )  # fmt: skip
+            url,
+            consequence="refusing requests with an Idempotency-Key (503)",
+            log=log,
+            timeout_s=timeout_s,
+            retry_after_s=1.0,
+        )
         client = self.redis.client
         self._claim = client.register_script(CLAIM)
         self._renew = client.register_script(RENEW)

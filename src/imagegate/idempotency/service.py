@@ -46,8 +46,20 @@ T = TypeVar("T")
 
 POLL_FIRST_S = 0.02  # waiting on another replica: poll the record, doubling up to POLL_MAX_S
 POLL_MAX_S = 0.5
-OUTCOMES = ("ran", "replayed", "waited", "reused", "in_use", "unavailable", "kept", "not_kept",
-            "too_large", "lease_lost", "record_failed", "unusable")  # fmt: skip
+OUTCOMES = (
+    "ran",
+    "replayed",
+    "waited",
+    "reused",
+    "in_use",
+    "unavailable",
+    "kept",
+    "not_kept",
+    "too_large",
+    "lease_lost",
+    "record_failed",
+    "unusable",
+)
 
 
 class KeyReused(GatewayError):
@@ -160,8 +172,9 @@ class Idempotency:
             self.counts["reused"] += 1
             raise KeyReused(
                 f"this {HEADER} was used with a different request body; use a new key for a"
-                " new request", param=HEADER,
-            )  # fmt: skip
+                " new request",
+                param=HEADER,
+            )
 
     def _in_use(self) -> KeyInUse:
         self.counts["in_use"] += 1
@@ -175,9 +188,10 @@ class Idempotency:
             log.warning("idempotency records unavailable: %s", exc)
             raise ServiceUnavailable(
                 f"requests with an {HEADER} cannot be served right now (their records are"
-                " unreachable); retry shortly", code="idempotency_unavailable",
+                " unreachable); retry shortly",
+                code="idempotency_unavailable",
                 headers={"Retry-After": "1"},
-            ) from None  # fmt: skip
+            ) from None
 
     async def _replay(self, scope: Scope, entry: Entry) -> Replay | None:
         assert entry.answer is not None
@@ -270,8 +284,10 @@ class Idempotency:
                         log.warning("idempotency lease %s lost; answer not kept", scope.digest[:16])
                     return
                 self.counts["too_large"] += 1
-                log.warning("idempotent answer of %d bytes over idempotency.max_record_bytes;"
-                            " not kept", len(raw))  # fmt: skip
+                log.warning(
+                    "idempotent answer of %d bytes over idempotency.max_record_bytes; not kept",
+                    len(raw),
+                )
             else:
                 self.counts["not_kept"] += 1
             await self.records.abandon(scope, owner)
@@ -291,10 +307,15 @@ class Idempotency:
     def metrics_text(self) -> str:
         """Prometheus text: requests with an Idempotency-Key and their records, by outcome."""
         name = "imagegate_idempotency_total"
-        lines = [f"# HELP {name} Idempotency-Key requests and records by outcome (this process).",
-                 f"# TYPE {name} counter"]  # fmt: skip
+        lines = [
+            f"# HELP {name} Idempotency-Key requests and records by outcome (this process).",
+            f"# TYPE {name} counter",
+        ]
         lines += [f'{name}{{outcome="{o}"}} {self.counts[o]}' for o in OUTCOMES]
         gauge = "imagegate_idempotency_waiting"
-        lines += [f"# HELP {gauge} Requests waiting for a running request with their key.",
-                  f"# TYPE {gauge} gauge", f"{gauge} {self.waiting}"]  # fmt: skip
+        lines += [
+            f"# HELP {gauge} Requests waiting for a running request with their key.",
+            f"# TYPE {gauge} gauge",
+            f"{gauge} {self.waiting}",
+        ]
         return "\n".join(lines) + "\n"

@@ -74,9 +74,12 @@ class JobHandle:
         view = await self.gateway.jobs.view(job, None, self.base_url)
         served = job.result.get("served") or {}
         return ImagesResponse(
-            body=view["result"], trace_id=view["trace_id"] or "", model=served.get("model"),
-            attempts=int(served.get("attempts") or 0), cache=served.get("cache"),
-        )  # fmt: skip
+            body=view["result"],
+            trace_id=view["trace_id"] or "",
+            model=served.get("model"),
+            attempts=int(served.get("attempts") or 0),
+            cache=served.get("cache"),
+        )
 
     async def cancel(self) -> Job | None:
         return await self.gateway.jobs.cancel(self.workspace_id, self.id)

@@ -52,8 +52,15 @@ async def save_inputs(
             wrapped = _wrap(job_id, data)
             key = blob_key(wrapped)
             await store.put(key, wrapped, OCTET_STREAM)
-            out.append({"field": upload.field, "filename": upload.filename, "kind": upload.kind,
-                        "size": upload.size, "key": key})  # fmt: skip
+            out.append(
+                {
+                    "field": upload.field,
+                    "filename": upload.filename,
+                    "kind": upload.kind,
+                    "size": upload.size,
+                    "key": key,
+                }
+            )
     except BlobStoreError as exc:
         log.error("job %s: cannot store its uploads: %s", job_id, exc)
         await delete_inputs(store, out)

@@ -7,7 +7,8 @@ renewed every third of ``jobs.lease_s``; when a renewal finds the job is no long
 (cancelled, or taken over after the lease lapsed) or the lease ran out while the store could
 not be reached, the run is cancelled — upstream call included — so one lease never has two
 runs upstream at once. A process that dies leaves its jobs to lapse; any replica reruns
-them, and the job's ``runs`` and the second trace's notes say so.
+them, and the job's ``runs`` and the second trace's notes say so. Beside the claim loop runs
+the purge of jobs past ``jobs.retention_s`` (``retention.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..telemetry.trace import new_trace_id
 from ..workspaces import Principal
 from .inputs import InputsLost, delete_inputs, load_inputs
 from .results import keep_result
+from .retention import purge_loop
 
 if TYPE_CHECKING:
     from .service import JobService
@@ -60,6 +62,7 @@ class JobRunner:
         self.running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
+        self._purge: asyncio.Task[None] | None = None
         self._closing = False
 
     def wake(self) -> None:
@@ -68,14 +71,16 @@ class JobRunner:
     def start(self) -> None:
         if self._loop is None and self.config.workers > 0:
             self._loop = asyncio.create_task(self._claim_loop(), name="imagegate-jobs")
+            self._purge = asyncio.create_task(purge_loop(self.service), name="imagegate-purge")
 
     async def close(self) -> None:
         """Stop claiming; cancel the running jobs (upstream calls included) and put them back
         in the queue, so another replica runs them at once (a run cut short here never
         finished upstream). A job that cannot be put back waits for its lease to lapse."""
         self._closing = True
-        loop, self._loop = self._loop, None
-        tasks = [*([loop] if loop else []), *self.running.values()]
+        loops = [t for t in (self._loop, self._purge) if t is not None]
+        self._loop = self._purge = None
+        tasks = [*loops, *self.running.values()]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -90,8 +95,14 @@ class JobRunner:
 
     # --- claiming -----------------------------------------------------------------------
     def _new_run(self, job: Job) -> dict[str, Any]:
-        return {"run": job.runs + 1, "worker": self.owner, "trace_id": new_trace_id(),
-                "started_at": time.time(), "ended_at": None, "outcome": None}  # fmt: skip
+        return {
+            "run": job.runs + 1,
+            "worker": self.owner,
+            "trace_id": new_trace_id(),
+            "started_at": time.time(),
+            "ended_at": None,
+            "outcome": None,
+        }
 
     async def _claim_loop(self) -> None:
         cfg = self.config
@@ -102,10 +113,14 @@ class JobRunner:
             if free > 0:
                 try:
                     claimed = await self.service.store.claim_jobs(
-                        self.owner, time.time(), cfg.lease_s, free,
-                        max_running=cfg.max_running_per_workspace, max_runs=cfg.max_runs,
+                        self.owner,
+                        time.time(),
+                        cfg.lease_s,
+                        free,
+                        max_running=cfg.max_running_per_workspace,
+                        max_runs=cfg.max_runs,
                         new_run=self._new_run,
-                    )  # fmt: skip
+                    )
                 except StoreUnavailable as exc:
                     log.warning("jobs: cannot claim (store unavailable): %s", exc)
                 except Exception:
@@ -135,8 +150,7 @@ class JobRunner:
             job.status, job.result, job.error, job.http_status = await self._execute(job, run)
         except asyncio.CancelledError:
             if lost.is_set():
-                log.info("job %s: run %d stopped, its lease is not ours any more", job.id,
-                         job.runs)  # fmt: skip
+                log.info("job %s: run %d stopped, its lease is not ours any more", job.id, job.runs)
                 return
             if self._closing:  # shutting down: back to the queue for another replica
                 run.update(ended_at=time.time(), outcome="interrupted")
@@ -144,8 +158,9 @@ class JobRunner:
                     await self.service.store.release_job(job, self.owner, time.time())
             raise  # or a local cancel: the row says so already
         except StoreUnavailable as exc:  # not the job's fault: its lease lapses, it runs again
-            log.warning("job %s: run %d stopped, the store is unavailable: %s", job.id,
-                        job.runs, exc)  # fmt: skip
+            log.warning(
+                "job %s: run %d stopped, the store is unavailable: %s", job.id, job.runs, exc
+            )
             return
         finally:
             keeper.cancel()
@@ -178,8 +193,11 @@ class JobRunner:
             finally:
                 request.discard_files()
             result = await keep_result(gateway.output, response.body)
-            result["served"] = {"model": response.model, "attempts": response.attempts,
-                                "cache": response.cache}  # fmt: skip
+            result["served"] = {
+                "model": response.model,
+                "attempts": response.attempts,
+                "cache": response.cache,
+            }
             return "succeeded", result, None, 200
         except GatewayError as exc:
             return "failed", None, *job_error(exc)

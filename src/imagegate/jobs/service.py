@@ -85,7 +85,7 @@ class JobService:
                 "managed": principal.key is not None,
                 "identity_id": ctx.header_identity_id,
                 "base_url": ctx.base_url,
-            },  # fmt: skip
+            },
             created_at=now,
             updated_at=now,
             webhook_url=target.url if target else None,
@@ -97,8 +97,9 @@ class JobService:
             await self.store.insert_job(job, config.jobs.max_queued_per_workspace)
         except QueueFull as exc:
             await delete_inputs(self.output.store, job.inputs)
-            raise RateLimited(f"job queue full: {exc.message}; try again later",
-                              headers={"Retry-After": "1"}) from None  # fmt: skip
+            raise RateLimited(
+                f"job queue full: {exc.message}; try again later", headers={"Retry-After": "1"}
+            ) from None
         except BaseException:
             await delete_inputs(self.output.store, job.inputs)
             raise

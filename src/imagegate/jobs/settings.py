@@ -27,6 +27,9 @@ class JobsConfig(_Section):
     max_running_per_workspace: int = Field(50, ge=1)
     max_queued_per_workspace: int = Field(10_000, ge=1)
     max_runs: int = Field(3, ge=1, le=20)  # runs of one job (lost leases included)
+    # a finished job (its row, result references, webhook message and delivery log) is
+    # deleted this long after it ended; 1 s to 1 year
+    retention_s: float = Field(7 * 86_400.0, ge=1.0, le=366 * 86_400.0)
 
 
 class WebhookSecret(_Section):

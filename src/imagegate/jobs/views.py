@@ -20,10 +20,13 @@ def iso(ts: float | None) -> str | None:
 
 def _run_view(run: dict[str, Any]) -> dict[str, Any]:
     return {
-        "run": run.get("run"), "worker": run.get("worker"), "trace_id": run.get("trace_id"),
-        "started_at": iso(run.get("started_at")), "ended_at": iso(run.get("ended_at")),
+        "run": run.get("run"),
+        "worker": run.get("worker"),
+        "trace_id": run.get("trace_id"),
+        "started_at": iso(run.get("started_at")),
+        "ended_at": iso(run.get("ended_at")),
         "outcome": run.get("outcome"),
-    }  # fmt: skip
+    }
 
 
 def _attempt_view(attempt: dict[str, Any]) -> dict[str, Any]:
@@ -34,15 +37,20 @@ def webhook_view(job: Job, delivery: Delivery | None) -> dict[str, Any] | None:
     if job.webhook_url is None:
         return None
     view: dict[str, Any] = {
-        "url": job.webhook_url, "secret_id": job.webhook_secret_id, "message_id": None,
-        "status": "waiting", "next_attempt_at": None, "deliveries": [],
-    }  # fmt: skip
+        "url": job.webhook_url,
+        "secret_id": job.webhook_secret_id,
+        "message_id": None,
+        "status": "waiting",
+        "next_attempt_at": None,
+        "deliveries": [],
+    }
     if delivery is not None:
         view.update(
-            message_id=delivery.id, status=delivery.status,
+            message_id=delivery.id,
+            status=delivery.status,
             next_attempt_at=iso(delivery.next_at) if delivery.status == "pending" else None,
             deliveries=[_attempt_view(a) for a in delivery.attempts],
-        )  # fmt: skip
+        )
     return view
 
 
@@ -50,13 +58,19 @@ def summary_view(job: Job) -> dict[str, Any]:
     """What a job list shows: everything but the answer itself."""
     runs = job.run_log
     return {
-        "id": job.id, "object": OBJECT, "status": job.status, "operation": job.operation,
-        "model": job.body.get("model"), "response_format": job.body.get("response_format"),
-        "created_at": iso(job.created_at), "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at), "http_status": job.http_status,
+        "id": job.id,
+        "object": OBJECT,
+        "status": job.status,
+        "operation": job.operation,
+        "model": job.body.get("model"),
+        "response_format": job.body.get("response_format"),
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "http_status": job.http_status,
         "trace_id": runs[-1].get("trace_id") if runs else None,
         "runs": [_run_view(r) for r in runs],
-    }  # fmt: skip
+    }
 
 
 async def job_view(

@@ -54,8 +54,11 @@ def watch_signals(grace_s: float, drain: Drain = DRAIN) -> Callable[[], None]:
 def _wrapped(previous: Handler, grace_s: float, drain: Drain) -> Handler:
     def handler(signum: int, frame: FrameType | None) -> None:
         if drain.draining:  # the second signal: now
-            print(f"imagegate: second {signal.Signals(signum).name}, exiting now",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"imagegate: second {signal.Signals(signum).name}, exiting now",
+                file=sys.stderr,
+                flush=True,
+            )
             os._exit(128 + signum)
         drain.begin(grace_s)
         previous(signum, frame)

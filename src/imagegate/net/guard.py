@@ -130,10 +130,14 @@ class GuardedResolver(AbstractResolver):
                 continue
             allowed.append(
                 ResolveResult(
-                    hostname=host, host=address, port=int(sockaddr[1]), family=fam,
-                    proto=proto, flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                    hostname=host,
+                    host=address,
+                    port=int(sockaddr[1]),
+                    family=fam,
+                    proto=proto,
+                    flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
                 )
-            )  # fmt: skip
+            )
         if not allowed:
             log.debug("fetch guard refused a host resolving only to %s", sorted(refused))
             raise RefusedAddress("no public address")

@@ -27,24 +27,75 @@ from ..config import ProviderConfig
 from ..request import GeneratedImage, ImageResult, sniff_image
 from .base import Capabilities
 from .core.answers import openai_images
+from .core.call import Answer, Call, Wire
 from .core.polling import interval_option
 from .core.sizes import RatioSizes, nearest_size, split_wh
-from .core.spec import Answer, Call, Keys, ModelSpec, ProviderSpec, Wire
+from .core.spec import Calls, Inputs, Keys, Models, ModelSpec, ProviderSpec
 
-RATIOS = ("1:1", "2:1", "1:2", "3:2", "2:3", "4:3", "3:4", "5:4", "4:5", "6:10", "14:10",
-          "10:14", "16:9", "9:16")  # fmt: skip
+RATIOS = (
+    "1:1",
+    "2:1",
+    "1:2",
+    "3:2",
+    "2:3",
+    "4:3",
+    "3:4",
+    "5:4",
+    "4:5",
+    "6:10",
+    "14:10",
+    "10:14",
+    "16:9",
+    "9:16",
+)
 V3_SIZES = (
-    "1024x1024", "2048x1024", "1024x2048", "1536x1024", "1024x1536", "1365x1024", "1024x1365",
-    "1280x1024", "1024x1280", "1024x1707", "1434x1024", "1024x1434", "1820x1024", "1024x1820",
-)  # fmt: skip
+    "1024x1024",
+    "2048x1024",
+    "1024x2048",
+    "1536x1024",
+    "1024x1536",
+    "1365x1024",
+    "1024x1365",
+    "1280x1024",
+    "1024x1280",
+    "1024x1707",
+    "1434x1024",
+    "1024x1434",
+    "1820x1024",
+    "1024x1820",
+)
 V4_SIZES = (
-    "1024x1024", "1536x768", "768x1536", "1280x832", "832x1280", "1216x896", "896x1216",
-    "1152x896", "896x1152", "832x1344", "1280x896", "896x1280", "1344x768", "768x1344",
-)  # fmt: skip
+    "1024x1024",
+    "1536x768",
+    "768x1536",
+    "1280x832",
+    "832x1280",
+    "1216x896",
+    "896x1216",
+    "1152x896",
+    "896x1152",
+    "832x1344",
+    "1280x896",
+    "896x1280",
+    "1344x768",
+    "768x1344",
+)
 V4_PRO_SIZES = (
-    "2048x2048", "3072x1536", "1536x3072", "2560x1664", "1664x2560", "2432x1792", "1792x2432",
-    "2304x1792", "1792x2304", "1664x2688", "2560x1792", "1792x2560", "2688x1536", "1536x2688",
-)  # fmt: skip
+    "2048x2048",
+    "3072x1536",
+    "1536x3072",
+    "2560x1664",
+    "1664x2560",
+    "2432x1792",
+    "1792x2432",
+    "2304x1792",
+    "1792x2304",
+    "1664x2688",
+    "2560x1792",
+    "1792x2560",
+    "2688x1536",
+    "1536x2688",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,15 +192,13 @@ def setup(config: ProviderConfig) -> dict[str, Any]:
 
 SPEC = ProviderSpec(
     type="recraft",
-    build=build,
-    parse=parse,
+    calls=Calls(build, parse),
     base_url="https://external.api.recraft.ai/v1",
-    match=match,
+    # no OpenAI optional parameter is sent (``Models``' default), each is noted on the trace:
+    # its ``style`` names Recraft's own styles, not OpenAI's vivid/natural
+    models=Models(match=match),
+    inputs=Inputs(mask="white"),
     batch=6,
-    mask="white",
-    # none of OpenAI's optional parameters: each is left out, noted on the trace
-    # (its ``style`` names Recraft's own styles, not OpenAI's vivid/natural)
-    params={},
-    setup=setup,
     keys=Keys(optional=frozenset({"style", "strength"}), credentials=("api_key",)),
+    setup=setup,
 )

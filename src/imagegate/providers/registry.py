@@ -184,8 +184,9 @@ class Registry:
                 self.unavailable[name] = f"no {missing} configured"
                 if name in config.providers:  # written in the config: say so at startup
                     self.unconfigured.add(name)
-                    _warn_once(f"providers.{name}: no {missing} configured: "
-                               "its models are not served")  # fmt: skip
+                    _warn_once(
+                        f"providers.{name}: no {missing} configured: its models are not served"
+                    )
                 continue
             provider = load_adapter(type_name)(name, entry)
             if isinstance(provider, HTTPProvider):  # adapters get ProviderConfig only

@@ -24,10 +24,11 @@ from ..config import ProviderConfig
 from ..errors import UpstreamConnectionError
 from ..request import GeneratedImage, ImageResult, Operation, UploadedFile, sniff_image
 from .base import Capabilities
+from .core.call import Answer, Call, Wire
 from .core.policy import content_policy
 from .core.polling import interval_option
 from .core.sizes import aspect_ratio
-from .core.spec import Answer, Call, Keys, ModelSpec, ProviderSpec, Wire
+from .core.spec import Calls, Errors, Inputs, Keys, Models, ModelSpec, ProviderSpec
 
 RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
 ALL_FORMATS = frozenset({"png", "jpeg", "webp"})
@@ -142,18 +143,15 @@ def setup(config: ProviderConfig) -> dict[str, Any]:
 
 SPEC = ProviderSpec(
     type="stability",
-    build=build,
-    parse=parse,
+    calls=Calls(build, parse),
     base_url="https://api.stability.ai",
     accept="image/*",
-    models=MODELS,
-    aliases=ALIASES,
+    # no OpenAI optional parameter is sent (``Models``' default), each is noted on the trace:
+    # ``style_preset`` names looks like ``anime``, not OpenAI's vivid/natural
+    models=Models(MODELS, aliases=ALIASES),
+    inputs=Inputs(mask="white"),
+    errors=Errors(refusal_statuses=frozenset({403})),  # its content moderation answer
     batch=1,
-    mask="white",
-    refusal_statuses=frozenset({403}),  # Stability's content moderation answer
-    # none of OpenAI's optional parameters: each is left out, noted on the trace
-    # (``style_preset`` names looks like ``anime``, not OpenAI's vivid/natural)
-    params={},
-    setup=setup,
     keys=Keys(optional=frozenset({"image_strength"}), credentials=("api_key",)),
+    setup=setup,
 )

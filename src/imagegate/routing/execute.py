@@ -59,19 +59,27 @@ class Attempt:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "model": self.model, "provider": self.provider, "attempt": self.attempt,
-            "status": self.status, "code": self.code, "message": self.message,
-            "duration_ms": round(self.duration_ms, 2), "next": self.next,
+            "model": self.model,
+            "provider": self.provider,
+            "attempt": self.attempt,
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+            "duration_ms": round(self.duration_ms, 2),
+            "next": self.next,
             "wait_ms": None if self.wait_ms is None else round(self.wait_ms, 2),
-        }  # fmt: skip
+        }
 
     def as_failure(self) -> dict[str, Any]:
         """The entry of ``error.failures`` in the final error body (docs/routing.md)."""
         return {
-            "model": self.model, "attempt": self.attempt, "status": self.status,
-            "code": self.code, "message": self.message,
+            "model": self.model,
+            "attempt": self.attempt,
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
             "duration_ms": round(self.duration_ms, 2),
-        }  # fmt: skip
+        }
 
 
 @dataclass(slots=True)
@@ -163,9 +171,15 @@ def _record(candidate: Candidate, number: int, failure: UpstreamFailure, started
     error = from_upstream(failure)
     status = TIMEOUT_STATUS if isinstance(failure, UpstreamTimeout) else failure.status
     return Attempt(
-        candidate.model, candidate.provider_name, number, status, error.code, failure.message,
-        (time.perf_counter() - started) * 1000, "fail",
-    )  # fmt: skip
+        candidate.model,
+        candidate.provider_name,
+        number,
+        status,
+        error.code,
+        failure.message,
+        (time.perf_counter() - started) * 1000,
+        "fail",
+    )
 
 
 def _retry_wait(
@@ -229,9 +243,11 @@ class _Run:
         (and in a span of its own when OpenTelemetry is on: ``telemetry/otel.py``)."""
         started = time.perf_counter()
         tracing = otel.ACTIVE
-        span = None if tracing is None else tracing.attempt_span(
-            candidate.provider_name, candidate.model_id, number
-        )  # fmt: skip
+        span = (
+            None
+            if tracing is None
+            else tracing.attempt_span(candidate.provider_name, candidate.model_id, number)
+        )
         try:
             result = await self.call(candidate, budget)
         except UpstreamFailure as exc:
@@ -246,9 +262,17 @@ class _Run:
             raise
         else:
             self.attempts.append(
-                Attempt(candidate.model, candidate.provider_name, number, 200, None, None,
-                        (time.perf_counter() - started) * 1000, "done")
-            )  # fmt: skip
+                Attempt(
+                    candidate.model,
+                    candidate.provider_name,
+                    number,
+                    200,
+                    None,
+                    None,
+                    (time.perf_counter() - started) * 1000,
+                    "done",
+                )
+            )
             return result
         finally:
             if span is not None:
@@ -338,13 +362,25 @@ async def execute_stream(
 
 def _cancelled(candidate: Candidate, number: int, started: float) -> Attempt:
     return Attempt(
-        candidate.model, candidate.provider_name, number, CLIENT_CLOSED, "client_closed_request",
-        "cancelled: the client went away", (time.perf_counter() - started) * 1000, "fail",
-    )  # fmt: skip
+        candidate.model,
+        candidate.provider_name,
+        number,
+        CLIENT_CLOSED,
+        "client_closed_request",
+        "cancelled: the client went away",
+        (time.perf_counter() - started) * 1000,
+        "fail",
+    )
 
 
 def _crashed(candidate: Candidate, number: int, started: float, exc: Exception) -> Attempt:
     return Attempt(
-        candidate.model, candidate.provider_name, number, None, "internal_error",
-        f"adapter error: {type(exc).__name__}", (time.perf_counter() - started) * 1000, "fail",
-    )  # fmt: skip
+        candidate.model,
+        candidate.provider_name,
+        number,
+        None,
+        "internal_error",
+        f"adapter error: {type(exc).__name__}",
+        (time.perf_counter() - started) * 1000,
+        "fail",
+    )

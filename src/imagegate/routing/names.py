@@ -39,8 +39,13 @@ from ..request import ImageRequest, Operation
 # "Defaults to dall-e-2 unless a parameter specific to gpt-image-1 is used").
 OPENAI_DEFAULT = "dall-e-2"
 OPENAI_GPT_IMAGE = "gpt-image-1"
-GPT_IMAGE_ONLY = ("background", "moderation", "output_format", "output_compression",
-                  "input_fidelity")  # fmt: skip
+GPT_IMAGE_ONLY = (
+    "background",
+    "moderation",
+    "output_format",
+    "output_compression",
+    "input_fidelity",
+)
 GPT_IMAGE_VALUES = {
     "quality": {"low", "medium", "high"},
     "size": {"auto", "1536x1024", "1024x1536"},
@@ -184,14 +189,18 @@ class Names:
         takes = BODY_MODELS[request.operation].model_fields
         for param, value in params.items():
             if param not in takes:
-                notes.append(f"params: alias {name!r} pins {param}, which "
-                             f"images.{request.operation} does not take: ignored")  # fmt: skip
+                notes.append(
+                    f"params: alias {name!r} pins {param}, which "
+                    f"images.{request.operation} does not take: ignored"
+                )
                 continue
             given = getattr(request, param)
             setattr(request, param, value)
             if given is not None and given != value:
-                notes.append(f"params: alias {name!r} pins {param}={value!r} "
-                             f"(the request's {given!r} replaced)")  # fmt: skip
+                notes.append(
+                    f"params: alias {name!r} pins {param}={value!r} "
+                    f"(the request's {given!r} replaced)"
+                )
             else:
                 notes.append(f"params: alias {name!r} pins {param}={value!r}")
 
@@ -233,20 +242,26 @@ def config_problem(config: Config) -> str | None:
             return problem
     known = {*config.providers, *ALWAYS_ON}
     if config.default_provider is not None and config.default_provider not in known:
-        return (f"default_provider: no provider entry named {config.default_provider[:60]!r} "
-                f"(entries: {', '.join(sorted(known))})")  # fmt: skip
+        return (
+            f"default_provider: no provider entry named {config.default_provider[:60]!r} "
+            f"(entries: {', '.join(sorted(known))})"
+        )
     for alias_name, alias in config.models.items():
         for target in alias.targets():
             provider = target.partition("/")[0]
             if provider not in known:
-                return (f"models.{alias_name}: {target[:80]!r} names provider {provider[:60]!r}, "
-                        f"which has no entry in providers")  # fmt: skip
+                return (
+                    f"models.{alias_name}: {target[:80]!r} names provider {provider[:60]!r}, "
+                    f"which has no entry in providers"
+                )
     names = Names.from_config(config)
     for operation in ("generations", "edits", "variations"):
         default: str | None = getattr(config.defaults.model, operation)
         if default is None or default in config.models or qualified(default):
             continue
         if names.default_provider is None:
-            return (f"defaults.model.{operation}: {default[:80]!r} is neither an alias nor a "
-                    "provider/model name, and no default_provider is configured")  # fmt: skip
+            return (
+                f"defaults.model.{operation}: {default[:80]!r} is neither an alias nor a "
+                "provider/model name, and no default_provider is configured"
+            )
     return None

@@ -125,6 +125,7 @@ class AccountQueries:
     async def revoke_key(self, key_id: str, now: float) -> ApiKeyRecord | None:
         rows = await self._write(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING *",
-            now, clean(key_id),
-        )  # fmt: skip
+            now,
+            clean(key_id),
+        )
         return key_from_row(rows[0]) if rows else None

@@ -70,9 +70,13 @@ class Store(BatchStore, JobStore, IdempotencyStore, Protocol):
     ) -> list[TraceRecord]: ...
 
     async def create_prompt(
-        self, workspace: str, prompt_id: str, name: str | None, description: str | None,
+        self,
+        workspace: str,
+        prompt_id: str,
+        name: str | None,
+        description: str | None,
         now: float,
-    ) -> Prompt:  # fmt: skip
+    ) -> Prompt:
         """Raise ``Conflict`` when the id is taken (in this workspace)."""
         ...
 
@@ -107,9 +111,13 @@ class Store(BatchStore, JobStore, IdempotencyStore, Protocol):
         ...
 
     async def spend(
-        self, workspace: str, since: float, *, key_id: str | None = None,
+        self,
+        workspace: str,
+        since: float,
+        *,
+        key_id: str | None = None,
         identity_id: str | None = None,
-    ) -> float:  # fmt: skip
+    ) -> float:
         """Known cost of the traces started at or after ``since`` (budgets seed from it)."""
         ...
 

@@ -23,9 +23,32 @@ from .records import Page, Thread
 from .rows import trace_from_row
 
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
-    5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000,
-    7_500, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000, 300_000,
-)  # fmt: skip
+    5,
+    10,
+    20,
+    30,
+    50,
+    75,
+    100,
+    150,
+    200,
+    300,
+    500,
+    750,
+    1_000,
+    1_500,
+    2_000,
+    3_000,
+    5_000,
+    7_500,
+    10_000,
+    15_000,
+    20_000,
+    30_000,
+    60_000,
+    120_000,
+    300_000,
+)
 BUCKET_EXPR = (
     "CASE WHEN duration_ms IS NULL THEN NULL "
     + " ".join(f"WHEN duration_ms < {b} THEN {i}" for i, b in enumerate(LATENCY_BUCKETS_MS))
@@ -123,10 +146,13 @@ def _add_hist(into: list[int], more: list[int]) -> None:
 
 def _totals(row: Any) -> Totals:
     return Totals(
-        requests=int(row["requests"] or 0), images=int(row["images"] or 0),
-        cost_usd=round(float(row["cost_usd"] or 0.0), 8), errors=int(row["errors"] or 0),
-        cache_hits=int(row["cache_hits"] or 0), cache_asked=int(row["cache_asked"] or 0),
-    )  # fmt: skip
+        requests=int(row["requests"] or 0),
+        images=int(row["images"] or 0),
+        cost_usd=round(float(row["cost_usd"] or 0.0), 8),
+        errors=int(row["errors"] or 0),
+        cache_hits=int(row["cache_hits"] or 0),
+        cache_asked=int(row["cache_asked"] or 0),
+    )
 
 
 def like_pattern(text: str) -> str:
@@ -184,8 +210,9 @@ class BrowseQueries:
         """The blob key of output image ``index`` of a trace of ``workspace``, if any."""
         rows = await self._fetch(
             "SELECT output_blobs, status FROM traces WHERE workspace_id = ? AND id = ?",
-            workspace, trace_id,
-        )  # fmt: skip
+            workspace,
+            trace_id,
+        )
         if not rows:
             return None
         blobs = trace_from_row_blobs(rows[0]["output_blobs"])
@@ -200,8 +227,9 @@ class BrowseQueries:
         rows = await self._fetch(
             f"SELECT identity_id AS grp, {METRICS}, MAX(started_at) AS last_at FROM traces"
             f" WHERE workspace_id = ? AND identity_id IN ({marks}) GROUP BY identity_id",
-            workspace, *ids,
-        )  # fmt: skip
+            workspace,
+            *ids,
+        )
         out: dict[str, Totals] = {}
         for r in rows:
             totals = _totals(r)
@@ -232,8 +260,9 @@ class BrowseQueries:
         rows = await self._fetch(
             f"SELECT thread_id AS grp, COUNT(*) AS c FROM traces WHERE workspace_id = ?"
             f" AND thread_id IN ({marks}) GROUP BY thread_id",
-            workspace, *ids,
-        )  # fmt: skip
+            workspace,
+            *ids,
+        )
         return {r["grp"]: int(r["c"]) for r in rows}
 
     # --- usage ---------------------------------------------------------------------------
@@ -250,16 +279,20 @@ class BrowseQueries:
         where = "workspace_id = ? AND started_at >= ? AND started_at < ?"
         rows = await self._fetch(
             f"SELECT {expr} AS grp, {METRICS} FROM traces WHERE {where} GROUP BY {expr}",
-            workspace, since, until,
-        )  # fmt: skip
+            workspace,
+            since,
+            until,
+        )
         out: dict[Any, Totals] = {}
         for r in rows:
             out[_group_key(r["grp"], by)] = _totals(r)
         hist = await self._fetch(
             f"SELECT {expr} AS grp, {BUCKET_EXPR} AS b, COUNT(*) AS c FROM traces"
             f" WHERE {where} AND duration_ms IS NOT NULL GROUP BY {expr}, {BUCKET_EXPR}",
-            workspace, since, until,
-        )  # fmt: skip
+            workspace,
+            since,
+            until,
+        )
         for r in hist:
             totals = out.setdefault(_group_key(r["grp"], by), Totals())
             bucket = int(r["b"])

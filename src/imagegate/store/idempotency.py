@@ -46,9 +46,14 @@ class IdempotencyStore(Protocol):
     """The store's part in idempotency keys (``Store`` includes it)."""
 
     async def idem_claim(
-        self, workspace: str, key: str, fingerprint: str, owner: str, now: float,
+        self,
+        workspace: str,
+        key: str,
+        fingerprint: str,
+        owner: str,
+        now: float,
         lease_until: float,
-    ) -> IdempotencyRow | None:  # fmt: skip
+    ) -> IdempotencyRow | None:
         """None: the key is ``owner``'s now (a new row, or one past ``expires_at`` taken
         over); else the live row that holds it."""
         ...
@@ -87,9 +92,14 @@ class IdempotencyQueries:
             return await conn.fetch(sql, *args)
 
     async def idem_claim(
-        self, workspace: str, key: str, fingerprint: str, owner: str, now: float,
+        self,
+        workspace: str,
+        key: str,
+        fingerprint: str,
+        owner: str,
+        now: float,
         lease_until: float,
-    ) -> IdempotencyRow | None:  # fmt: skip
+    ) -> IdempotencyRow | None:
         """None: the key is ``owner``'s now; else the live row that holds it."""
         await self.connect()
         async with self.driver.transaction() as conn:
@@ -108,8 +118,11 @@ class IdempotencyQueries:
         rows = await self._write(
             "UPDATE idempotency_keys SET expires_at = ? WHERE workspace_id = ? AND idem_key = ?"
             " AND owner = ? AND answer IS NULL RETURNING owner",
-            lease_until, workspace, key, owner,
-        )  # fmt: skip
+            lease_until,
+            workspace,
+            key,
+            owner,
+        )
         return bool(rows)
 
     async def idem_finish(
@@ -119,16 +132,22 @@ class IdempotencyQueries:
         rows = await self._write(
             "UPDATE idempotency_keys SET answer = ?, expires_at = ? WHERE workspace_id = ?"
             " AND idem_key = ? AND owner = ? AND answer IS NULL RETURNING owner",
-            answer, expires_at, workspace, key, owner,
-        )  # fmt: skip
+            answer,
+            expires_at,
+            workspace,
+            key,
+            owner,
+        )
         return bool(rows)
 
     async def idem_abandon(self, workspace: str, key: str, owner: str) -> None:
         await self._write(
             "DELETE FROM idempotency_keys WHERE workspace_id = ? AND idem_key = ? AND owner = ?"
             " RETURNING owner",
-            workspace, key, owner,
-        )  # fmt: skip
+            workspace,
+            key,
+            owner,
+        )
 
     async def idem_purge(self, now: float) -> int:
         """Delete the rows past ``expires_at``; how many."""

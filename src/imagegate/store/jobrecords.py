@@ -70,15 +70,41 @@ class Delivery:
 
 
 JOB_COLUMNS = (
-    "id", "workspace_id", "operation", "status", "body", "inputs", "caller", "webhook_url",
-    "webhook_secret_id", "created_at", "updated_at", "started_at", "finished_at",
-    "lease_owner", "lease_until", "runs", "run_log", "result", "error", "http_status",
-)  # fmt: skip
+    "id",
+    "workspace_id",
+    "operation",
+    "status",
+    "body",
+    "inputs",
+    "caller",
+    "webhook_url",
+    "webhook_secret_id",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "lease_owner",
+    "lease_until",
+    "runs",
+    "run_log",
+    "result",
+    "error",
+    "http_status",
+)
 JOB_JSON = frozenset({"body", "inputs", "caller", "run_log", "result", "error"})
 DELIVERY_COLUMNS = (
-    "id", "workspace_id", "job_id", "url", "secret_id", "status", "created_at", "next_at",
-    "lease_owner", "lease_until", "attempts",
-)  # fmt: skip
+    "id",
+    "workspace_id",
+    "job_id",
+    "url",
+    "secret_id",
+    "status",
+    "created_at",
+    "next_at",
+    "lease_owner",
+    "lease_until",
+    "attempts",
+)
 
 
 def job_row(job: Job) -> tuple[Any, ...]:

@@ -1,4 +1,5 @@
-"""The durable job queue and the webhook outbox, in the same database as everything else.
+"""The durable job queue, in the same database as everything else (its webhook outbox and
+the purge of finished jobs are in ``deliveries.py``).
 
 Claiming is one transaction. On PostgreSQL the candidates are read ``FOR UPDATE SKIP
 LOCKED`` (replicas claiming at once take different rows and never wait on each other) and the
@@ -18,31 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ulid import ULID
-
 from .clean import clean
-from .driver import Conn, Driver
-from .jobrecords import (
-    DELIVERY_COLUMNS,
-    JOB_COLUMNS,
-    Delivery,
-    Job,
-    QueueFull,
-    delivery_from_row,
-    delivery_row,
-    job_from_row,
-    job_row,
-)
+from .deliveries import DeliveryQueries, DeliveryStore
+from .driver import Conn
+from .jobrecords import JOB_COLUMNS, Job, QueueFull, job_from_row, job_row
 from .records import Page
 from .rows import dumps
 
 JOBS_LOCK = 0x10B5  # first key of the per-workspace advisory locks (PostgreSQL)
 INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({', '.join('?' for _ in JOB_COLUMNS)})"
-)
-INSERT_DELIVERY = (
-    f"INSERT INTO webhook_deliveries ({', '.join(DELIVERY_COLUMNS)})"
-    f" VALUES ({', '.join('?' for _ in DELIVERY_COLUMNS)})"
 )
 FINISH = (
     "UPDATE jobs SET status = ?, result = ?, error = ?, http_status = ?, run_log = ?,"
@@ -51,11 +37,7 @@ FINISH = (
 LOST = "lost"  # the outcome of a run whose lease lapsed
 
 
-def message_id() -> str:
-    return f"msg_{ULID()}"
-
-
-class JobStore(Protocol):
+class JobStore(DeliveryStore, Protocol):
     """The job queue and the webhook outbox (every method may raise ``StoreUnavailable``)."""
 
     async def insert_job(self, job: Job, max_queued: int) -> Job:
@@ -71,9 +53,16 @@ class JobStore(Protocol):
         ...
 
     async def claim_jobs(
-        self, owner: str, now: float, lease_s: float, limit: int, *, max_running: int,
-        max_runs: int, new_run: Callable[[Job], dict[str, Any]],
-    ) -> list[Job]:  # fmt: skip
+        self,
+        owner: str,
+        now: float,
+        lease_s: float,
+        limit: int,
+        *,
+        max_running: int,
+        max_runs: int,
+        new_run: Callable[[Job], dict[str, Any]],
+    ) -> list[Job]:
         """Up to ``limit`` jobs now running under ``owner``'s lease; ``new_run(job)`` is the
         run_log entry of each. A lapsed job that had ``max_runs`` runs fails instead."""
         ...
@@ -97,31 +86,10 @@ class JobStore(Protocol):
         """(the job, whether this call cancelled it); None when there is no such job."""
         ...
 
-    async def get_delivery(self, workspace: str, job_id: str) -> Delivery | None: ...
 
-    async def claim_deliveries(
-        self, owner: str, now: float, lease_s: float, limit: int
-    ) -> list[Delivery]: ...
-
-    async def record_delivery(self, delivery: Delivery, owner: str) -> bool:
-        """Store ``delivery``'s attempts, status and ``next_at``; releases the lease."""
-        ...
-
-
-class JobQueries:
-    """``JobStore`` for ``SqlStore`` (a mixin, like ``AccountQueries``)."""
-
-    driver: Driver
-
-    async def connect(self) -> None:
-        raise NotImplementedError  # SqlStore's
-
-    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
-        raise NotImplementedError  # SqlStore's
-
-    @property
-    def _pg(self) -> bool:
-        return self.driver.dialect == "postgresql"
+class JobQueries(DeliveryQueries):
+    """``JobStore`` for ``SqlStore`` (a mixin, like ``AccountQueries``); the outbox half,
+    ``_queue_message`` included, is ``DeliveryQueries``."""
 
     async def _lock_workspace(self, conn: Conn, workspace: str) -> None:
         if self._pg:  # SQLite: the transaction already holds the only write lock
@@ -164,17 +132,25 @@ class JobQueries:
 
     # --- claim, renew, finish, cancel -------------------------------------------------------
     async def claim_jobs(
-        self, owner: str, now: float, lease_s: float, limit: int, *, max_running: int,
-        max_runs: int, new_run: Callable[[Job], dict[str, Any]],
-    ) -> list[Job]:  # fmt: skip
+        self,
+        owner: str,
+        now: float,
+        lease_s: float,
+        limit: int,
+        *,
+        max_running: int,
+        max_runs: int,
+        new_run: Callable[[Job], dict[str, Any]],
+    ) -> list[Job]:
         await self.connect()
         claimed: list[Job] = []
         async with self.driver.transaction() as conn:
             full = await conn.fetch(
                 "SELECT workspace_id FROM jobs WHERE status = 'running' AND lease_until >= ?"
                 " GROUP BY workspace_id HAVING COUNT(*) >= ?",
-                now, max_running,
-            )  # fmt: skip
+                now,
+                max_running,
+            )
             sql = (
                 "SELECT * FROM jobs WHERE (status = 'queued'"
                 " OR (status = 'running' AND lease_until < ?))"
@@ -194,8 +170,9 @@ class JobQueries:
                 count = await conn.fetch(
                     "SELECT COUNT(*) AS c FROM jobs WHERE workspace_id = ?"
                     " AND status = 'running' AND lease_until >= ?",
-                    workspace, now,
-                )  # fmt: skip
+                    workspace,
+                    now,
+                )
                 room = max_running - int(count[0]["c"])
                 for job in by_workspace[workspace]:
                     if job.run_log and job.run_log[-1].get("outcome") is None:
@@ -213,24 +190,39 @@ class JobQueries:
                     await conn.execute(
                         "UPDATE jobs SET status = 'running', lease_owner = ?, lease_until = ?,"
                         " runs = ?, run_log = ?, started_at = ?, updated_at = ? WHERE id = ?",
-                        owner, job.lease_until, job.runs, dumps(job.run_log), job.started_at,
-                        now, job.id,
-                    )  # fmt: skip
+                        owner,
+                        job.lease_until,
+                        job.runs,
+                        dumps(job.run_log),
+                        job.started_at,
+                        now,
+                        job.id,
+                    )
                     claimed.append(job)
         return claimed
 
     async def _give_up(self, conn: Conn, job: Job, now: float, max_runs: int) -> None:
         """A job whose every run lost its lease (its workers died): failed, not run again."""
         job.status, job.http_status = "failed", 500
-        job.error = {"error": {
-            "message": f"the job's worker was lost {max_runs} times; not run again",
-            "type": "api_error", "param": None, "code": "job_worker_lost",
-        }}  # fmt: skip
+        job.error = {
+            "error": {
+                "message": f"the job's worker was lost {max_runs} times; not run again",
+                "type": "api_error",
+                "param": None,
+                "code": "job_worker_lost",
+            }
+        }
         await conn.execute(
             FINISH + " WHERE id = ?",
-            job.status, None, dumps(job.error), job.http_status, dumps(job.run_log), now, now,
+            job.status,
+            None,
+            dumps(job.error),
+            job.http_status,
+            dumps(job.run_log),
+            now,
+            now,
             job.id,
-        )  # fmt: skip
+        )
         job.finished_at = now
         await self._queue_message(conn, job, now)
 
@@ -240,8 +232,11 @@ class JobQueries:
             rows = await conn.fetch(
                 "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND runs = ?"
                 " AND status = 'running' RETURNING id",
-                until, job.id, owner, job.runs,
-            )  # fmt: skip
+                until,
+                job.id,
+                owner,
+                job.runs,
+            )
         if rows:
             job.lease_until = until
         return bool(rows)
@@ -252,9 +247,17 @@ class JobQueries:
             rows = await conn.fetch(
                 FINISH + " WHERE id = ? AND lease_owner = ? AND runs = ? AND status = 'running'"
                 " RETURNING id",
-                job.status, dumps(job.result), dumps(job.error), job.http_status,
-                dumps(job.run_log), now, now, job.id, owner, job.runs,
-            )  # fmt: skip
+                job.status,
+                dumps(job.result),
+                dumps(job.error),
+                job.http_status,
+                dumps(job.run_log),
+                now,
+                now,
+                job.id,
+                owner,
+                job.runs,
+            )
             if not rows:
                 return None
             job.finished_at, job.lease_owner, job.lease_until = now, None, None
@@ -268,8 +271,12 @@ class JobQueries:
                 "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_until = NULL,"
                 " run_log = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND runs = ?"
                 " AND status = 'running' RETURNING id",
-                dumps(job.run_log), now, job.id, owner, job.runs,
-            )  # fmt: skip
+                dumps(job.run_log),
+                now,
+                job.id,
+                owner,
+                job.runs,
+            )
         return bool(rows)
 
     async def cancel_job(self, workspace: str, job_id: str, now: float) -> tuple[Job, bool] | None:
@@ -289,60 +296,18 @@ class JobQueries:
             job.status = "cancelled"
             await conn.execute(
                 FINISH + " WHERE id = ?",
-                job.status, None, None, None, dumps(job.run_log), now, now, job.id,
-            )  # fmt: skip
+                job.status,
+                None,
+                None,
+                None,
+                dumps(job.run_log),
+                now,
+                now,
+                job.id,
+            )
             job.finished_at, job.lease_owner, job.lease_until = now, None, None
             await self._queue_message(conn, job, now)
         return job, True
 
-    async def _queue_message(self, conn: Conn, job: Job, now: float) -> None:
-        if job.webhook_url is None or job.webhook_secret_id is None:
-            return
-        delivery = Delivery(
-            message_id(), job.workspace_id, job.id, job.webhook_url, job.webhook_secret_id,
-            "pending", now, now,
-        )  # fmt: skip
-        await conn.execute(INSERT_DELIVERY, *delivery_row(delivery))
 
-    # --- the webhook outbox -----------------------------------------------------------------
-    async def get_delivery(self, workspace: str, job_id: str) -> Delivery | None:
-        rows = await self._fetch(
-            "SELECT * FROM webhook_deliveries WHERE workspace_id = ? AND job_id = ?"
-            " ORDER BY id DESC LIMIT 1",
-            workspace, job_id,
-        )  # fmt: skip
-        return delivery_from_row(rows[0]) if rows else None
-
-    async def claim_deliveries(
-        self, owner: str, now: float, lease_s: float, limit: int
-    ) -> list[Delivery]:
-        await self.connect()
-        async with self.driver.transaction() as conn:
-            rows = await conn.fetch(
-                "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ?"
-                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_at LIMIT ?"
-                + (" FOR UPDATE SKIP LOCKED" if self._pg else ""),
-                now, now, limit,
-            )  # fmt: skip
-            out = [delivery_from_row(r) for r in rows]
-            for delivery in out:
-                delivery.lease_owner, delivery.lease_until = owner, now + lease_s
-                await conn.execute(
-                    "UPDATE webhook_deliveries SET lease_owner = ?, lease_until = ? WHERE id = ?",
-                    owner, delivery.lease_until, delivery.id,
-                )  # fmt: skip
-        return out
-
-    async def record_delivery(self, delivery: Delivery, owner: str) -> bool:
-        await self.connect()
-        async with self.driver.transaction() as conn:
-            rows = await conn.fetch(
-                "UPDATE webhook_deliveries SET attempts = ?, status = ?, next_at = ?,"
-                " lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?"
-                " RETURNING id",
-                dumps(delivery.attempts), delivery.status, delivery.next_at, delivery.id, owner,
-            )  # fmt: skip
-        return bool(rows)
-
-
-__all__ = ["JobQueries", "JobStore", "QueueFull", "message_id"]
+__all__ = ["JobQueries", "JobStore", "QueueFull"]

@@ -271,6 +271,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX webhook_deliveries_job ON webhook_deliveries (workspace_id, job_id)",
         ],
     ),
+    (
+        6,
+        "finished jobs by end time, for the retention purge (jobs/retention.py)",
+        ["CREATE INDEX jobs_finished ON jobs (finished_at)"],
+    ),
 ]
 
 

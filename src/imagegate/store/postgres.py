@@ -129,10 +129,13 @@ class PostgresDriver:
                 pool: asyncpg.Pool | None = None
                 try:
                     pool = await asyncpg.create_pool(
-                        self.dsn, min_size=1, max_size=self.max_size,
-                        timeout=self.connect_timeout_s, command_timeout=self.command_timeout_s,
+                        self.dsn,
+                        min_size=1,
+                        max_size=self.max_size,
+                        timeout=self.connect_timeout_s,
+                        command_timeout=self.command_timeout_s,
                         server_settings=settings,
-                    )  # fmt: skip
+                    )
                     await self._ensure_schema(pool)
                 except Exception as exc:
                     if pool is not None:

@@ -18,12 +18,36 @@ from .driver import Row
 from .records import Identity, Prompt, PromptVersion, TraceRecord
 
 TRACE_COLUMNS: tuple[str, ...] = (
-    "id", "name", "operation", "started_at", "duration_ms", "status", "error_code",
-    "error_message", "api_key_id", "identity_id", "thread_id", "prompt_id", "prompt_version",
-    "requested_model", "served_model", "cache", "n", "size", "quality", "cost_usd",
-    "attempts", "skipped", "output_blobs", "usage", "metadata", "notes", "workspace_id",
-    "prompt", "request",
-)  # fmt: skip
+    "id",
+    "name",
+    "operation",
+    "started_at",
+    "duration_ms",
+    "status",
+    "error_code",
+    "error_message",
+    "api_key_id",
+    "identity_id",
+    "thread_id",
+    "prompt_id",
+    "prompt_version",
+    "requested_model",
+    "served_model",
+    "cache",
+    "n",
+    "size",
+    "quality",
+    "cost_usd",
+    "attempts",
+    "skipped",
+    "output_blobs",
+    "usage",
+    "metadata",
+    "notes",
+    "workspace_id",
+    "prompt",
+    "request",
+)
 JSON_COLUMNS = frozenset(
     {"attempts", "skipped", "output_blobs", "usage", "metadata", "notes", "request"}
 )
@@ -109,13 +133,28 @@ def version_from_row(row: Row) -> PromptVersion:
 
 # --- workspaces and managed keys: limits and budgets as JSON text ------------------------------
 WORKSPACE_COLUMNS: tuple[str, ...] = (
-    "id", "name", "key_limits", "identity_limits", "budget", "key_budget", "identity_budget",
-    "allow_unpriced", "created_at",
-)  # fmt: skip
+    "id",
+    "name",
+    "key_limits",
+    "identity_limits",
+    "budget",
+    "key_budget",
+    "identity_budget",
+    "allow_unpriced",
+    "created_at",
+)
 KEY_COLUMNS: tuple[str, ...] = (
-    "id", "workspace_id", "name", "role", "prefix", "hash", "created_at", "revoked_at",
-    "limits", "budget",
-)  # fmt: skip
+    "id",
+    "workspace_id",
+    "name",
+    "role",
+    "prefix",
+    "hash",
+    "created_at",
+    "revoked_at",
+    "limits",
+    "budget",
+)
 
 
 def _limits(text: str | None) -> RateLimits:
@@ -142,10 +181,16 @@ def _budget_text(budget: Budget | None) -> str | None:
 
 def workspace_row(ws: Workspace) -> tuple[Any, ...]:
     return (
-        clean(ws.id), clean_opt(ws.name), dumps(ws.key_limits.as_dict()),
-        dumps(ws.identity_limits.as_dict()), _budget_text(ws.budget), _budget_text(ws.key_budget),
-        _budget_text(ws.identity_budget), int(ws.allow_unpriced), float(ws.created_at),
-    )  # fmt: skip
+        clean(ws.id),
+        clean_opt(ws.name),
+        dumps(ws.key_limits.as_dict()),
+        dumps(ws.identity_limits.as_dict()),
+        _budget_text(ws.budget),
+        _budget_text(ws.key_budget),
+        _budget_text(ws.identity_budget),
+        int(ws.allow_unpriced),
+        float(ws.created_at),
+    )
 
 
 def workspace_from_row(row: Row) -> Workspace:
@@ -164,11 +209,17 @@ def workspace_from_row(row: Row) -> Workspace:
 
 def key_row(key: ApiKeyRecord) -> tuple[Any, ...]:
     return (
-        clean(key.id), clean(key.workspace_id), clean(key.name), clean(key.role),
-        clean(key.prefix), clean(key.hash), float(key.created_at),
+        clean(key.id),
+        clean(key.workspace_id),
+        clean(key.name),
+        clean(key.role),
+        clean(key.prefix),
+        clean(key.hash),
+        float(key.created_at),
         None if key.revoked_at is None else float(key.revoked_at),
-        dumps(key.limits.as_dict()), _budget_text(key.budget),
-    )  # fmt: skip
+        dumps(key.limits.as_dict()),
+        _budget_text(key.budget),
+    )
 
 
 def key_from_row(row: Row) -> ApiKeyRecord:

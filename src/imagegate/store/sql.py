@@ -18,14 +18,12 @@ from .driver import Conn, Driver
 from .idempotency import IdempotencyQueries
 from .jobs import JobQueries
 from .migrations import MIGRATIONS, render
+from .prompts import PromptQueries
 from .records import (
-    Conflict,
     Identity,
     IdentityTotals,
     IdentityUpsert,
     Page,
-    Prompt,
-    PromptVersion,
     Thread,
     ThreadUpsert,
     TraceQuery,
@@ -36,10 +34,8 @@ from .rows import (
     TRACE_COLUMNS,
     dumps,
     identity_from_row,
-    prompt_from_row,
     trace_from_row,
     trace_row,
-    version_from_row,
 )
 from .usage import UsageQueries
 
@@ -74,12 +70,15 @@ INSERT_TAG = (
 # usage(): what a group is, per group_by (fixed strings, never caller text)
 
 
-class SqlStore(AccountQueries, UsageQueries, BrowseQueries, JobQueries, IdempotencyQueries):
+class SqlStore(
+    AccountQueries, UsageQueries, BrowseQueries, PromptQueries, JobQueries, IdempotencyQueries
+):
     """The one store implementation; ``driver`` supplies connections and dialect bits.
 
     Everything a request leaves behind is kept per workspace: every read and write below
     takes the workspace first (write items carry their ``workspace_id``). Workspaces and
-    managed keys themselves are in ``AccountQueries``.
+    managed keys themselves are in ``AccountQueries``, prompts in ``PromptQueries``, jobs and
+    their webhook outbox in ``JobQueries`` (``jobs.py``, ``deliveries.py``).
     """
 
     def __init__(self, driver: Driver) -> None:
@@ -121,10 +120,11 @@ class SqlStore(AccountQueries, UsageQueries, BrowseQueries, JobQueries, Idempote
             for statement in statements:
                 await conn.execute(render(statement, self.driver.text_id, now))
             await conn.execute(
-                "INSERT INTO schema_migrations (version, description, applied_at) "
-                "VALUES (?, ?, ?)",
-                version, description, time.time(),
-            )  # fmt: skip
+                "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                version,
+                description,
+                time.time(),
+            )
             log.info("store: applied migration %d (%s)", version, description)
 
     async def close(self) -> None:
@@ -207,8 +207,9 @@ class SqlStore(AccountQueries, UsageQueries, BrowseQueries, JobQueries, Idempote
             " SUM(cost_usd) AS cost_usd,"
             " SUM(CASE WHEN status = 200 AND cost_usd IS NULL THEN 1 ELSE 0 END) AS unknown"
             " FROM traces WHERE workspace_id = ? AND identity_id = ?",
-            workspace, identity_id,
-        )  # fmt: skip
+            workspace,
+            identity_id,
+        )
         r = rows[0]
         cost = r["cost_usd"]
         return IdentityTotals(
@@ -236,8 +237,9 @@ class SqlStore(AccountQueries, UsageQueries, BrowseQueries, JobQueries, Idempote
             return None
         tags = await self._fetch(
             "SELECT tag FROM thread_tags WHERE workspace_id = ? AND thread_id = ? ORDER BY tag",
-            workspace, thread_id,
-        )  # fmt: skip
+            workspace,
+            thread_id,
+        )
         r = rows[0]
         return Thread(r["id"], [t["tag"] for t in tags], r["first_seen_at"], r["last_seen_at"])
 
@@ -245,98 +247,11 @@ class SqlStore(AccountQueries, UsageQueries, BrowseQueries, JobQueries, Idempote
         rows = await self._fetch(
             "SELECT * FROM traces WHERE workspace_id = ? AND thread_id = ?"
             " ORDER BY started_at, id LIMIT ?",
-            workspace, thread_id, limit,
-        )  # fmt: skip
+            workspace,
+            thread_id,
+            limit,
+        )
         return [trace_from_row(r) for r in rows]
-
-    # --- prompts -------------------------------------------------------------------------
-    async def create_prompt(
-        self, workspace: str, prompt_id: str, name: str | None, description: str | None,
-        now: float,
-    ) -> Prompt:  # fmt: skip
-        await self.connect()
-        async with self.driver.transaction() as conn:
-            rows = await conn.fetch(
-                "INSERT INTO prompts (workspace_id, id, name, description, latest_version,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?)"
-                " ON CONFLICT (workspace_id, id) DO NOTHING RETURNING *",
-                clean(workspace), clean(prompt_id), clean_opt(name), clean_opt(description),
-                now, now,
-            )  # fmt: skip
-        if not rows:
-            raise Conflict(f"prompt {prompt_id!r} already exists", param="id")
-        return prompt_from_row(rows[0])
-
-    async def add_prompt_version(
-        self,
-        workspace: str,
-        prompt_id: str,
-        template: str | None,
-        model: str | None,
-        parameters: dict[str, Any],
-        now: float,
-    ) -> PromptVersion | None:
-        await self.connect()
-        ws, pid = clean(workspace), clean(prompt_id)
-        async with self.driver.transaction() as conn:
-            rows = await conn.fetch(
-                "UPDATE prompts SET latest_version = latest_version + 1, updated_at = ?"
-                " WHERE workspace_id = ? AND id = ? RETURNING latest_version",
-                now, ws, pid,
-            )  # fmt: skip
-            if not rows:
-                return None
-            version = int(rows[0]["latest_version"])
-            await conn.execute(
-                "INSERT INTO prompt_versions (workspace_id, prompt_id, version, template, model,"
-                " parameters, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ws, pid, version, clean_opt(template), clean_opt(model),
-                dumps(parameters) or "{}", now,
-            )  # fmt: skip
-        return PromptVersion(
-            pid, version, clean_opt(template), clean_opt(model), dict(parameters), now
-        )
-
-    async def get_prompt(self, workspace: str, prompt_id: str) -> Prompt | None:
-        rows = await self._fetch(
-            "SELECT * FROM prompts WHERE workspace_id = ? AND id = ?", workspace, prompt_id
-        )
-        return prompt_from_row(rows[0]) if rows else None
-
-    async def list_prompts(self, workspace: str, cursor: str | None, limit: int) -> Page:
-        sql, args = "SELECT * FROM prompts WHERE workspace_id = ?", [workspace]
-        if cursor is not None:
-            sql += " AND id > ?"
-            args.append(cursor)
-        rows = await self._fetch(sql + " ORDER BY id LIMIT ?", *args, limit + 1)
-        items = [prompt_from_row(r) for r in rows[:limit]]
-        return Page(items, items[-1].id if len(rows) > limit and items else None)
-
-    async def get_prompt_version(
-        self, workspace: str, prompt_id: str, version: int | None
-    ) -> PromptVersion | None:
-        if version is None:
-            rows = await self._fetch(
-                "SELECT v.* FROM prompt_versions v JOIN prompts p"
-                " ON p.workspace_id = v.workspace_id AND p.id = v.prompt_id"
-                " AND v.version = p.latest_version WHERE p.workspace_id = ? AND p.id = ?",
-                workspace, prompt_id,
-            )  # fmt: skip
-        else:
-            rows = await self._fetch(
-                "SELECT * FROM prompt_versions WHERE workspace_id = ? AND prompt_id = ?"
-                " AND version = ?",
-                workspace, prompt_id, version,
-            )  # fmt: skip
-        return version_from_row(rows[0]) if rows else None
-
-    async def list_prompt_versions(self, workspace: str, prompt_id: str) -> list[PromptVersion]:
-        rows = await self._fetch(
-            "SELECT * FROM prompt_versions WHERE workspace_id = ? AND prompt_id = ?"
-            " ORDER BY version",
-            workspace, prompt_id,
-        )  # fmt: skip
-        return [version_from_row(r) for r in rows]
 
 
 def _merge_upserts(
@@ -353,8 +268,13 @@ def _merge_upserts(
     tags: dict[tuple[str, str, str], None] = {}
     for item in items:
         if isinstance(item, IdentityUpsert):
-            given = [clean_opt(item.display_name), clean_opt(item.email),
-                     clean_opt(item.logo_url), dumps(item.metadata), dumps(item.tags)]  # fmt: skip
+            given = [
+                clean_opt(item.display_name),
+                clean_opt(item.email),
+                clean_opt(item.logo_url),
+                dumps(item.metadata),
+                dumps(item.tags),
+            ]
             key = (clean(item.workspace_id), clean(item.id))
             row = idents.get(key)
             if row is None:

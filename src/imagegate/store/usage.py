@@ -45,20 +45,28 @@ class UsageQueries:
         rows = await self._fetch(sql + f" GROUP BY {expr}", *args)
         out = [
             UsageRow(
-                group=r["grp"], requests=int(r["requests"] or 0), images=int(r["images"] or 0),
-                cost_usd=round(float(r["cost_usd"] or 0.0), 8), unpriced=int(r["unpriced"] or 0),
-                errors=int(r["errors"] or 0), cache_hits=int(r["cache_hits"] or 0),
+                group=r["grp"],
+                requests=int(r["requests"] or 0),
+                images=int(r["images"] or 0),
+                cost_usd=round(float(r["cost_usd"] or 0.0), 8),
+                unpriced=int(r["unpriced"] or 0),
+                errors=int(r["errors"] or 0),
+                cache_hits=int(r["cache_hits"] or 0),
             )
             for r in rows
-        ]  # fmt: skip
+        ]
         # the same order on both dialects (they sort NULL differently): costliest first
         out.sort(key=lambda u: (-u.cost_usd, -u.requests, u.group is None, u.group or ""))
         return out
 
     async def spend(
-        self, workspace: str, since: float, *, key_id: str | None = None,
+        self,
+        workspace: str,
+        since: float,
+        *,
+        key_id: str | None = None,
         identity_id: str | None = None,
-    ) -> float:  # fmt: skip
+    ) -> float:
         sql = "SELECT SUM(cost_usd) AS s FROM traces WHERE workspace_id = ? AND started_at >= ?"
         args: list[Any] = [workspace, since]
         if key_id is not None:

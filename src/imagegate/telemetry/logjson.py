@@ -52,8 +52,7 @@ def uvicorn_log_config(log_format: str, log_level: str) -> dict[str, Any] | None
     access logger keeps the handler ``access.py`` gives it (its lines are JSON already)."""
     if log_format != "json":
         return None
-    handler = {"class": "logging.StreamHandler", "formatter": "json",
-               "stream": "ext://sys.stderr"}  # fmt: skip
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -193,13 +193,13 @@ def render(
         for key, gauge, help_text in WRITER_GAUGES:
             family(f"imagegate_trace_writer_{gauge}", "gauge", help_text, [("", writer[key])])
         for key, help_text in WRITER_COUNTERS:
-            family(f"imagegate_trace_writer_{key}_total", "counter", help_text,
-                   [("", writer[key])])  # fmt: skip
+            family(f"imagegate_trace_writer_{key}_total", "counter", help_text, [("", writer[key])])
     if admission is not None:
         for key, help_text in ADMISSION_COUNTERS:
             if key in admission:
-                family(f"imagegate_admission_{key}_total", "counter", help_text,
-                       [("", admission[key])])  # fmt: skip
+                family(
+                    f"imagegate_admission_{key}_total", "counter", help_text, [("", admission[key])]
+                )
     return "\n".join(out) + "\n"
 
 

@@ -50,10 +50,14 @@ OPERATION = "generate_content"  # GenAI's operation for multimodal output; the t
 MAX_HEADER_BYTES = 512  # an incoming traceparent/tracestate longer than this is ignored
 # our provider names → GenAI's well-known ``gen_ai.provider.name`` values; others as they are
 PROVIDER_NAMES = {
-    "openai": "openai", "azure": "azure.ai.openai", "google": "gcp.gemini",
-    "gemini": "gcp.gemini", "vertex": "gcp.vertex_ai", "bedrock": "aws.bedrock",
+    "openai": "openai",
+    "azure": "azure.ai.openai",
+    "google": "gcp.gemini",
+    "gemini": "gcp.gemini",
+    "vertex": "gcp.vertex_ai",
+    "bedrock": "aws.bedrock",
     "xai": "x_ai",
-}  # fmt: skip
+}
 
 ACTIVE: Tracing | None = None
 
@@ -112,24 +116,43 @@ class Tracing:
     # --- the spans -----------------------------------------------------------------------
     def request_span(self, trace: TraceRecord) -> SpanScope:
         model = trace.requested_model or ""
-        return self._start(f"{OPERATION} {model}".strip(), self.kinds.SERVER, {
-            "gen_ai.operation.name": OPERATION, "gen_ai.output.type": "image",
-            "gen_ai.request.model": model, "imagegate.operation": trace.operation,
-            "imagegate.trace_id": trace.id, "imagegate.workspace": trace.workspace_id,
-        })  # fmt: skip
+        return self._start(
+            f"{OPERATION} {model}".strip(),
+            self.kinds.SERVER,
+            {
+                "gen_ai.operation.name": OPERATION,
+                "gen_ai.output.type": "image",
+                "gen_ai.request.model": model,
+                "imagegate.operation": trace.operation,
+                "imagegate.trace_id": trace.id,
+                "imagegate.workspace": trace.workspace_id,
+            },
+        )
 
     def attempt_span(self, provider: str, model_id: str, number: int) -> SpanScope:
         name = provider_name(provider)
-        return self._start(f"{OPERATION} {model_id}", self.kinds.CLIENT, {
-            "gen_ai.operation.name": OPERATION, "gen_ai.output.type": "image",
-            "gen_ai.provider.name": name, "gen_ai.system": name,
-            "gen_ai.request.model": model_id, "imagegate.attempt": number,
-        })  # fmt: skip
+        return self._start(
+            f"{OPERATION} {model_id}",
+            self.kinds.CLIENT,
+            {
+                "gen_ai.operation.name": OPERATION,
+                "gen_ai.output.type": "image",
+                "gen_ai.provider.name": name,
+                "gen_ai.system": name,
+                "gen_ai.request.model": model_id,
+                "imagegate.attempt": number,
+            },
+        )
 
     def fetch_span(self, host: str) -> SpanScope:
-        return self._start("GET image", self.kinds.CLIENT, {
-            "http.request.method": "GET", "server.address": host[:256],
-        })  # fmt: skip
+        return self._start(
+            "GET image",
+            self.kinds.CLIENT,
+            {
+                "http.request.method": "GET",
+                "server.address": host[:256],
+            },
+        )
 
     def current_ids(self) -> tuple[str, str] | None:
         """The current span's trace and span ids in hex (for log lines), or None."""
@@ -172,23 +195,32 @@ class SpanScope:
         status = trace.status or 500
         if status >= 500:
             self.failed()
-        self.end({
-            "gen_ai.response.model": served, "gen_ai.provider.name": provider,
-            "gen_ai.system": provider, "http.response.status_code": status,
-            "gen_ai.usage.input_tokens": _int(usage.get("input_tokens")),
-            "gen_ai.usage.output_tokens": _int(usage.get("output_tokens")),
-            "imagegate.cache": trace.cache, "imagegate.attempts": len(trace.attempts),
-        }, error=trace.error_code if status >= 400 else None)  # fmt: skip
+        self.end(
+            {
+                "gen_ai.response.model": served,
+                "gen_ai.provider.name": provider,
+                "gen_ai.system": provider,
+                "http.response.status_code": status,
+                "gen_ai.usage.input_tokens": _int(usage.get("input_tokens")),
+                "gen_ai.usage.output_tokens": _int(usage.get("output_tokens")),
+                "imagegate.cache": trace.cache,
+                "imagegate.attempts": len(trace.attempts),
+            },
+            error=trace.error_code if status >= 400 else None,
+        )
 
     # an attempt, from its record (``routing/execute.Attempt``: status, code, model)
     def end_attempt(self, status: int | None, code: str | None, model_id: str) -> None:
         ok = status == 200
         if not ok:
             self.failed()
-        self.end({
-            "gen_ai.response.model": model_id if ok else None,
-            "http.response.status_code": status,
-        }, error=None if ok else (code or "connection_error"))  # fmt: skip
+        self.end(
+            {
+                "gen_ai.response.model": model_id if ok else None,
+                "http.response.status_code": status,
+            },
+            error=None if ok else (code or "connection_error"),
+        )
 
 
 def _int(value: Any) -> int | None:

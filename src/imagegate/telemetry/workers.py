@@ -139,8 +139,11 @@ def merge(texts: list[tuple[str, bool]]) -> str:
         )
         out += [f"{key} {_number(value)}" for key, value in family.samples.items()]
     workers = sum(1 for _, is_live in texts if is_live)
-    out += [f"# HELP {WORKERS_METRIC} Worker processes whose metrics are summed here (live).",
-            f"# TYPE {WORKERS_METRIC} gauge", f"{WORKERS_METRIC} {workers}"]  # fmt: skip
+    out += [
+        f"# HELP {WORKERS_METRIC} Worker processes whose metrics are summed here (live).",
+        f"# TYPE {WORKERS_METRIC} gauge",
+        f"{WORKERS_METRIC} {workers}",
+    ]
     return "\n".join(out) + "\n"
 
 

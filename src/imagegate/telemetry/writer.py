@@ -62,9 +62,12 @@ def estimate(item: Any) -> int:
 def trace_size(t: TraceRecord) -> int:
     """A trace's rough size: fixed fields plus its open-ended strings and lists."""
     return (
-        768 + len(t.name) + len(t.error_message or "")
-        + 192 * len(t.attempts) + 96 * len(t.metadata)
-    )  # fmt: skip
+        768
+        + len(t.name)
+        + len(t.error_message or "")
+        + 192 * len(t.attempts)
+        + 96 * len(t.metadata)
+    )
 
 
 class BatchingWriter(Spilling):
@@ -228,13 +231,21 @@ class BatchingWriter(Spilling):
 
     def stats(self) -> dict[str, Any]:
         return {
-            "pending": self.pending, "buffered": self.buffered,
-            "buffered_bytes": self._bytes, "spill_pending": self.on_disk,
-            "written": self.written, "written_traces": self.written_traces,
-            "dropped": self.dropped, "dropped_traces": self.dropped_traces,
-            "spilled": self.spilled, "replayed": self.replayed, "poison": self.poisoned,
-            "failures": self.failures, "batches": self.batches, "available": self.available,
-        }  # fmt: skip
+            "pending": self.pending,
+            "buffered": self.buffered,
+            "buffered_bytes": self._bytes,
+            "spill_pending": self.on_disk,
+            "written": self.written,
+            "written_traces": self.written_traces,
+            "dropped": self.dropped,
+            "dropped_traces": self.dropped_traces,
+            "spilled": self.spilled,
+            "replayed": self.replayed,
+            "poison": self.poisoned,
+            "failures": self.failures,
+            "batches": self.batches,
+            "available": self.available,
+        }
 
     # --- the writing task ----------------------------------------------------------------
     async def _run(self) -> None:
@@ -243,9 +254,11 @@ class BatchingWriter(Spilling):
         while True:
             if not self._inflight:
                 if (
-                    self.linger_s and not self._disk and not self._stopping
+                    self.linger_s
+                    and not self._disk
+                    and not self._stopping
                     and 0 < len(self._buffer) < self.max_batch
-                ):  # fmt: skip
+                ):
                     await asyncio.sleep(self.linger_s)
                 if not await self._take():
                     if self._stopping:
@@ -317,8 +330,9 @@ class BatchingWriter(Spilling):
         except StoreUnavailable:
             raise
         except Exception as exc:
-            log.warning("batch of %d failed (%r); writing its items one by one",
-                        len(self._inflight), exc)  # fmt: skip
+            log.warning(
+                "batch of %d failed (%r); writing its items one by one", len(self._inflight), exc
+            )
             await self._write_singly()
         else:
             self._count_written(self._inflight)

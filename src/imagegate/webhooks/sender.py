@@ -136,16 +136,23 @@ class WebhookSender:
         started = time.time()
         status, error = await self._attempt(delivery)
         attempt: dict[str, Any] = {
-            "attempt": len(delivery.attempts) + 1, "at": started, "status_code": status,
-            "error": error, "duration_ms": round((time.time() - started) * 1000, 1),
-        }  # fmt: skip
+            "attempt": len(delivery.attempts) + 1,
+            "at": started,
+            "status_code": status,
+            "error": error,
+            "duration_ms": round((time.time() - started) * 1000, 1),
+        }
         delivery.attempts.append(attempt)
         now = time.time()
         if status is not None and 200 <= status < 300:
             delivery.status = "delivered"
         else:
-            pause = backoff_s(len(delivery.attempts), self.config.backoff_base_s,
-                              self.config.backoff_max_s, self.rng)  # fmt: skip
+            pause = backoff_s(
+                len(delivery.attempts),
+                self.config.backoff_base_s,
+                self.config.backoff_max_s,
+                self.rng,
+            )
             delivery.next_at = now + pause
             if delivery.next_at - delivery.created_at > self.config.max_age_s:
                 delivery.status = "failed"
@@ -171,8 +178,10 @@ class WebhookSender:
             return None, "the store is unavailable"
         if body is None:
             return None, "the job is gone"
-        headers = {"content-type": "application/json",
-                   **sign(delivery.id, int(time.time()), body, entry.secret)}  # fmt: skip
+        headers = {
+            "content-type": "application/json",
+            **sign(delivery.id, int(time.time()), body, entry.secret),
+        }
         host, _ = host_port(delivery.url)
         try:
             check_literal(host, allow_private=self.allow_private)

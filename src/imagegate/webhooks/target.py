@@ -90,8 +90,10 @@ def secret_for(config: Config, workspace: str, secret_id: Any) -> str:
     if secret_id is None:
         secret_id = hooks.default_secret
         if secret_id is None:
-            raise _bad("secret_id is required: no webhooks.default_secret is configured",
-                       f"{PARAM}.secret_id")  # fmt: skip
+            raise _bad(
+                "secret_id is required: no webhooks.default_secret is configured",
+                f"{PARAM}.secret_id",
+            )
     if not isinstance(secret_id, str) or len(secret_id) > 64:
         raise _bad("unknown secret_id", f"{PARAM}.secret_id")
     entry = hooks.secrets.get(secret_id)

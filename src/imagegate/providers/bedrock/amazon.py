@@ -22,11 +22,11 @@ import time
 from typing import Any
 
 from ...request import GeneratedImage, ImageRequest, ImageResult
+from ..core.call import Answer, Call
 from ..core.failures import job_failed, no_image
 from ..core.params import value
 from ..core.policy import content_policy, is_policy
 from ..core.sizes import nearest_size
-from ..core.spec import Answer, Call
 from . import images
 from .models import AMAZON_PARAMS, NOVA_MAX_SEED, TITAN_SIZES, BedrockModel, nova_size
 

@@ -23,9 +23,10 @@ import orjson
 from ...config import ProviderConfig
 from ...errors import UpstreamHTTPError
 from ...request import ImageResult
+from ..core.call import Answer, Call, Send, Wire
 from ..core.policy import CODE as POLICY
 from ..core.polling import interval_option
-from ..core.spec import Answer, Call, Keys, ProviderSpec, Send, Wire
+from ..core.spec import Calls, Errors, Inputs, Keys, Models, ProviderSpec
 from . import amazon, stability
 from .models import TABLE, BedrockModel, match
 from .sigv4 import AwsCredentials, sign
@@ -86,7 +87,7 @@ def parse(call: Call[BedrockModel], answer: Answer) -> ImageResult:
 
 def typed(message: str) -> tuple[str, str]:
     """(AWS error type, message): from the ``Type: message`` the runner wrote
-    (``spec.error_type_header``), or from a body of AWS's JSON protocols
+    (``spec.errors.type_header``), or from a body of AWS's JSON protocols
     (``{"__type", "Message"}``) that was left whole as the message."""
     if message.startswith("{"):
         try:
@@ -114,18 +115,13 @@ def errors(exc: UpstreamHTTPError) -> UpstreamHTTPError:
 
 SPEC = ProviderSpec(
     type="bedrock",
-    build=build,
-    parse=parse,
+    calls=Calls(build, parse, sign=sign),  # ``sign``: SigV4 (or the Bedrock API key)
     default_url=lambda config: f"https://bedrock-runtime.{region_of(config)}.amazonaws.com",
-    models=TABLE,
-    match=match,
-    mask="none",  # masks are made by ``prepare`` (black = edit, from the alpha when none)
-    policy_statuses=frozenset({400}),
-    errors=errors,
-    error_type_header="x-amzn-ErrorType",
-    params={},  # per model: ``models.py`` (the rows' own ``params``)
+    # per model, what each takes (the rows' own ``params``): ``models.py``
+    models=Models(TABLE, match=match),
+    # masks are made by ``prepare`` (black = edit, from the alpha when none)
+    inputs=Inputs(mask="none", prepare=prepare),
+    errors=Errors(policy_statuses=frozenset({400}), remap=errors, type_header="x-amzn-ErrorType"),
     keys=Keys(optional=frozenset(OPTIONS)),  # credentials: botocore's chain when none is set
     setup=setup,
-    prepare=prepare,
-    sign=sign,
 )

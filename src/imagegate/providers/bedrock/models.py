@@ -33,11 +33,32 @@ Family = Literal["titan", "nova", "stability"]
 ALL_OPS: frozenset[Operation] = frozenset({"generations", "edits", "variations"})
 # Titan's 25 sizes as a grid: one per line would run over a screen.
 TITAN_SIZES = (
-    (1024, 1024), (768, 768), (512, 512), (768, 1152), (384, 576), (1152, 768), (576, 384),
-    (768, 1280), (384, 640), (1280, 768), (640, 384), (896, 1152), (448, 576), (1152, 896),
-    (576, 448), (768, 1408), (384, 704), (1408, 768), (704, 384), (640, 1408), (320, 704),
-    (1408, 640), (704, 320), (1152, 640), (1173, 640),
-)  # fmt: skip
+    (1024, 1024),
+    (768, 768),
+    (512, 512),
+    (768, 1152),
+    (384, 576),
+    (1152, 768),
+    (576, 384),
+    (768, 1280),
+    (384, 640),
+    (1280, 768),
+    (640, 384),
+    (896, 1152),
+    (448, 576),
+    (1152, 896),
+    (576, 448),
+    (768, 1408),
+    (384, 704),
+    (1408, 768),
+    (704, 384),
+    (640, 1408),
+    (320, 704),
+    (1408, 640),
+    (704, 320),
+    (1152, 640),
+    (1173, 640),
+)
 OPENAI_SIZES = (
     "256x256",
     "512x512",
@@ -56,8 +77,13 @@ PNG_JPEG = frozenset({"png", "jpeg"})
 # Titan and Nova: ``imageGenerationConfig.quality`` is ``standard`` or ``premium`` (the two pages
 # above); OpenAI's ``auto`` leaves Bedrock's default. Stability on Bedrock has no quality field,
 # and none of these has OpenAI's other optional parameters (left out, noted on the trace).
-AMAZON_QUALITY = {"hd": "premium", "high": "premium",
-                  "standard": "standard", "medium": "standard", "low": "standard"}  # fmt: skip
+AMAZON_QUALITY = {
+    "hd": "premium",
+    "high": "premium",
+    "standard": "standard",
+    "medium": "standard",
+    "low": "standard",
+}
 AMAZON_PARAMS: Params = {"quality": Sent(values=AMAZON_QUALITY)}
 
 

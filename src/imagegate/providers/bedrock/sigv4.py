@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...config import ProviderConfig
+from ..core.call import Outgoing
 from ..core.failures import not_configured
-from ..core.spec import Outgoing
 
 if TYPE_CHECKING:
     from ..core.runner import SpecProvider

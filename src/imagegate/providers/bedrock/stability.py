@@ -19,10 +19,10 @@ from typing import Any
 
 from ...request import GeneratedImage, ImageResult
 from ..core import inputs
+from ..core.call import Answer, Call
 from ..core.failures import job_failed, no_image
 from ..core.policy import content_policy
 from ..core.sizes import aspect_ratio
-from ..core.spec import Answer, Call
 from .models import BedrockModel
 
 RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")

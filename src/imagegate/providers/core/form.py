@@ -73,13 +73,26 @@ def form_parts(fields: Iterable[tuple[str, str]], files: Iterable[FilePart]) -> 
     dash = b"--" + boundary.encode()
     head: list[bytes] = []
     for name, value in fields:
-        head += [dash, b'\r\nContent-Disposition: form-data; name="', _quote(name),
-                 b'"\r\n\r\n', value.encode("utf-8"), b"\r\n"]  # fmt: skip
+        head += [
+            dash,
+            b'\r\nContent-Disposition: form-data; name="',
+            _quote(name),
+            b'"\r\n\r\n',
+            value.encode("utf-8"),
+            b"\r\n",
+        ]
     parts: list[bytes] = []
     for name, filename, content_type, data in files:
-        head += [dash, b'\r\nContent-Disposition: form-data; name="', _quote(name),
-                 b'"; filename="', _quote(filename), b'"\r\nContent-Type: ',
-                 _quote(content_type), b"\r\n\r\n"]  # fmt: skip
+        head += [
+            dash,
+            b'\r\nContent-Disposition: form-data; name="',
+            _quote(name),
+            b'"; filename="',
+            _quote(filename),
+            b'"\r\nContent-Type: ',
+            _quote(content_type),
+            b"\r\n\r\n",
+        ]
         parts += [b"".join(head), data]
         head = [b"\r\n"]
     head += [dash, b"--\r\n"]

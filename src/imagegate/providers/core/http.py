@@ -1,9 +1,10 @@
 """Shared plumbing for HTTP providers: one aiohttp session per provider, error mapping.
 
-Adapters build a request and call ``send``; this module turns statuses, resets and truncated
-bodies into ``UpstreamFailure`` values so every provider fails the same way. Every body read
-is capped at ``max_response_bytes`` (``limits.max_provider_response_bytes``, set by the
-registry): an upstream that answers more is a broken response, not a memory spike.
+The runner builds a request (``Outbound``) and calls ``send`` (or ``open`` for a stream of
+events); this module turns statuses, resets and truncated bodies into ``UpstreamFailure``
+values so every provider fails the same way. Every body read is capped at
+``max_response_bytes`` (``limits.max_provider_response_bytes``, set by the registry): an
+upstream that answers more is a broken response, not a memory spike.
 
 URLs a provider hands back for the adapter to call with its credentials (polling, result and
 cancel URLs) must be on the provider's own configured host:port, or in the vendor's API host
@@ -27,9 +28,38 @@ from ...config import LimitsConfig, ProviderConfig
 from ...errors import UpstreamConnectionError, UpstreamHTTPError, provider_status
 from ...net import BodyTooLarge, in_family, origin_of, origins_of, read_capped
 from ...telemetry import otel
-from . import jsonsplice, policy
+from . import policy
 
 READ_BUFSIZE = 2 * 1024 * 1024
+Headers = Mapping[str, str]
+
+
+class Outbound:
+    """One request ready to send (``send``, ``open``); as a context, it closes the files its
+    multipart body opened once the request is sent."""
+
+    __slots__ = ("closers", "data", "headers", "method", "params", "signed", "target", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        target: str | URL,  # ``url``, or a ``URL`` sent byte for byte (already %-encoded)
+        headers: Headers,
+        params: Headers | None,
+        data: Any,
+        signed: bytes | None,  # the body's bytes, for a signature (None: a multipart form)
+        closers: list[Any],
+    ) -> None:
+        self.method, self.url, self.target, self.headers = method, url, target, headers
+        self.params, self.data, self.signed, self.closers = params, data, signed, closers
+
+    def __enter__(self) -> Outbound:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fh in self.closers:
+            fh.close()
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -163,79 +193,39 @@ class HTTPProvider:
             await self._session.close()
         self._session = None
 
-    async def send(
-        self,
-        method: str,
-        url: str | URL,
-        *,
-        headers: Mapping[str, str] | None = None,
-        json: Any = None,
-        data: Any = None,
-        params: Mapping[str, str] | None = None,
-    ) -> tuple[int, bytes, Mapping[str, str]]:
+    async def send(self, out: Outbound) -> tuple[int, bytes, Mapping[str, str]]:
         """One HTTP exchange; any status ≥ 400 raises ``UpstreamHTTPError``."""
-        all_headers = {**self.config.headers, **(headers or {})}
-        if otel.ACTIVE is not None:  # W3C traceparent of the attempt's span
-            otel.ACTIVE.inject(all_headers)
-        body_data = data
-        if json is not None:
-            body_data = orjson.dumps(json)
-            all_headers.setdefault("Content-Type", "application/json")
+        headers = self._outgoing(out.headers)
         try:
             async with self.session.request(
-                method, url, headers=all_headers, data=body_data, params=params
+                out.method, out.target, headers=headers, data=out.data, params=out.params
             ) as resp:
                 body = await read_capped(resp, self.max_response_bytes)
                 status = resp.status
                 resp_headers = resp.headers
         except asyncio.CancelledError:
             raise
-        except BodyTooLarge:
-            raise UpstreamConnectionError(
-                f"{self.name}: response over {self.max_response_bytes} bytes"
-            ) from None
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-            raise UpstreamConnectionError(f"{self.name}: broken response: {exc}") from None
-        except (aiohttp.ClientConnectionError, OSError) as exc:
-            raise UpstreamConnectionError(f"{self.name}: connection failed: {exc}") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectionError(f"{self.name}: {exc}") from None
+        except (BodyTooLarge, aiohttp.ClientError, OSError) as exc:
+            raise self.broken(exc) from None
         if status >= 400:
             raise self.failure(status, body, resp_headers)
         return status, body, resp_headers
 
-    async def open(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        json: Any = None,
-        data: Any = None,
-        params: Mapping[str, str] | None = None,
-    ) -> aiohttp.ClientResponse:
+    async def open(self, out: Outbound) -> aiohttp.ClientResponse:
         """Send a request and return the open response, its body unread (a stream of events).
 
         Failures are ``send``'s: an error status (its body read within the cap) raises, and so
         does a broken connection. The caller must ``close`` the response it gets.
         """
-        all_headers = {**self.config.headers, **(headers or {})}
-        if otel.ACTIVE is not None:
-            otel.ACTIVE.inject(all_headers)
-        body_data = data
-        if json is not None:
-            body_data = orjson.dumps(json)
-            all_headers.setdefault("Content-Type", "application/json")
+        headers = self._outgoing(out.headers)
         try:
             resp = await self.session.request(
-                method, url, headers=all_headers, data=body_data, params=params
+                out.method, out.target, headers=headers, data=out.data, params=out.params
             )
         except asyncio.CancelledError:
             raise
-        except (aiohttp.ClientConnectionError, OSError) as exc:
-            raise UpstreamConnectionError(f"{self.name}: connection failed: {exc}") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectionError(f"{self.name}: {exc}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise self.broken(exc) from None
         if resp.status < 400:
             return resp
         try:
@@ -245,6 +235,26 @@ class HTTPProvider:
         finally:
             resp.close()
         raise self.failure(resp.status, body, resp.headers)
+
+    def _outgoing(self, headers: Headers) -> dict[str, str]:
+        """The headers sent: the entry's own, the request's, and the attempt's W3C
+        ``traceparent`` when tracing is on."""
+        all_headers = {**self.config.headers, **headers}
+        if otel.ACTIVE is not None:
+            otel.ACTIVE.inject(all_headers)
+        return all_headers
+
+    def broken(self, exc: BaseException) -> UpstreamConnectionError:
+        """The failure for a request that got no usable answer (``send`` and ``open``)."""
+        if isinstance(exc, BodyTooLarge):
+            return UpstreamConnectionError(
+                f"{self.name}: response over {self.max_response_bytes} bytes"
+            )
+        if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+            return UpstreamConnectionError(f"{self.name}: broken response: {exc}")
+        if isinstance(exc, aiohttp.ClientConnectionError | OSError):
+            return UpstreamConnectionError(f"{self.name}: connection failed: {exc}")
+        return UpstreamConnectionError(f"{self.name}: {exc}")
 
     def failure(self, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamHTTPError:
         """The failure for an error answer: orq code, Retry-After, the field it blames, and
@@ -261,11 +271,3 @@ class HTTPProvider:
             retry_after_s=parse_retry_after(headers.get("Retry-After")),
             param=param,
         )
-
-    async def send_json(self, method: str, url: str, **kwargs: Any) -> Any:
-        """``send`` and decode a JSON body (a broken body is a connection failure)."""
-        _, body, _ = await self.send(method, url, **kwargs)
-        try:
-            return jsonsplice.loads(body)
-        except orjson.JSONDecodeError:
-            raise UpstreamConnectionError(f"{self.name}: response is not JSON") from None

@@ -26,9 +26,14 @@ from ...request import ImageRequest
 # a streaming provider honours). ``size``, ``n``, ``output_format`` and the inputs are not here:
 # a model that cannot satisfy them is skipped by the routing plan instead (``Capabilities``).
 NOTED: tuple[str, ...] = (
-    "quality", "style", "background", "moderation", "input_fidelity", "output_compression",
+    "quality",
+    "style",
+    "background",
+    "moderation",
+    "input_fidelity",
+    "output_compression",
     "user",
-)  # fmt: skip
+)
 Handling = Literal["as is", "translated", "left out"]
 
 

@@ -4,9 +4,10 @@ Per request it resolves the model's table row (``Capabilities`` for the routing 
 prepares the inputs once (images encoded for JSON bodies, the mask converted to the provider's
 convention; conversions are remembered on the upload, so retries reuse them), splits ``n``
 into batches of ``spec.batch`` run as parallel calls with the seed offset per call, and for
-each call sends what ``spec.build`` made, follows a job when the spec polls, and hands the
-answer to ``spec.parse``. Error answers become ``UpstreamFailure`` values in ``http.py``
-(policy refusals → 400 ``content_policy_violation``, ``policy.py``).
+each call sends what ``spec.calls.build`` made, follows a job when the spec polls, and hands
+the answer to ``spec.calls.parse``. Error answers become ``UpstreamFailure`` values in
+``http.py`` (policy refusals → 400 ``content_policy_violation``, ``policy.py``), read the
+provider's way (``spec.errors``) in ``SpecProvider.failure``.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from ...request import ImageRequest, ImageResult
 from ..base import Capabilities
 from . import inputs, masks
 from .answers import merge
+from .call import Answer, Call, Outgoing, Wire
 from .events import EventStream
 from .failures import invalid_input, not_configured
 from .fanout import gather
 from .form import multipart
-from .http import HTTPProvider
+from .http import Headers, HTTPProvider, Outbound
 from .polling import Jobs, interval_option
 from .sizes import batches
-from .spec import Answer, Auth, Call, M, Outgoing, ProviderSpec, Wire
+from .spec import Auth, M, ProviderSpec
 
 
 class SpecProvider(HTTPProvider, Generic[M]):
@@ -45,8 +47,8 @@ class SpecProvider(HTTPProvider, Generic[M]):
         default = spec.default_url(config) if spec.default_url else spec.base_url
         self.base_url = (config.base_url or default).rstrip("/")
         self.api_host_family = spec.host_family
-        self.policy_statuses = spec.policy_statuses
-        self.refusal_statuses = spec.refusal_statuses
+        self.policy_statuses = spec.errors.policy_statuses
+        self.refusal_statuses = spec.errors.refusal_statuses
         self.settings: Mapping[str, Any] = spec.setup(config) if spec.setup else {}
         more = spec.origins(self.settings) if spec.origins else ()
         self.origins = tuple(url.rstrip("/") for url in (self.base_url, *more) if url)
@@ -54,6 +56,11 @@ class SpecProvider(HTTPProvider, Generic[M]):
         if spec.batch_option is not None:
             self.batch = _per_call(config.option(spec.batch_option), spec.batch)
         self.headers, self.auth_params = _auth(spec, config)
+        # the headers of a call, by body (JSON or not) and answer (whole or as events): made
+        # once, so that a call without headers of its own copies none
+        events = {**self.headers, "Accept": "text/event-stream"}
+        self._headers = (self.headers, {"Content-Type": "application/json", **self.headers})
+        self._event_headers = (events, {"Content-Type": "application/json", **events})
         self.jobs: Jobs | None = None
         if spec.polling is not None:
             interval = spec.polling.interval_s
@@ -63,9 +70,9 @@ class SpecProvider(HTTPProvider, Generic[M]):
         return self.origins
 
     def capabilities(self, model: str) -> Capabilities:
-        entry = self.spec.entry(model)
+        entry = self.spec.models.entry(model)
         if entry is None:
-            return Capabilities.unknown_model(self.name, model, self.spec.known())
+            return Capabilities.unknown_model(self.name, model, self.spec.models.known())
         return entry.caps
 
     def param_notes(self, model: str, request: ImageRequest) -> list[str]:
@@ -79,7 +86,7 @@ class SpecProvider(HTTPProvider, Generic[M]):
 
     async def call(self, model: str, request: ImageRequest) -> ImageResult:
         spec = self.spec
-        entry = spec.entry(model)
+        entry = spec.models.entry(model)
         if entry is None or entry.caps.refused is not None:
             raise invalid_input(self.capabilities(model).refused or "unknown model", "model")
         if not self.base_url:
@@ -88,8 +95,8 @@ class SpecProvider(HTTPProvider, Generic[M]):
             raise invalid_input("an input image is required", "image")
         first = Call(self.name, model, entry, request, self.settings, request.n_images)
         await self._prepare(first)
-        if spec.prepare is not None:
-            await spec.prepare(first, self.exchange)
+        if spec.inputs.prepare is not None:
+            await spec.inputs.prepare(first, self.exchange)
         per_call = entry.batch or self.batch  # the model's own limit, else the entry's
         counts = batches(request.n_images, per_call) if per_call else [request.n_images]
         if len(counts) == 1:
@@ -109,11 +116,11 @@ class SpecProvider(HTTPProvider, Generic[M]):
         self, model: str, request: ImageRequest
     ) -> EventStream | ImageResult | None:
         """The answer as events when the spec streams this model and request in one call
-        (``ProviderSpec.stream``); None otherwise (``call`` then runs as usual). An upstream
+        (``Calls.stream``); None otherwise (``call`` then runs as usual). An upstream
         that ignored ``stream`` and answered whole is parsed like any answer."""
         spec = self.spec
-        entry = spec.entry(model)
-        if spec.stream is None or entry is None or entry.caps.refused is not None:
+        entry = spec.models.entry(model)
+        if spec.calls.stream is None or entry is None or entry.caps.refused is not None:
             return None
         per_call = entry.batch or self.batch
         if not self.base_url or (per_call and request.n_images > per_call):
@@ -123,7 +130,7 @@ class SpecProvider(HTTPProvider, Generic[M]):
         call = Call(self.name, model, entry, request, self.settings, request.n_images)
         call.seed = request.seed
         await self._prepare(call)
-        wire = spec.stream(call)
+        wire = spec.calls.stream(call)
         if wire is None:
             return None
         response = await self._open(wire)
@@ -134,38 +141,28 @@ class SpecProvider(HTTPProvider, Generic[M]):
                 raise UpstreamConnectionError(f"{self.name}: broken response: {exc}") from None
             finally:
                 response.close()
-            return spec.parse(call, Answer(self.name, response.status, response.headers, body))
+            return spec.calls.parse(
+                call, Answer(self.name, response.status, response.headers, body)
+            )
         return EventStream(self.name, response, max_event_bytes=self.max_response_bytes)
 
     async def _open(self, wire: Wire) -> aiohttp.ClientResponse:
         """``exchange`` for a streamed answer: the response open, its body unread."""
-        url = self.base_url + wire.path
-        headers = {**self.headers, "Accept": "text/event-stream", **(wire.headers or {})}
-        params = {**self.auth_params, **(wire.params or {})} if self.auth_params else wire.params
-        closers: list[Any] = []
-        try:
-            if wire.fields is not None:
-                data, closers = multipart(wire.fields, wire.files)
-                return await self.open(wire.method, url, headers=headers, data=data, params=params)
-            return await self.open(wire.method, url, headers=headers, json=wire.json, params=params)
-        except UpstreamHTTPError as exc:
-            if self.spec.errors is None:
-                raise
-            raise self.spec.errors(exc) from None
-        finally:
-            for fh in closers:
-                fh.close()
+        with self._outbound(wire, self._event_headers) as out:
+            if self.spec.calls.sign is not None:
+                await self._sign(out)
+            return await self.open(out)
 
     async def _prepare(self, call: Call[M]) -> None:
         """Inputs made once per request and shared by every call and retry."""
         request = call.request
         if request.operation == "generations":
             return
-        if self.spec.encode == "data_uri":
+        if self.spec.inputs.encode == "data_uri":
             call.images = [await inputs.data_uri(image) for image in request.images]
-        elif self.spec.encode == "b64":
+        elif self.spec.inputs.encode == "b64":
             call.images = [await inputs.b64(image) for image in request.images]
-        style = self.spec.mask
+        style = self.spec.inputs.mask
         if request.mask is None or style == "none" or not call.entry.caps.mask:
             return
         if style == "transparent":
@@ -173,61 +170,65 @@ class SpecProvider(HTTPProvider, Generic[M]):
         else:
             png = await masks.provider_mask(request.mask, style)
             call.mask = inputs.png_upload(png)
-        if self.spec.encode == "data_uri":
+        if self.spec.inputs.encode == "data_uri":
             call.mask_text = await inputs.data_uri(call.mask)
-        elif self.spec.encode == "b64":
+        elif self.spec.inputs.encode == "b64":
             call.mask_text = await inputs.b64(call.mask)
 
     async def _one(self, call: Call[M]) -> ImageResult:
-        answer = await self.exchange(self.spec.build(call))
+        calls = self.spec.calls
+        answer = await self.exchange(calls.build(call))
         if self.spec.polling is not None:
             answer = await self._follow(call, answer)
-        return self.spec.parse(call, answer)
+        return calls.parse(call, answer)
 
     def failure(self, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamHTTPError:
+        """The common failure (``HTTPProvider.failure``), read the provider's way
+        (``spec.errors``): the one place an error answer is translated, for every path."""
         exc = super().failure(status, body, headers)
-        kind = headers.get(self.spec.error_type_header or "", "")
-        if kind:  # the provider's own error type, for ``spec.errors`` and the caller
+        errors = self.spec.errors
+        kind = headers.get(errors.type_header or "", "")
+        if kind:  # the provider's own error type, for ``errors.remap`` and the caller
             exc.message = f"{kind.split(':')[0][:100]}: {exc.message}"
-        return exc
+        return exc if errors.remap is None else errors.remap(exc)
 
     async def exchange(self, wire: Wire) -> Answer:
-        """Send ``wire``; a failure is translated once here for every spec."""
-        if wire.path.startswith(("http://", "https://")):
-            url = self.own_url(wire.path, wire.what)
+        """Send ``wire`` and return the answer (an error answer raises, from ``failure``)."""
+        with self._outbound(wire, self._headers) as out:
+            if self.spec.calls.sign is not None:
+                await self._sign(out)
+            status, body, got = await self.send(out)
+        return Answer(self.name, status, got, body)
+
+    def _outbound(self, wire: Wire, headers: tuple[Headers, Headers]) -> Outbound:
+        """``wire`` ready to send, by ``exchange`` and ``_open`` alike: the URL (an absolute
+        one only on the provider's own hosts), the headers (``headers``: without and with a
+        JSON body), the query with the key when it travels there, and the body."""
+        path = wire.path
+        if path.startswith(("http://", "https://")):
+            url = self.own_url(path, wire.what)
         else:
-            url = self.base_url + wire.path
-        headers = self.headers if wire.headers is None else {**self.headers, **wire.headers}
+            url = self.base_url + path
+        target = URL(url, encoded=True) if wire.encoded else url
         params = wire.params
         if self.auth_params:
             params = {**self.auth_params, **(params or {})}
-        closers: list[Any] = []
-        data: Any = None
-        try:
-            if wire.fields is not None:
-                data, closers = multipart(wire.fields, wire.files)
-                signed: bytes | None = None
-            else:  # serialised once here, so that a signature covers the very bytes sent
-                data = None if wire.json is None else orjson.dumps(wire.json)
-                signed = data or b""
-                if data is not None:
-                    headers = {"Content-Type": "application/json", **headers}
-            if self.spec.sign is not None:
-                outgoing = Outgoing(wire.method, url, headers, signed)
-                signature = await self.spec.sign(self, outgoing)
-                headers = {**headers, **signature}
-            target = URL(url, encoded=True) if wire.encoded else url
-            status, body, got = await self.send(
-                wire.method, target, headers=headers, data=data, params=params
-            )
-        except UpstreamHTTPError as exc:
-            if self.spec.errors is None:
-                raise
-            raise self.spec.errors(exc) from None
-        finally:
-            for fh in closers:
-                fh.close()
-        return Answer(self.name, status, got, body)
+        if wire.fields is not None:  # last: the files it opens are closed by ``Outbound``
+            data, closers = multipart(wire.fields, wire.files)
+            sent, signed = headers[0], None
+        else:  # serialised once here, so that a signature covers the very bytes sent
+            data, closers = None if wire.json is None else orjson.dumps(wire.json), []
+            sent, signed = headers[data is not None], data or b""
+        if wire.headers is not None:
+            sent = {**sent, **wire.headers}
+        return Outbound(wire.method, url, target, sent, params, data, signed, closers)
+
+    async def _sign(self, out: Outbound) -> None:
+        """Adds the spec's per-call auth (``Calls.sign``) to ``out``'s headers."""
+        sign = self.spec.calls.sign
+        assert sign is not None
+        signature = await sign(self, Outgoing(out.method, out.url, out.headers, out.signed))
+        out.headers = {**out.headers, **signature}
 
     async def _follow(self, call: Call[M], answer: Answer) -> Answer:
         polling = self.spec.polling

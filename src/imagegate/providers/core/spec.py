@@ -1,15 +1,23 @@
 """What a provider is, as data: ``ProviderSpec`` plus two functions.
 
-A provider module declares one ``ProviderSpec``: how it authenticates, its base URL, its model
-table (``ModelSpec`` entries: what each model can do, plus the adapter's own fields), how many
-images one upstream call returns, how masks and input images travel, which config keys it
-reads, and two functions the runner (``runner.SpecProvider``) calls for every upstream call::
+A provider module declares one ``ProviderSpec``, made of a few small parts, each with defaults
+so that a declaration names only what is particular to its provider:
 
-    build(call: Call) -> Wire                    # normalised call → the wire request
+- ``Calls(build, parse)``: the two functions the runner (``runner.SpecProvider``) calls for
+  every upstream call, plus the optional ``stream`` and ``sign``::
+
+    build(call: Call) -> Wire                          # normalised call → the wire request
     parse(call: Call, answer: Answer) -> ImageResult   # the provider's answer → images
 
-Everything else (inputs, batching, seeds, fan-out, polling, policy mapping, errors) is the
-runner's, written once. docs/adding-a-provider.md walks through a complete example.
+- ``Models(table, ...)``: the model table (``ModelSpec`` rows: what each model can do, plus the
+  adapter's own fields), aliases, names matched by rule, the parameters the models take;
+- ``Inputs(...)``: how input images and masks travel;
+- ``Errors(...)``: how the provider's error answers read;
+
+and, as plain fields, its base URL and auth, images per upstream call, polling, and the config
+keys it reads. Everything else (inputs, batching, seeds, fan-out, polling, policy mapping,
+errors) is the runner's, written once. docs/adding-a-provider.md walks through an example.
+What one call carries (``Call``, ``Wire``, ``Answer``...) is in ``call.py``.
 """
 
 from __future__ import annotations
@@ -18,18 +26,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
-import orjson
-
 from ...config import ProviderConfig
-from ...errors import UpstreamConnectionError, UpstreamHTTPError
-from ...request import ImageRequest, ImageResult, UploadedFile
+from ...errors import UpstreamHTTPError
+from ...request import ImageRequest, ImageResult
 from ..base import Capabilities
-from . import jsonsplice
 from .masks import MaskStyle
 from .params import Params, notes
 
-if TYPE_CHECKING:
-    from .runner import SpecProvider
+if TYPE_CHECKING:  # ``call.py`` needs ``M`` from here; these are only annotations here
+    from .call import Answer, Call, Job, Send, Sign, Wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +46,7 @@ class ModelSpec:
     # images per upstream call for this model (None: the spec's ``batch``); keyword-only so
     # subclasses keep their own positional fields
     batch: int | None = field(default=None, kw_only=True)
-    # OpenAI's optional parameters this model takes (``params.py``; None: the spec's ``params``)
+    # OpenAI's optional parameters this model takes (``params.py``; None: ``Models.params``)
     params: Params | None = field(default=None, kw_only=True, compare=False)
 
 
@@ -61,77 +66,6 @@ class Auth:
 BEARER = Auth()
 # A custom hook instead of ``Auth``: the entry's config → the auth headers.
 AuthHook = Callable[[ProviderConfig], Mapping[str, str]]
-
-
-@dataclass(slots=True)
-class Wire:
-    """One upstream request. ``path`` is appended to the base URL; an absolute URL (a poll
-    URL from an answer) must be on the provider's own host. ``fields`` set (even empty)
-    makes a multipart body of ``fields`` then ``files``; else ``json`` is the body."""
-
-    path: str
-    method: str = "POST"
-    json: Any = None
-    fields: list[tuple[str, str]] | None = None
-    files: list[tuple[str, UploadedFile]] = field(default_factory=list)
-    params: Mapping[str, str] | None = None
-    headers: Mapping[str, str] | None = None
-    what: str = "a URL from the answer"  # names an absolute URL in the off-host failure
-    # ``path`` is already percent-encoded and is sent byte for byte (a signed path: Bedrock's
-    # ``/model/<id %-encoded>/invoke``); else the HTTP client normalises it
-    encoded: bool = False
-
-
-class Answer:
-    """A provider's successful answer: status, headers and the body, decoded on demand."""
-
-    __slots__ = ("_doc", "body", "headers", "provider", "status")
-
-    def __init__(self, provider: str, status: int, headers: Mapping[str, str], body: bytes):
-        self.provider, self.status, self.headers, self.body = provider, status, headers, body
-        self._doc: Any = _UNDECODED
-
-    def doc(self) -> Any:
-        """The body as JSON (parsed once; base64 values cut out first, ``jsonsplice``)."""
-        if self._doc is _UNDECODED:
-            try:
-                self._doc = jsonsplice.loads(self.body)
-            except orjson.JSONDecodeError:
-                raise UpstreamConnectionError(f"{self.provider}: response is not JSON") from None
-        return self._doc
-
-    @property
-    def content_type(self) -> str:
-        return str(self.headers.get("Content-Type", "")).split(";")[0].strip().lower()
-
-
-_UNDECODED: Any = object()
-
-
-@dataclass(slots=True)
-class Call(Generic[M]):
-    """One upstream call of a request, as the body builder sees it."""
-
-    provider: str  # the config entry's name (for messages)
-    model: str  # the model as asked, without ``provider/``
-    entry: M  # its row in the model table
-    request: ImageRequest
-    settings: Mapping[str, Any]  # the entry's options, read once by ``ProviderSpec.setup``
-    count: int = 1  # images this call asks for
-    index: int = 0  # which of the fanned-out calls
-    seed: int | None = None  # the request's seed, offset by ``index`` when the spec says so
-    images: Sequence[str] = ()  # input images encoded as ``ProviderSpec.encode`` asks
-    mask: UploadedFile | None = None  # the mask in the provider's convention, if any
-    mask_text: str | None = None  # that mask encoded like the images (JSON bodies)
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """Where a queue provider's submit answer says to poll, cancel and fetch the result."""
-
-    poll: Wire
-    cancel: Wire | None = None
-    result: Wire | None = None  # None: the last poll answer is the result
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,96 +102,118 @@ class Keys(NamedTuple):
 
 
 API_KEY = Keys(credentials=("api_key",))  # the default: an ``api_key`` and nothing else
-# The runner's ``exchange``, handed to ``ProviderSpec.prepare``: one request, auth and error
-# translation included.
-Send = Callable[[Wire], Awaitable[Answer]]
 
 
 @dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A request about to be sent, as ``ProviderSpec.sign`` sees it."""
+class Calls(Generic[M]):
+    """How one upstream call goes over the wire: the two functions every provider writes
+    (``build``: the call → the request; ``parse``: the answer → images), and two a few need.
+    """
 
-    method: str
-    url: str  # without the query ``params``
-    headers: Mapping[str, str]  # the headers so far (the entry's ``headers`` are added last)
-    body: bytes | None  # the exact bytes sent (b"" for none); None: a streamed multipart form
-
-
-# Per-call auth, awaited by the runner just before each request is sent: (the entry, the
-# request) → headers to add (Vertex's OAuth token, Bedrock's SigV4 signature).
-Sign = Callable[["SpecProvider[Any]", Outgoing], Awaitable[Mapping[str, str]]]
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderSpec(Generic[M]):
-    """One provider type, declared. Only ``type``, ``build`` and ``parse`` are required."""
-
-    type: str
     build: Callable[[Call[M]], Wire]
     parse: Callable[[Call[M], Answer], ImageResult]
-    base_url: str = ""  # "" : the entry must give one
-    auth: Auth | AuthHook = BEARER
-    accept: str = "application/json"
-    models: Mapping[str, M] = field(default_factory=dict)
+    # The wire request that asks for the answer as events (``core/events.py``) for a call, or
+    # None when this model or request cannot stream (the runner then calls as usual).
+    stream: Callable[[Call[M]], Wire | None] | None = None
+    sign: Sign | None = None  # per-call auth (see ``Sign``); JSON bodies are signed as sent
+
+
+@dataclass(frozen=True, slots=True)
+class Models(Generic[M]):
+    """The model table: which names a provider serves, and what each row can do and take."""
+
+    table: Mapping[str, M] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
     match: Callable[[str], M | None] | None = None  # names the table cannot list (prefixes)
     fallback: M | None = None  # any other name; None: refused as unknown
-    batch: int | None = None  # images per upstream call; None: all ``n`` in one call
-    batch_option: str | None = None  # config key that overrides ``batch``
-    offset_seed: bool = True  # parallel calls must not repeat an image: seed + call index
-    encode: Literal["none", "data_uri", "b64"] = "none"  # input images for JSON bodies
-    mask: MaskStyle = "transparent"
-    policy_statuses: frozenset[int] = frozenset({400, 422})
-    refusal_statuses: frozenset[int] = frozenset()  # statuses that always are a refusal
-    errors: Callable[[UpstreamHTTPError], UpstreamHTTPError] | None = None
-    polling: Polling | None = None
-    keys: Keys = API_KEY
-    setup: Callable[[ProviderConfig], Mapping[str, Any]] | None = None
-    host_family: str | None = None
-    # OpenAI's optional parameters (``quality``, ``style``, ``user``...) its models take, as is
-    # or translated (``params.Sent``); the others are left out. A row's own ``params`` wins.
-    # What is left out or translated is noted on the trace of the model that served.
+    # the names ``GET /v1/models`` lists (None: the table's; a ``match`` serves more)
+    listed: tuple[str, ...] | None = None
+    # OpenAI's optional parameters (``quality``, ``style``, ``user``...) the models take, as is
+    # or translated (``params.Sent``); the others are left out (the default: none is sent). A
+    # row's own ``params`` wins. What is left out or translated is noted on the trace.
     params: Params = field(default_factory=dict)
     # instead of ``params``, a function saying what the body builder leaves out or renames for
     # a model (its row, the model name, the request): the OpenAI family's own rules
     notes: Callable[[M, str, ImageRequest], list[str]] | None = None
-    # the names ``GET /v1/models`` lists (None: the model table's; a ``match`` serves more)
-    listed: tuple[str, ...] | None = None
-    # The wire request that asks for the answer as events (``core/events.py``) for a call, or
-    # None when this model or request cannot stream (the runner then calls as usual).
-    stream: Callable[[Call[M]], Wire | None] | None = None
-    # more base URLs of an entry, from its settings (fal's queue host): absolute URLs on them
-    # count as the provider's own
-    origins: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
-    # inputs made once per request after the runner's own (Replicate's file uploads): may set
-    # ``call.images``/``call.mask_text`` and send requests with ``send``
-    prepare: Callable[[Call[M], Send], Awaitable[None]] | None = None
-    sign: Sign | None = None  # per-call auth (see ``Sign``); JSON bodies are signed as sent
-    # the base URL when it depends on the entry (a region), used when the entry gives none
-    default_url: Callable[[ProviderConfig], str] | None = None
-    # a response header naming the provider's error type (Bedrock's ``x-amzn-ErrorType``): its
-    # value up to the first ``:`` is put in front of the error's message, for ``errors``
-    error_type_header: str | None = None
 
     def entry(self, model: str) -> M | None:
-        """The model table's row for ``model`` (aliases, then ``match``, then ``fallback``)."""
-        found = self.models.get(self.aliases.get(model, model))
+        """The row for ``model`` (aliases, then ``match``, then ``fallback``)."""
+        found = self.table.get(self.aliases.get(model, model))
         if found is None and self.match is not None:
             found = self.match(model)
         return found if found is not None else self.fallback
 
     def known(self) -> list[str]:
-        return [*self.models, *self.aliases]
+        return [*self.table, *self.aliases]
+
+    def names(self) -> list[str]:
+        """What ``GET /v1/models`` lists for the provider."""
+        return list(self.listed) if self.listed is not None else list(self.table)
 
     def rules(self, entry: M) -> Params:
-        """The optional parameters ``entry`` takes (its own declaration, else the spec's)."""
+        """The optional parameters ``entry`` takes (its own declaration, else the table's)."""
         return entry.params if entry.params is not None else self.params
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs(Generic[M]):
+    """How input images and the mask travel, made once per request and reused by retries."""
+
+    encode: Literal["none", "data_uri", "b64"] = "none"  # input images for JSON bodies
+    mask: MaskStyle = "transparent"  # the mask's convention: white/black = edit, or none
+    # inputs made after the runner's own (Replicate's file uploads): may set
+    # ``call.images``/``call.mask_text`` and send requests with ``send``
+    prepare: Callable[[Call[M], Send], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Errors:
+    """How the provider's error answers read: which statuses carry a policy refusal, and its
+    own conventions where the common mapping (``core/http.py``) would mislead."""
+
+    # statuses whose policy-worded answer is a 400 ``content_policy_violation``
+    policy_statuses: frozenset[int] = frozenset({400, 422})
+    refusal_statuses: frozenset[int] = frozenset()  # statuses that always are a refusal
+    # the failure to raise instead of the common one (xAI's bad key is a 400 there)
+    remap: Callable[[UpstreamHTTPError], UpstreamHTTPError] | None = None
+    # a response header naming the provider's error type (Bedrock's ``x-amzn-ErrorType``): its
+    # value up to the first ``:`` is put in front of the error's message, for ``remap``
+    type_header: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec(Generic[M]):
+    """One provider type, declared. Only ``type`` and ``calls`` are required; each part has
+    defaults, so a declaration names only what is particular to its provider."""
+
+    type: str
+    calls: Calls[M]
+    base_url: str = ""  # "" : the entry must give one
+    # the base URL when it depends on the entry (a region), used when the entry gives none
+    default_url: Callable[[ProviderConfig], str] | None = None
+    auth: Auth | AuthHook = BEARER
+    accept: str = "application/json"
+    models: Models[M] = field(default_factory=Models)
+    inputs: Inputs[M] = field(default_factory=Inputs)
+    errors: Errors = Errors()
+    batch: int | None = None  # images per upstream call; None: all ``n`` in one call
+    batch_option: str | None = None  # config key that overrides ``batch``
+    offset_seed: bool = True  # parallel calls must not repeat an image: seed + call index
+    polling: Polling | None = None
+    keys: Keys = API_KEY
+    setup: Callable[[ProviderConfig], Mapping[str, Any]] | None = None
+    host_family: str | None = None
+    # more base URLs of an entry, from its settings (fal's queue host): absolute URLs on them
+    # count as the provider's own
+    origins: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
 
     def param_notes(self, model: str, request: ImageRequest) -> list[str]:
         """What ``model`` is not sent as the request gave it (for the trace)."""
-        entry = self.entry(model)
+        models = self.models
+        entry = models.entry(model)
         if entry is None:
             return []
-        if self.notes is not None:
-            return self.notes(entry, model, request)
-        return notes(self.rules(entry), model, request, streams=self.stream is not None)
+        if models.notes is not None:
+            return models.notes(entry, model, request)
+        streams = self.calls.stream is not None
+        return notes(models.rules(entry), model, request, streams=streams)

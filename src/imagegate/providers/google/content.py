@@ -22,9 +22,9 @@ from typing import Any
 from ...errors import UpstreamConnectionError, UpstreamHTTPError
 from ...request import GeneratedImage, ImageResult
 from ..core.answers import token_usage
+from ..core.call import Answer, Call
 from ..core.policy import content_policy
 from ..core.sizes import aspect_ratio, side_tier
-from ..core.spec import Answer, Call
 from .models import GEMINI_RATIOS as RATIOS
 from .models import GoogleModel
 
@@ -63,7 +63,7 @@ def generation_config(entry: GoogleModel, size: str | None, seed: int | None) ->
 
 
 def body(call: Call[GoogleModel]) -> dict[str, Any]:
-    """One ``GenerateContentRequest`` asking for one image (inputs base64, ``spec.encode``)."""
+    """One ``GenerateContentRequest`` asking for one image (inputs base64: ``Inputs.encode``)."""
     request = call.request
     parts: list[dict[str, Any]] = [{"text": request.prompt or ""}]
     for upload, data in zip(request.images, call.images, strict=False):

@@ -25,7 +25,8 @@ from functools import partial
 from typing import Any
 
 from ...config import ProviderConfig
-from ..core.spec import Auth, Call, Keys, ProviderSpec, Wire
+from ..core.call import Call, Wire
+from ..core.spec import Auth, Calls, Errors, Inputs, Keys, Models, ProviderSpec
 from . import models, wire
 from .models import GoogleModel
 
@@ -45,16 +46,13 @@ def setup(config: ProviderConfig) -> Mapping[str, Any]:
 
 SPEC = ProviderSpec(
     type="google",
-    build=build,
-    parse=wire.parse,
+    calls=Calls(build, wire.parse),
     base_url="https://generativelanguage.googleapis.com",
     auth=Auth("header", name="x-goog-api-key"),
-    models=models.table(vertex=False),
-    match=partial(models.row, vertex=False),
-    encode="b64",  # input images as base64 ``inlineData``
-    mask="none",
-    errors=models.errors,
-    params={},  # per model: ``models.py`` (the rows' own ``params``)
+    # per model, what each takes (the rows' own ``params``): ``models.py``
+    models=Models(models.table(vertex=False), match=partial(models.row, vertex=False)),
+    inputs=Inputs(encode="b64", mask="none"),  # input images as base64 ``inlineData``
+    errors=Errors(remap=models.errors),
     keys=Keys(optional=frozenset({"parameters"}), credentials=("api_key",)),
     setup=setup,
 )

@@ -16,7 +16,7 @@ asks for more than 1536 px on models that render it); ``n`` → ``sampleCount`` 
 splits ``n`` into calls of the model's ``batch``: 4, 1 for Ultra); ``output_format`` /
 ``output_compression`` → ``outputOptions``; ``seed`` → ``seed`` with the watermark off (Imagen
 refuses a seed otherwise; Vertex only), ``seed+1`` on the next parallel call. An OpenAI mask
-(transparent = edit) becomes Imagen's black/white mask (white = edit, ``spec.mask``); no mask
+(transparent = edit) becomes Imagen's black/white mask (white = edit, ``spec.inputs.mask``); no mask
 means the whole image may change. The config's ``parameters`` are merged in last.
 """
 
@@ -27,10 +27,10 @@ from typing import Any
 
 from ...errors import UpstreamConnectionError
 from ...request import GeneratedImage, ImageResult
+from ..core.call import Answer, Call
 from ..core.params import value
 from ..core.policy import content_policy
 from ..core.sizes import aspect_ratio, side_tier
-from ..core.spec import Answer, Call
 from .models import IMAGEN_PARAMS, IMAGEN_RATIOS, GoogleModel
 
 MIME = {"png": "image/png", "jpeg": "image/jpeg"}

@@ -26,14 +26,30 @@ GEMINI_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9"
 # The native sizes as grids (a size per ratio, portrait and landscape side by side): one per
 # line would hide which belong together, so the formatter leaves them as written.
 GEMINI_NATIVE = (
-    "1024x1024", "832x1248", "1248x832", "864x1184", "1184x864", "896x1152", "1152x896",
-    "768x1344", "1344x768", "1536x672",
-)  # fmt: skip
+    "1024x1024",
+    "832x1248",
+    "1248x832",
+    "864x1184",
+    "1184x864",
+    "896x1152",
+    "1152x896",
+    "768x1344",
+    "1344x768",
+    "1536x672",
+)
 IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 IMAGEN_NATIVE = (
-    "1024x1024", "896x1280", "1280x896", "768x1408", "1408x768",  # 1K
-    "2048x2048", "1792x2560", "2560x1792", "1536x2816", "2816x1536",  # 2K
-)  # fmt: skip
+    "1024x1024",
+    "896x1280",
+    "1280x896",
+    "768x1408",
+    "1408x768",  # 1K
+    "2048x2048",
+    "1792x2560",
+    "2560x1792",
+    "1536x2816",
+    "2816x1536",  # 2K
+)
 GEMINI_SIZES = RatioSizes(GEMINI_RATIOS, GEMINI_NATIVE)
 IMAGEN_SIZES = RatioSizes(IMAGEN_RATIOS, IMAGEN_NATIVE)
 # longest side → size tier: Gemini 3's ``imageConfig.imageSize``, Imagen's ``sampleImageSize``

@@ -34,9 +34,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ...config import ProviderConfig
+from ..core.call import Call, Outgoing, Send, Wire
 from ..core.failures import not_configured
 from ..core.masks import edit_mask_png
-from ..core.spec import Call, Keys, Outgoing, ProviderSpec, Send, Wire
+from ..core.spec import Calls, Errors, Inputs, Keys, Models, ProviderSpec
 from . import models, wire
 from .models import GoogleModel
 
@@ -138,18 +139,15 @@ def check(config: ProviderConfig) -> str | None:
 
 SPEC = ProviderSpec(
     type="vertex",
-    build=build,
-    parse=wire.parse,
+    calls=Calls(build, wire.parse, sign=sign),  # ``sign``: the OAuth token, per call
     default_url=lambda config: host_for(_region(config)),
     auth=_key_header,
-    models=models.table(vertex=True),
-    match=partial(models.row, vertex=True),
-    encode="b64",  # input images as base64 (``inlineData``, Imagen's reference image)
-    mask="white",  # Imagen's mask: white = edit
-    errors=models.errors,
-    params={},  # per model: ``models.py`` (the rows' own ``params``)
+    # per model, what each takes (the rows' own ``params``): ``models.py``
+    models=Models(models.table(vertex=True), match=partial(models.row, vertex=True)),
+    # input images as base64 (``inlineData``, Imagen's reference image); Imagen's mask: white
+    # = edit; ``prepare``: the project from the key or ADC, a mask-less edit's blank mask
+    inputs=Inputs(encode="b64", mask="white", prepare=prepare),
+    errors=Errors(remap=models.errors),
     keys=Keys(optional=frozenset(OPTIONS), check=check),
     setup=setup,
-    prepare=prepare,
-    sign=sign,
 )

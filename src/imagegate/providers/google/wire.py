@@ -8,7 +8,7 @@ from typing import Any
 
 from ...config import ProviderConfig
 from ...request import ImageResult
-from ..core.spec import Answer, Call
+from ..core.call import Answer, Call
 from . import content, imagen
 from .models import GoogleModel
 

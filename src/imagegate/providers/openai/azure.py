@@ -27,7 +27,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ...config import ProviderConfig
-from ..core.spec import Call, Keys, ProviderSpec, Wire
+from ..core.call import Call, Wire
+from ..core.spec import Calls, Keys, Models, ProviderSpec
 from . import openai
 from .openai import OpenAIModel
 
@@ -95,20 +96,15 @@ def setup(config: ProviderConfig) -> dict[str, Any]:
 
 SPEC = ProviderSpec(
     type="azure",
-    build=build,
-    parse=openai.parse,
+    calls=Calls(build, openai.parse, stream=stream),
     base_url="",  # no default: every Azure resource has its own endpoint
     auth=auth,
-    models=MODELS,
-    match=match,
-    fallback=on_azure(openai.UNKNOWN),
-    mask="transparent",
-    setup=setup,
-    stream=stream,
-    notes=openai.param_notes,  # OpenAI's models, OpenAI's rules (what each family takes)
+    # OpenAI's models, OpenAI's rules (what each family takes)
+    models=Models(MODELS, match=match, fallback=on_azure(openai.UNKNOWN), notes=openai.param_notes),
     keys=Keys(
         required=(("base_url",),),
         optional=frozenset({"access_token", "organization"}),
         credentials=("api_key", "access_token"),
     ),
+    setup=setup,
 )

@@ -22,8 +22,9 @@ from ...config import ProviderConfig
 from ...request import OPENAI_FIELDS, ImageRequest, ImageResult, UploadedFile
 from ..base import Capabilities
 from ..core.answers import openai_images
+from ..core.call import Answer, Call, Wire
 from ..core.sizes import GridSizes
-from ..core.spec import Answer, Call, Keys, ModelSpec, ProviderSpec, Wire
+from ..core.spec import Calls, Keys, Models, ModelSpec, ProviderSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +45,20 @@ _COMMON = frozenset({"prompt", "n", "size", "user"})
 DALL_E_2_TAKES = _COMMON | {"response_format", "quality"}
 DALL_E_3_TAKES = _COMMON | {"response_format", "quality", "style"}
 GPT_IMAGE_TAKES = _COMMON | {
-    "quality", "background", "moderation", "output_format", "output_compression",
+    "quality",
+    "background",
+    "moderation",
+    "output_format",
+    "output_compression",
     "input_fidelity",
-}  # fmt: skip
+}
 GPT_QUALITY: dict[str, str | None] = {"hd": "high", "standard": "medium"}
-DALL_E_3_QUALITY: dict[str, str | None] = {"high": "hd", "medium": "standard",
-                                           "low": "standard", "auto": None}  # fmt: skip
+DALL_E_3_QUALITY: dict[str, str | None] = {
+    "high": "hd",
+    "medium": "standard",
+    "low": "standard",
+    "auto": None,
+}
 DALL_E_2_QUALITY: dict[str, str | None] = dict.fromkeys(("hd", "high", "medium", "low", "auto"))
 
 
@@ -233,29 +242,21 @@ def auth(config: ProviderConfig) -> dict[str, str]:
     return headers
 
 
+# what ``GET /v1/models`` lists (``match`` serves any ``gpt-image*``, ``chatgpt-image*`` name)
+LISTED = ("dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2")
+
 SPEC = ProviderSpec(
     type="openai",
-    build=build,
-    parse=parse,
+    calls=Calls(build, parse, stream=stream),
     base_url="https://api.openai.com/v1",
     auth=auth,
-    models=MODELS,
-    match=match,
-    fallback=UNKNOWN,
-    mask="transparent",
-    stream=stream,
-    notes=param_notes,
-    listed=(
-        "dall-e-2",
-        "dall-e-3",
-        "gpt-image-1",
-        "gpt-image-1-mini",
-        "gpt-image-1.5",
-        "gpt-image-2",
-    ),  # fmt: skip
+    models=Models(MODELS, match=match, fallback=UNKNOWN, listed=LISTED, notes=param_notes),
     # a custom base_url may be a keyless OpenAI-compatible server
     keys=Keys(optional=frozenset({"organization"}), credentials=("api_key", "base_url")),
 )
 COMPATIBLE = dataclasses.replace(  # its own models: GET /v1/models lists what config names
-    SPEC, type="openai-compatible", keys=Keys(optional=frozenset({"organization"})), listed=()
+    SPEC,
+    type="openai-compatible",
+    models=dataclasses.replace(SPEC.models, listed=()),
+    keys=Keys(optional=frozenset({"organization"})),
 )

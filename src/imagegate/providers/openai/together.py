@@ -21,8 +21,9 @@ from ...config import ProviderConfig
 from ...request import ImageResult
 from ..base import Capabilities
 from ..core.answers import openai_images
+from ..core.call import Answer, Call, Wire
 from ..core.sizes import parse_wh
-from ..core.spec import Answer, Call, Keys, ModelSpec, ProviderSpec, Wire
+from ..core.spec import Calls, Inputs, Keys, Models, ModelSpec, ProviderSpec
 from .openai import json_head
 
 FORMATS = frozenset({"png", "jpeg"})
@@ -75,18 +76,14 @@ def setup(config: ProviderConfig) -> dict[str, Any]:
 
 SPEC = ProviderSpec(
     type="together",
-    build=build,
-    parse=parse,
+    calls=Calls(build, parse),
     base_url="https://api.together.xyz/v1",
-    match=match,
-    fallback=GENERATE,
+    # no OpenAI optional parameter is sent (``Models``' default), each is noted on the trace:
+    # quality, style, background, user...; its reference has no such field
+    models=Models(match=match, fallback=GENERATE),
+    inputs=Inputs(encode="data_uri", mask="none"),
     batch=4,
     batch_option="max_n_per_call",
-    encode="data_uri",
-    mask="none",
-    # none of OpenAI's optional parameters: each is left out, noted on the trace
-    # (quality, style, background, user...; its reference has no such field)
-    params={},
-    setup=setup,
     keys=Keys(optional=frozenset({"steps"}), credentials=("api_key",)),
+    setup=setup,
 )

@@ -22,9 +22,10 @@ from ...errors import UpstreamHTTPError
 from ...request import ImageResult
 from ..base import Capabilities
 from ..core.answers import openai_images
+from ..core.call import Answer, Call, Wire
 from ..core.params import PASS, Params, value
 from ..core.sizes import RatioSizes, aspect_ratio, side_tier
-from ..core.spec import Answer, Call, ModelSpec, ProviderSpec, Wire
+from ..core.spec import Calls, Errors, Inputs, Models, ModelSpec, ProviderSpec
 from .openai import json_head
 
 RATIOS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "2:1", "1:2", "20:9", "9:20")
@@ -91,13 +92,9 @@ def errors(exc: UpstreamHTTPError) -> UpstreamHTTPError:
 
 SPEC = ProviderSpec(
     type="xai",
-    build=build,
-    parse=parse,
+    calls=Calls(build, parse),
     base_url="https://api.x.ai/v1",
-    match=match,
-    fallback=IMAGINE,
-    encode="data_uri",
-    mask="none",
-    errors=errors,
-    params=PARAMS,
+    models=Models(match=match, fallback=IMAGINE, params=PARAMS),
+    inputs=Inputs(encode="data_uri", mask="none"),
+    errors=Errors(remap=errors),  # a bad key is a 400 there
 )

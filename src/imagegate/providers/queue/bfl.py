@@ -29,10 +29,11 @@ from typing import Any, Literal
 
 from ...config import ProviderConfig
 from ...request import GeneratedImage, ImageResult
+from ..core.call import Answer, Call, Job, Wire
 from ..core.failures import job_failed, no_image
 from ..core.policy import content_policy
 from ..core.sizes import aspect_ratio, parse_wh
-from ..core.spec import Answer, Auth, Call, Job, Keys, ModelSpec, Polling, ProviderSpec, Wire
+from ..core.spec import Auth, Calls, Errors, Inputs, Keys, Models, ModelSpec, Polling, ProviderSpec
 from .common import EDIT, GEN, caps, finished_unless, followed, result, whole_option
 
 BASE_URL = "https://api.bfl.ai"
@@ -162,20 +163,17 @@ def setup(config: ProviderConfig) -> dict[str, Any]:
 
 SPEC = ProviderSpec(
     type="bfl",
-    build=build,
-    parse=parse,
+    calls=Calls(build, parse),
     base_url=BASE_URL,
     auth=Auth("header", name="x-key"),
-    models=MODELS,
+    host_family="bfl.ai",
+    # no OpenAI optional parameter is sent (``Models``' default), each is noted on the trace:
+    # BFL's ``safety_tolerance`` is a 0-6 scale, set in config, not moderation=low
+    models=Models(MODELS),
+    inputs=Inputs(encode="b64", mask="white"),
+    errors=Errors(policy_statuses=frozenset({400})),
     batch=1,
-    encode="b64",
-    mask="white",
-    policy_statuses=frozenset({400}),
     polling=Polling(submitted, finished_unless(PENDING), interval_s=0.5),
-    # none of OpenAI's optional parameters: each is left out, noted on the trace
-    # (BFL's ``safety_tolerance`` is a 0-6 scale, set in config, not moderation=low)
-    params={},
     keys=Keys(optional=frozenset({"safety_tolerance"}), credentials=("api_key",)),
     setup=setup,
-    host_family="bfl.ai",
 )

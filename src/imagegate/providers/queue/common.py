@@ -10,7 +10,7 @@ from typing import Any
 from ...errors import UpstreamConnectionError
 from ...request import GeneratedImage, ImageResult, Operation
 from ..base import Capabilities
-from ..core.spec import Answer, Call, Wire
+from ..core.call import Answer, Call, Wire
 
 GEN: frozenset[Operation] = frozenset({"generations"})
 EDIT: frozenset[Operation] = frozenset({"edits"})

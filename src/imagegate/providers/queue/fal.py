@@ -27,10 +27,11 @@ from typing import Any, Literal
 
 from ...config import ProviderConfig
 from ...request import GeneratedImage, ImageResult
+from ..core.call import Answer, Call, Job, Wire
 from ..core.failures import job_failed, no_image
 from ..core.policy import content_policy, is_policy
 from ..core.sizes import aspect_ratio, parse_wh
-from ..core.spec import Answer, Auth, Call, Job, Keys, ModelSpec, Polling, ProviderSpec, Wire
+from ..core.spec import Auth, Calls, Inputs, Keys, Models, ModelSpec, Polling, ProviderSpec
 from .common import EDIT, GEN, caps, finished_unless, followed, result
 
 SYNC_URL = "https://fal.run"
@@ -179,21 +180,16 @@ def origins(settings: Mapping[str, Any]) -> tuple[str, ...]:
 
 SPEC = ProviderSpec(
     type="fal",
-    build=build,
-    parse=parse,
+    calls=Calls(build, parse),
     base_url=SYNC_URL,
     auth=Auth(scheme="Key"),
-    models=MODELS,
-    fallback=UNKNOWN,
+    origins=origins,
+    # no OpenAI optional parameter is sent (``Models``' default), each is noted on the trace:
+    # the FLUX schemas have no quality, style or background field
+    models=Models(MODELS, fallback=UNKNOWN),
+    inputs=Inputs(encode="data_uri", mask="white"),
     batch=1,
-    encode="data_uri",
-    mask="white",
-    policy_statuses=frozenset({400, 422}),
     polling=Polling(submitted, finished_unless(PENDING), check, interval_s=0.5),
-    # none of OpenAI's optional parameters: each is left out, noted on the trace
-    # (the FLUX schemas have no quality, style or background field)
-    params={},
     keys=Keys(optional=frozenset({"queue_url", "mode"}), credentials=("api_key",)),
     setup=setup,
-    origins=origins,
 )

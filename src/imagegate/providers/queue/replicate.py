@@ -36,12 +36,13 @@ from typing import Any
 from ...config import ProviderConfig
 from ...request import GeneratedImage, ImageResult, UploadedFile
 from ..core import inputs
+from ..core.call import Answer, Call, Job, Send, Wire
 from ..core.failures import invalid_input, job_failed, no_image
 from ..core.params import Params, Sent, value
 from ..core.policy import content_policy, is_policy
 from ..core.polling import interval_option
 from ..core.sizes import aspect_ratio, parse_wh
-from ..core.spec import Answer, Call, Job, Keys, ModelSpec, Polling, ProviderSpec, Send, Wire
+from ..core.spec import Calls, Errors, Inputs, Keys, Models, ModelSpec, Polling, ProviderSpec
 from .common import EDIT, GEN, caps, finished_unless, followed, result
 
 BASE_URL = "https://api.replicate.com/v1"
@@ -129,7 +130,7 @@ def build(call: Call[ReplicateModel]) -> Wire:
         body[entry.mask_field] = call.mask_text
     if request.output_format:
         body["output_format"] = output_format(request.output_format)
-    quality = value(SPEC.rules(entry), "output_compression", request)
+    quality = value(SPEC.models.rules(entry), "output_compression", request)
     if quality is not None:
         body["output_quality"] = quality
     if call.seed is not None:
@@ -156,7 +157,7 @@ async def prepare(call: Call[ReplicateModel], send: Send) -> None:
     else:
         read = partial(inputs.read, image)  # read only when not uploaded yet
         call.images = [await _file(call, send, image, f"image.{image.kind}", image.kind, read)]
-    mask = call.mask  # converted to white-is-edit by the runner (spec.mask)
+    mask = call.mask  # converted to white-is-edit by the runner (spec.inputs.mask)
     if mask is None or request.mask is None or not call.entry.mask_field:
         return
     if mask.size < DATA_URI_MAX_BYTES:
@@ -243,17 +244,13 @@ def setup(config: ProviderConfig) -> dict[str, Any]:
 
 SPEC = ProviderSpec(
     type="replicate",
-    build=build,
-    parse=parse,
+    calls=Calls(build, parse),
     base_url=BASE_URL,
-    models=MODELS,
-    match=match,
-    fallback=UNKNOWN,
+    models=Models(MODELS, match=match, fallback=UNKNOWN),
+    inputs=Inputs(mask="white", prepare=prepare),  # inputs over 1 MB: uploaded first
+    errors=Errors(policy_statuses=frozenset({400})),
     batch=1,
-    mask="white",
-    policy_statuses=frozenset({400}),
     polling=Polling(submitted, finished_unless(RUNNING), interval_s=1.0),
     keys=Keys(optional=frozenset({"wait_s"}), credentials=("api_key",)),
     setup=setup,
-    prepare=prepare,
 )
