@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from imagegate.cli import check_bind
+from imagegate.cli.serve import fleet_warning
 from imagegate.config import ConfigError, load_config
 
 
@@ -468,3 +469,21 @@ def test_the_keys_table_covers_every_option_an_adapter_reads() -> None:
         }
         accepted = COMMON_KEYS | PROVIDER_KEYS[type_name].optional
         assert read <= accepted, (type_name, read - accepted)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warned"),
+    [
+        ({}, False),  # one process on SQLite and memory: its own key is fine
+        ({"redis_url": "redis://127.0.0.1:6379/0"}, True),
+        ({"database_url": "postgresql://127.0.0.1/test"}, True),
+        ({"database_url": "postgresql://127.0.0.1/test", "signing_key": "k" * 32}, False),
+    ],
+)
+def test_a_shared_deployment_without_a_signing_key_is_warned(
+    overrides: dict[str, str], warned: bool
+) -> None:
+    warning = fleet_warning(load_config(env={}, overrides=overrides))
+    assert (warning is not None) is warned
+    if warning:
+        assert "signing_key" in warning and "IMAGEGATE_SIGNING_KEY" in warning

@@ -51,6 +51,20 @@ def check_bind(config: Config) -> str | None:
     return None
 
 
+def fleet_warning(config: Config) -> str | None:
+    """A deployment whose state is shared (Redis or PostgreSQL) is meant to run as several
+    replicas; without ``signing_key`` each makes its own under its ``data_dir``, and replicas
+    then refuse each other's signed URLs, console sessions and managed keys."""
+    shared = config.shared_redis_url is not None or config.database_url is not None
+    if not shared or config.signing_key:
+        return None
+    return (
+        "signing_key is not set while Redis or PostgreSQL is shared: every replica will make "
+        "its own key and refuse the others' signed URLs and managed keys "
+        "(set IMAGEGATE_SIGNING_KEY to one value on every replica; docs/deployment.md)"
+    )
+
+
 def serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
@@ -226,6 +240,9 @@ def serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"imagegate: {problem}", file=sys.stderr)
         return 2
+    warning = fleet_warning(config)
+    if warning:
+        log.warning("%s", warning)
     raise_fd_limit()
     sockets: list[socket.socket] = []
     try:
