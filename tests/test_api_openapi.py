@@ -111,6 +111,10 @@ def test_openapi_declares_every_parameter_and_response_shape(make_config: Any) -
             ):
                 assert headers == {"x-imagegate-workspace"}, (method, path)
                 assert "403" in operation["responses"], (method, path)
+            elif method == "post" and ("/images/" in path or path.startswith("/v2/jobs/images/")):
+                # every image POST and job submit: run once, replayed after (long-calls.md)
+                assert headers == {"Idempotency-Key"}, (method, path)
+                assert {"409", "422"} <= set(operation["responses"]), (method, path)
             else:
                 assert headers == set(), (method, path)
             if path.startswith("/v2/admin/"):

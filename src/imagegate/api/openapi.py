@@ -14,7 +14,7 @@ from ..models import (
     CreateImageVariationRequestBody,
 )
 from .admin import KeyCreate, WorkspaceCreate, WorkspacePatch
-from .openapi_common import error_responses, list_of, ref
+from .openapi_common import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, error_responses, list_of, ref
 from .openapi_control import control_paths
 from .openapi_jobs import JOB_SCHEMAS, job_paths
 from .openapi_models import MODEL, model_paths
@@ -181,6 +181,7 @@ def _operation(summary: str, content_type: str, schema: dict[str, Any]) -> dict[
     return {
         "summary": summary,
         "security": [{"ApiKey": []}],
+        "parameters": [IDEMPOTENCY_KEY],
         "requestBody": {"required": True, "content": {content_type: media}},
         "responses": {
             "200": {
@@ -194,6 +195,7 @@ def _operation(summary: str, content_type: str, schema: dict[str, Any]) -> dict[
                 ("403", "a member key naming another workspace"),
                 ("404", "a malformed workspace header"),
                 ("413", "file or body too large"),
+                *IDEMPOTENCY_ERRORS,
                 ("502", "provider error"),
                 ("504", "provider timeout"),
                 headers=IMAGE_HEADERS,

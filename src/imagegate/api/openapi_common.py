@@ -11,6 +11,21 @@ from .params import MAX_ID_CHARS, MAX_TEXT_CHARS
 NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"  # api.params.clean_text; empty = absent
 
 
+# ``Idempotency-Key`` on every image POST and job submit (api/idempotency.py, long-calls.md)
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Run once, replay after: the same key and body get the first answer"
+    " (`idempotent-replayed: true`); another body is a 422 `idempotency_key_reused`.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+}
+IDEMPOTENCY_ERRORS: tuple[tuple[str, str], ...] = (
+    ("409", "`idempotency_key_in_use`: the first request with this key still runs"),
+    ("422", "`idempotency_key_reused`: this key was used with another body"),
+)
+
+
 def ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .openapi_common import error_responses, list_of, ref
+from .openapi_common import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, error_responses, list_of, ref
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _STR = {"type": ["string", "null"]}
@@ -77,6 +77,7 @@ def _submit(summary: str, content_type: str, schema: dict[str, Any]) -> dict[str
         "summary": summary,
         "description": "The body of the image route, plus `orq.webhook: {url, secret_id?}`.",
         "security": [{"ApiKey": []}],
+        "parameters": [IDEMPOTENCY_KEY],
         "requestBody": {"required": True, "content": {content_type: {"schema": schema}}},
         "responses": {
             "202": {
@@ -87,6 +88,7 @@ def _submit(summary: str, content_type: str, schema: dict[str, Any]) -> dict[str
                 ("400", "invalid body, or a webhook URL or secret that is refused"),
                 ("401", "missing or invalid API key"),
                 ("413", "file or body too large"),
+                *IDEMPOTENCY_ERRORS,
                 ("429", "the workspace's job queue is full"),
                 ("503", "store unavailable"),
             ),
