@@ -254,6 +254,17 @@ def test_off_writes_nothing(captured: Captured, make_config: Any) -> None:
     assert captured.lines() == []
 
 
+def test_probes_write_no_line(captured: Captured, make_config: Any) -> None:
+    """A load balancer's probes every few seconds would drown the log: /health/live and
+    /health/ready are not logged; /health and everything else still are."""
+    with live_gateway(make_config()) as gw:
+        for path in ("/health/live", "/health/ready", "/health/live"):
+            assert httpx.get(f"{gw.url}{path}", timeout=10).status_code == 200
+        assert httpx.get(f"{gw.url}/health", timeout=10).status_code == 200
+    lines = captured.stream.getvalue().splitlines()
+    assert len(lines) == 1 and "/health" in lines[0] and "/health/" not in lines[0]
+
+
 def test_lines_written_at_shutdown(captured: Captured, make_config: Any) -> None:
     """Stopping the server writes what is queued (no waiting on the writer thread)."""
     gw = LiveGateway(make_config())

@@ -35,6 +35,10 @@ TRACE_HEADER = b"x-orq-trace-id"
 MAX_TRACE_ID_CHARS = 64
 
 
+# readiness/liveness probes are not logged (docs/configuration.md, "The access log")
+PROBES = frozenset({"/health/live", "/health/ready"})
+
+
 class AccessLogMiddleware:
     """Wraps the app; ``log_format`` is ``text`` or ``json``."""
 
@@ -48,6 +52,9 @@ class AccessLogMiddleware:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":  # write queued lines before the server stops
                 send = self._flush_on_shutdown(send)
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] in PROBES:  # a load balancer asks every few seconds: no line each
             await self.app(scope, receive, send)
             return
         wall, started = time.time(), time.perf_counter()
