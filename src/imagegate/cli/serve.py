@@ -240,9 +240,6 @@ def serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"imagegate: {problem}", file=sys.stderr)
         return 2
-    warning = fleet_warning(config)
-    if warning:
-        log.warning("%s", warning)
     raise_fd_limit()
     sockets: list[socket.socket] = []
     try:
@@ -257,6 +254,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"imagegate: {exc}", file=sys.stderr)
         return 2
     port = int(sockets[0].getsockname()[1])
+    warning = fleet_warning(config)  # after the checks: a fatal start stays one line
+    if warning:
+        log.warning("%s", warning)
     print_summary(config, port)
     print(f"imagegate: serving on http://{config.host}:{port}", file=sys.stderr)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler it
