@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive
 
 from ..config import LimitsConfig
 from ..errors import GatewayError, InternalError, InvalidRequest
@@ -20,6 +17,7 @@ from ..telemetry.trace import new_trace_id
 from .accesslog import CALL_STATE
 from .auth import caller
 from .body import read_json
+from .disconnect import unless_disconnected
 from .idempotency import idempotency_key, idempotent
 from .multipart import framed_cap, parse_multipart
 from .responses import JSONResponse, error_response
@@ -29,7 +27,6 @@ from .stream import body_chunks, declared_length
 
 log = logging.getLogger("imagegate.api")
 CLIENT_CLOSED = 499
-T = TypeVar("T")
 
 
 async def read_request(request: Request, operation: Operation, gateway: Gateway) -> ImageRequest:
@@ -63,39 +60,6 @@ async def read_request(request: Request, operation: Operation, gateway: Gateway)
         if form.mask is not None:
             form.mask.discard()
         raise
-
-
-async def _unless_disconnected(
-    work: Coroutine[Any, Any, T], receive: Receive, trace_id: str
-) -> T | None:
-    """Run ``work`` in this task; if the client goes away meanwhile, cancel it (→ None).
-
-    One watcher task per request (no second task for the work itself, no ``asyncio.wait``):
-    it only runs while this task is suspended inside ``work``, so its cancel always lands
-    there, and cancellation unwinds the upstream attempt before the uploads are discarded.
-    """
-    this = asyncio.current_task()
-    assert this is not None
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        this.cancel()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if not gone:
-            raise
-        this.uncancel()
-        log.info("client disconnected; cancelled trace %s", trace_id)
-        return None
-    finally:
-        watcher.cancel()
 
 
 def base_url(request: Request, public_url: str | None) -> str:
@@ -136,20 +100,20 @@ def make_endpoint(operation: Operation) -> Any:
             key = idempotency_key(request)  # checked before the body: a bad key costs no upload
             image_request = await read_request(request, operation, gateway)
             if key is not None:  # run once per key, then replayed (api/idempotency.py)
-                answer = await _unless_disconnected(
+                answer = await unless_disconnected(
                     idempotent(request.app.state.idempotency, key, image_request, ctx, gateway),
                     request.receive,
                     trace_id,
                 )
                 return Response(status_code=CLIENT_CLOSED) if answer is None else answer
             if image_request.stream:  # events (api/sse.py); failures before the first: JSON
-                streamed = await _unless_disconnected(
+                streamed = await unless_disconnected(
                     gateway.stream(image_request, ctx), request.receive, trace_id
                 )
                 if streamed is None:
                     return Response(status_code=CLIENT_CLOSED)
                 return EventStreamResponse(streamed)
-            result = await _unless_disconnected(
+            result = await unless_disconnected(
                 gateway.handle(image_request, ctx), request.receive, trace_id
             )
             if result is None:

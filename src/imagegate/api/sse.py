@@ -9,13 +9,13 @@ trace records 499).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..streamed import StreamedResponse, StreamEvent
+from .disconnect import unless_disconnected
 
 log = logging.getLogger("imagegate.api")
 MEDIA_TYPE = "text/event-stream"
@@ -43,30 +43,15 @@ class EventStreamResponse(Response):
         self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        this = asyncio.current_task()
-        assert this is not None
-        gone = False
-
-        async def watch() -> None:
-            nonlocal gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone = True
-            this.cancel()
-
-        watcher = asyncio.create_task(watch())
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            async for event in self.streamed.events:
-                await send({"type": "http.response.body", "body": encode(event), "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not gone:
-                raise
-            this.uncancel()
-            log.info("client left the stream of trace %s", self.streamed.trace_id)
+            await unless_disconnected(self._send_all(send), receive, self.streamed.trace_id)
         except OSError:  # the connection broke under a write
             log.info("client left the stream of trace %s", self.streamed.trace_id)
         finally:
-            watcher.cancel()
             await self.streamed.aclose()
+
+    async def _send_all(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        async for event in self.streamed.events:
+            await send({"type": "http.response.body", "body": encode(event), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
