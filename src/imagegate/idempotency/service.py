@@ -127,11 +127,11 @@ class Idempotency:
                     waited = self._wait_starts(waited)
                     await asyncio.wait([lead.task], timeout=max(0.0, give_up - loop.time()))
                     if not lead.task.done():
-                        raise self._in_use()
+                        raise self.in_use()
                     continue
                 owner = secrets.token_hex(16)
                 claim = self.records.claim(scope, fingerprint, owner, self.lease_s)
-                entry = await self._guard(claim)
+                entry = await self.guard(claim)
                 if entry is None:
                     waited = self._wait_ends(waited)
                     self.counts["ran"] += 1
@@ -145,7 +145,7 @@ class Idempotency:
                     continue  # unusable (an image left the blob store): the key is free again
                 remaining = give_up - loop.time()  # running on another replica: poll
                 if remaining <= 0:
-                    raise self._in_use()
+                    raise self.in_use()
                 waited = self._wait_starts(waited)
                 await asyncio.sleep(min(pause, remaining))
                 pause = min(pause * 2, POLL_MAX_S)
@@ -176,11 +176,12 @@ class Idempotency:
                 param=HEADER,
             )
 
-    def _in_use(self) -> KeyInUse:
+    def in_use(self) -> KeyInUse:
         self.counts["in_use"] += 1
         return KeyInUse(f"a request with this {HEADER} is still running; retry later", param=HEADER)
 
-    async def _guard(self, op: Awaitable[T]) -> T:
+    async def guard(self, op: Awaitable[T]) -> T:
+        """``op`` on the records; records out of reach → 503 ``idempotency_unavailable``."""
         try:
             return await op
         except RecordsUnavailable as exc:
@@ -203,7 +204,7 @@ class Idempotency:
         if replayed is None:
             self.counts["unusable"] += 1
             log.warning("idempotency record %s unusable; the key runs again", scope.digest[:16])
-            await self._guard(self.records.abandon(scope, entry.owner))
+            await self.guard(self.records.abandon(scope, entry.owner))
         return replayed
 
     # --- the leader ------------------------------------------------------------------------

@@ -26,19 +26,18 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
-from ..errors import GatewayError, ServiceUnavailable
+from ..errors import GatewayError
 from ..idempotency.answer import Kept, keeps, kept_error
 from ..idempotency.keys import HEADER, Scope, fingerprint
 from ..idempotency.records import RecordsUnavailable
-from ..idempotency.service import Idempotency, KeyInUse, KeyReused
+from ..idempotency.service import Idempotency, KeyReused
 from ..request import ImageRequest
 
 log = logging.getLogger("imagegate.jobs")
-T = TypeVar("T")
 TAG = "image.job/1"  # keeps a job's fingerprint apart from the image routes' ones
 POLL_FIRST_S = 0.02  # another request is queueing the job: poll, doubling up to POLL_MAX_S
 POLL_MAX_S = 0.5
@@ -62,20 +61,6 @@ async def job_fingerprint(request: ImageRequest, workspace: str) -> str:
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-async def _guard(idem: Idempotency, op: Awaitable[T]) -> T:
-    try:
-        return await op
-    except RecordsUnavailable as exc:
-        idem.counts["unavailable"] += 1
-        log.warning("idempotency records unavailable: %s", exc)
-        raise ServiceUnavailable(
-            f"requests with an {HEADER} cannot be served right now (their records are"
-            " unreachable); retry shortly",
-            code="idempotency_unavailable",
-            headers={"Retry-After": "1"},
-        ) from None
-
-
 async def submit_once(
     idem: Idempotency,
     scope: Scope,
@@ -91,7 +76,7 @@ async def submit_once(
     pause = POLL_FIRST_S
     while True:
         owner = secrets.token_hex(16)
-        entry = await _guard(idem, idem.records.claim(scope, fp, owner, lease_s))
+        entry = await idem.guard(idem.records.claim(scope, fp, owner, lease_s))
         if entry is None:
             idem.counts["ran"] += 1
             return await _first(idem, scope, fp, owner, trace_id, submit)
@@ -108,14 +93,11 @@ async def submit_once(
                 idem.counts["replayed"] += 1
                 return Answer(kept.status, kept.headers, orjson.dumps(kept.body), True)
             idem.counts["unusable"] += 1
-            await _guard(idem, idem.records.abandon(scope, entry.owner))
+            await idem.guard(idem.records.abandon(scope, entry.owner))
             continue
         remaining = give_up - loop.time()
         if remaining <= 0:
-            idem.counts["in_use"] += 1
-            raise KeyInUse(
-                f"a request with this {HEADER} is still running; retry later", param=HEADER
-            )
+            raise idem.in_use()
         await asyncio.sleep(min(pause, remaining))  # a poll interval while the other queues
         pause = min(pause * 2, POLL_MAX_S)
 
