@@ -56,13 +56,20 @@ class ImagesResponse:
         return items
 
     def headers(self) -> dict[str, str]:
-        out = {**self.rate_headers, "x-orq-trace-id": self.trace_id}
-        if self.model:
-            out["x-orq-model"] = self.model
-            out["x-orq-attempts"] = str(self.attempts)
-        if self.cache:
-            out["x-orq-cache"] = self.cache
-        return out
+        return orq_headers(self.trace_id, self.model, self.attempts, self.cache, self.rate_headers)
+
+
+def orq_headers(
+    trace_id: str, model: str | None, attempts: int, cache: str | None, rate: dict[str, str]
+) -> dict[str, str]:
+    """The answer's ``x-orq-*`` and ``x-ratelimit-*`` headers, JSON or event stream alike."""
+    out = {**rate, "x-orq-trace-id": trace_id}
+    if model:
+        out["x-orq-model"] = model
+        out["x-orq-attempts"] = str(attempts)
+    if cache:
+        out["x-orq-cache"] = cache
+    return out
 
 
 def complete_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:

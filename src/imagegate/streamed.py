@@ -32,6 +32,7 @@ import orjson
 from .admission import Reservation, Ticket
 from .cache.key import cache_key, digest_uploads
 from .cache.layer import DEFAULT_TTL_S
+from .calls import orq_headers
 from .errors import (
     GatewayError,
     InternalError,
@@ -86,13 +87,7 @@ class StreamedResponse:
     end: Callable[[], Awaitable[None]] | None = None
 
     def headers(self) -> dict[str, str]:
-        out = {**self.rate_headers, "x-orq-trace-id": self.trace_id}
-        if self.model:
-            out["x-orq-model"] = self.model
-            out["x-orq-attempts"] = str(self.attempts)
-        if self.cache:
-            out["x-orq-cache"] = self.cache
-        return out
+        return orq_headers(self.trace_id, self.model, self.attempts, self.cache, self.rate_headers)
 
     async def aclose(self) -> None:
         closer = getattr(self.events, "aclose", None)
