@@ -13,22 +13,12 @@ from typing import Any
 
 import orjson
 
+from ..models import ROUTING_FIELDS
 from ..store import TraceRecord
 
 AXIS = 1000.0
-ROUTING_KEYS = (
-    "orq",
-    "retry",
-    "fallbacks",
-    "fallback_on_codes",
-    "cache",
-    "load_balancer",
-    "timeout",
-    "identity",
-    "contact",
-    "thread",
-    "name",
-)
+# what a body carries besides its parameters: routing (top level or under orq), metadata
+NOT_PARAMETERS = frozenset({"orq", "metadata", *ROUTING_FIELDS})
 
 
 def provider_of(model: str | None) -> str | None:
@@ -80,7 +70,7 @@ def routing_options(trace: TraceRecord) -> dict[str, Any]:
     """The ``orq`` object as sent, with the top-level twins the caller used merged in."""
     sent = trace.request or {}
     out: dict[str, Any] = dict(sent.get("orq") or {}) if isinstance(sent.get("orq"), dict) else {}
-    for name in ROUTING_KEYS[1:]:
+    for name in ROUTING_FIELDS:
         if name in sent:
             out[name] = sent[name]
     return out
@@ -89,7 +79,7 @@ def routing_options(trace: TraceRecord) -> dict[str, Any]:
 def parameters(trace: TraceRecord) -> dict[str, Any]:
     """The request's own parameters as sent (no routing options, no files)."""
     sent = trace.request or {}
-    return {k: v for k, v in sent.items() if k not in ROUTING_KEYS and k != "metadata"}
+    return {k: v for k, v in sent.items() if k not in NOT_PARAMETERS}
 
 
 def pretty(value: Any) -> str:
